@@ -1,0 +1,40 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+let package = Package(
+    name: "berth",
+    products: [
+        .executable(name: "berth", targets: ["berth"]),
+    ],
+    dependencies: [
+        // The CLI as a declaration with generated help; worth its size (see README, binary size).
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        // Typed file descriptors and Errno with EINTR retried in one place.
+        .package(url: "https://github.com/apple/swift-system", from: "1.8.1"),
+    ],
+    targets: [
+        // The only code that runs between fork and exec, plus the earliest
+        // signal blocking (a constructor, before any thread can exist).
+        .target(name: "CBerth"),
+        .target(name: "CBerthEarly", dependencies: ["CBerth"]),
+        // Event loop, spawning, reaping, signals: the shared core.
+        .target(
+            name: "BerthCore",
+            dependencies: ["CBerth", .product(name: "SystemPackage", package: "swift-system")]
+        ),
+        // The init's life cycle and its three faces (berth, tini, dumb-init).
+        .target(
+            name: "BerthInit",
+            dependencies: [
+                "BerthCore",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+        .executableTarget(name: "berth", dependencies: ["BerthInit", "CBerthEarly"]),
+        // Small C programs the integration tests run under berth (orphan storms,
+        // signal printers, stubborn daemons). Not shipped.
+        .executableTarget(name: "berth-testkit", path: "Tests/TestKit"),
+        .testTarget(name: "BerthCoreTests", dependencies: ["BerthCore"]),
+        .testTarget(name: "BerthInitTests", dependencies: ["BerthInit", "BerthCore"]),
+    ]
+)

@@ -1,0 +1,245 @@
+import CBerth
+import Glibc
+import SystemPackage
+
+/// The one place berth waits: an epoll set holding a signalfd (every signal),
+/// a timerfd (every timer) and whatever descriptors the parts of berth watch.
+/// Handlers run on the loop's thread and must not block.
+///
+/// Every child of berth is reaped here with `waitpid(-1)`; whoever spawned a
+/// process asks for its status with `onExit(of:)` instead of waiting itself.
+public final class EventLoop {
+    public typealias SignalHandler = (ReceivedSignal) -> Void
+    public typealias ExitHandler = (ChildStatus) -> Void
+
+    public struct Events: OptionSet, Sendable {
+        public let rawValue: UInt32
+        public init(rawValue: UInt32) { self.rawValue = rawValue }
+        public static let readable = Events(rawValue: EPOLLIN.rawValue)
+        public static let writable = Events(rawValue: EPOLLOUT.rawValue)
+        public static let hangup = Events(rawValue: EPOLLHUP.rawValue)
+        public static let error = Events(rawValue: EPOLLERR.rawValue)
+    }
+
+    public struct TimerID: Hashable, Sendable {
+        fileprivate let value: UInt64
+    }
+
+    private struct Timer {
+        let id: UInt64
+        let deadline: UInt64
+        let handler: () -> Void
+    }
+
+    private let epollFD: Int32
+    private let signalFD: Int32
+    private let timerFD: Int32
+    private var watchers: [Int32: (Events) -> Void] = [:]
+    /// Sorted by deadline; berth keeps a handful of timers, not thousands.
+    private var timers: [Timer] = []
+    private var nextTimerID: UInt64 = 1
+    private var armedDeadline: UInt64 = 0
+    private var exitHandlers: [pid_t: ExitHandler] = [:]
+    private var stopRequested = false
+
+    /// Every signal berth receives except SIGCHLD, which the loop consumes.
+    public var onSignal: SignalHandler = { _ in }
+    /// Called for each SIGCHLD before the reaping it triggers.
+    public var onChildSignal: () -> Void = {}
+    /// Called for every reaped process nobody registered with `onExit(of:)`.
+    public var onUnclaimedExit: (pid_t, ChildStatus) -> Void = { _, _ in }
+    /// Called when a reaping pass finds berth has no children at all.
+    public var onNoChildrenLeft: () -> Void = {}
+
+    public init() throws(Errno) {
+        berth_capture_and_block_signals()
+        var all = sigset_t()
+        sigfillset(&all)
+        epollFD = epoll_create1(Int32(EPOLL_CLOEXEC))
+        guard epollFD >= 0 else { throw Errno(rawValue: errno) }
+        signalFD = signalfd(-1, &all, Int32(SFD_CLOEXEC | SFD_NONBLOCK))
+        guard signalFD >= 0 else { throw Errno(rawValue: errno) }
+        timerFD = timerfd_create(CLOCK_MONOTONIC, Int32(TFD_CLOEXEC | TFD_NONBLOCK))
+        guard timerFD >= 0 else { throw Errno(rawValue: errno) }
+        try register(signalFD, events: .readable)
+        try register(timerFD, events: .readable)
+    }
+
+    deinit {
+        close(signalFD)
+        close(timerFD)
+        close(epollFD)
+    }
+
+    // MARK: descriptors
+
+    public func watch(_ fd: Int32, events: Events, handler: @escaping (Events) -> Void) throws(Errno) {
+        if watchers[fd] != nil {
+            var event = epoll_event(events: events.rawValue, data: epoll_data_t(fd: fd))
+            guard epoll_ctl(epollFD, EPOLL_CTL_MOD, fd, &event) == 0 else { throw Errno(rawValue: errno) }
+        } else {
+            try register(fd, events: events)
+        }
+        watchers[fd] = handler
+    }
+
+    /// Stops watching; call before closing the descriptor.
+    public func unwatch(_ fd: Int32) {
+        guard watchers.removeValue(forKey: fd) != nil else { return }
+        epoll_ctl(epollFD, EPOLL_CTL_DEL, fd, nil)
+    }
+
+    private func register(_ fd: Int32, events: Events) throws(Errno) {
+        var event = epoll_event(events: events.rawValue, data: epoll_data_t(fd: fd))
+        guard epoll_ctl(epollFD, EPOLL_CTL_ADD, fd, &event) == 0 else { throw Errno(rawValue: errno) }
+    }
+
+    // MARK: timers
+
+    @discardableResult
+    public func schedule(after delay: Duration, _ handler: @escaping () -> Void) -> TimerID {
+        schedule(at: MonotonicClock.now() &+ delay.nanoseconds, handler)
+    }
+
+    @discardableResult
+    public func schedule(at deadline: UInt64, _ handler: @escaping () -> Void) -> TimerID {
+        let id = nextTimerID
+        nextTimerID += 1
+        let index = timers.firstIndex(where: { $0.deadline > deadline }) ?? timers.endIndex
+        timers.insert(Timer(id: id, deadline: deadline, handler: handler), at: index)
+        armTimerFD()
+        return TimerID(value: id)
+    }
+
+    public func cancel(_ timer: TimerID) {
+        timers.removeAll { $0.id == timer.value }
+        armTimerFD()
+    }
+
+    /// One kernel timer for all of them, armed for the earliest deadline and
+    /// disarmed when there is none: an idle berth gets no wake-ups.
+    private func armTimerFD() {
+        let deadline = timers.first?.deadline ?? 0
+        guard deadline != armedDeadline else { return }
+        armedDeadline = deadline
+        var spec = itimerspec()
+        if deadline != 0 {
+            spec.it_value.tv_sec = Int(deadline / 1_000_000_000)
+            spec.it_value.tv_nsec = Int(deadline % 1_000_000_000)
+        }
+        timerfd_settime(timerFD, Int32(TFD_TIMER_ABSTIME), &spec, nil)
+    }
+
+    private func runDueTimers() {
+        var expirations: UInt64 = 0
+        _ = read(timerFD, &expirations, MemoryLayout<UInt64>.size)
+        armedDeadline = 0
+        let now = MonotonicClock.now()
+        while let first = timers.first, first.deadline <= now {
+            timers.removeFirst()
+            first.handler()
+        }
+        armTimerFD()
+    }
+
+    // MARK: children
+
+    /// Delivers `pid`'s status changes to `handler` (stops and continues too;
+    /// the handler is dropped once the process has terminated). Register in
+    /// the same turn as the spawn: reaping only happens between turns.
+    public func onExit(of pid: pid_t, _ handler: @escaping ExitHandler) {
+        exitHandlers[pid] = handler
+    }
+
+    public func forgetExit(of pid: pid_t) {
+        exitHandlers[pid] = nil
+    }
+
+    public var hasExitHandlers: Bool { !exitHandlers.isEmpty }
+
+    /// Collects every child that has changed state. SIGCHLD coalesces, so one
+    /// signal may stand for many children: loop until the kernel has none.
+    /// Returns false when berth has no children left at all (ECHILD).
+    @discardableResult
+    public func reapChildren() -> Bool {
+        while true {
+            var status: Int32 = 0
+            let pid = waitpid(-1, &status, WNOHANG | WUNTRACED | WCONTINUED)
+            if pid > 0 {
+                let change = ChildStatus(waitStatus: status)
+                if let handler = exitHandlers[pid] {
+                    // Forget first: once reaped, the number may be reused.
+                    if change.isTermination { exitHandlers[pid] = nil }
+                    handler(change)
+                } else if change.isTermination {
+                    onUnclaimedExit(pid, change)
+                }
+                continue
+            }
+            if pid == 0 { return true }
+            if errno == EINTR { continue }
+            if errno == ECHILD {
+                onNoChildrenLeft()
+                return false
+            }
+            return true
+        }
+    }
+
+    // MARK: running
+
+    public func stop() {
+        stopRequested = true
+    }
+
+    /// Runs until `stop()` is called from a handler.
+    public func run() {
+        stopRequested = false
+        let capacity = 32
+        let events = UnsafeMutablePointer<epoll_event>.allocate(capacity: capacity)
+        defer { events.deallocate() }
+        while !stopRequested {
+            let count = epoll_wait(epollFD, events, Int32(capacity), -1)
+            if count < 0 {
+                if errno == EINTR { continue }
+                StandardError.write("berth: epoll_wait failed: \(Errno(rawValue: errno))\n")
+                return
+            }
+            for index in 0..<Int(count) {
+                let fd = events[index].data.fd
+                let ready = Events(rawValue: events[index].events)
+                if fd == signalFD {
+                    drainSignals()
+                } else if fd == timerFD {
+                    runDueTimers()
+                } else if let handler = watchers[fd] {
+                    handler(ready)
+                }
+                if stopRequested { break }
+            }
+        }
+    }
+
+    private func drainSignals() {
+        let batch = 16
+        let size = MemoryLayout<signalfd_siginfo>.stride
+        let buffer = UnsafeMutablePointer<signalfd_siginfo>.allocate(capacity: batch)
+        defer { buffer.deallocate() }
+        while !stopRequested {
+            let got = read(signalFD, buffer, size * batch)
+            if got < 0 && errno == EINTR { continue }
+            if got <= 0 { return }
+            for index in 0..<(got / size) {
+                let info = buffer[index]
+                let number = Int32(info.ssi_signo)
+                if number == SIGCHLD {
+                    onChildSignal()
+                    reapChildren()
+                } else {
+                    onSignal(ReceivedSignal(number: number, code: info.ssi_code, senderPID: pid_t(info.ssi_pid)))
+                }
+                if stopRequested { return }
+            }
+        }
+    }
+}

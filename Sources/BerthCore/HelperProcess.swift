@@ -1,0 +1,202 @@
+import CBerth
+import Glibc
+import SystemPackage
+
+/// A short-lived command run on behalf of berth (a provisioning tool, a
+/// readiness probe): its output is collected through non-blocking pipes on
+/// the loop and its status comes from the loop's reaper, so nothing waits.
+public struct HelperCommand: Sendable {
+    public var request: SpawnRequest
+    /// Bytes fed to stdin (secrets go here, never in argv); nil: /dev/null.
+    public var input: [UInt8]?
+    public var timeout: Duration
+    /// Output kept per stream; the rest is counted and dropped.
+    public var outputLimit: Int = 1 << 20
+
+    public init(arguments: [String], timeout: Duration) {
+        request = SpawnRequest(arguments: arguments)
+        request.isolation = .newProcessGroup
+        self.timeout = timeout
+    }
+}
+
+public struct HelperResult: Sendable {
+    /// nil when the command never ran (spawnError says why).
+    public var status: ChildStatus?
+    public var standardOutput: [UInt8] = []
+    public var standardError: [UInt8] = []
+    public var droppedBytes = 0
+    public var timedOut = false
+    public var spawnError: SpawnError?
+
+    public var succeeded: Bool { status == .exited(0) && !timedOut }
+}
+
+extension SpawnError: @unchecked Sendable {}
+
+extension EventLoop {
+    /// Runs `command`; `completion` is called on the loop exactly once. On
+    /// timeout the helper's whole process group is killed.
+    public func runHelper(_ command: HelperCommand, completion: @escaping (HelperResult) -> Void) {
+        HelperRun(loop: self, command: command, completion: completion).start()
+    }
+}
+
+private final class HelperRun {
+    let loop: EventLoop
+    let command: HelperCommand
+    let completion: (HelperResult) -> Void
+    var result = HelperResult()
+    var stdoutFD: Int32 = -1
+    var stderrFD: Int32 = -1
+    var stdinFD: Int32 = -1
+    var pendingInput: ArraySlice<UInt8> = []
+    var timer: EventLoop.TimerID?
+    var pid: pid_t = 0
+    var finished = false
+
+    init(loop: EventLoop, command: HelperCommand, completion: @escaping (HelperResult) -> Void) {
+        self.loop = loop
+        self.command = command
+        self.completion = completion
+    }
+
+    func start() {
+        var request = command.request
+        var childEnds: [Int32] = []
+        defer { childEnds.forEach { close($0) } }
+        do throws(Errno) {
+            let out = try makePipe()
+            stdoutFD = out.read
+            childEnds.append(out.write)
+            request.standardOutput = out.write
+            let err = try makePipe()
+            stderrFD = err.read
+            childEnds.append(err.write)
+            request.standardError = err.write
+            if let input = command.input {
+                let stdinPipe = try makePipe(nonBlockingWrite: true)
+                stdinFD = stdinPipe.write
+                childEnds.append(stdinPipe.read)
+                request.standardInput = stdinPipe.read
+                pendingInput = input[...]
+            } else {
+                let devNull = open("/dev/null", O_RDONLY | O_CLOEXEC)
+                if devNull >= 0 { childEnds.append(devNull) }
+                request.standardInput = devNull
+            }
+        } catch {
+            finish(spawnError: SpawnError(step: .fork, errno: error, pid: nil))
+            return
+        }
+
+        do {
+            pid = try Spawner.spawn(request)
+        } catch {
+            if let failed = error.pid {
+                // Reaped by the loop like everyone else; we only report.
+                loop.onExit(of: failed) { _ in }
+            }
+            finish(spawnError: error)
+            return
+        }
+        loop.onExit(of: pid) { [self] status in
+            guard status.isTermination else { return }
+            result.status = status
+            finish(spawnError: nil)
+        }
+        timer = loop.schedule(after: command.timeout) { [self] in
+            result.timedOut = true
+            kill(-pid, SIGKILL)
+        }
+        watchOutput(stdoutFD) { [self] bytes in append(bytes, to: \.standardOutput) }
+        watchOutput(stderrFD) { [self] bytes in append(bytes, to: \.standardError) }
+        if stdinFD >= 0 { feedInput() }
+    }
+
+    private func makePipe(nonBlockingWrite: Bool = false) throws(Errno) -> (read: Int32, write: Int32) {
+        var fds: [Int32] = [0, 0]
+        guard berth_pipe_cloexec(&fds) == 0 else { throw Errno(rawValue: errno) }
+        let ours = nonBlockingWrite ? fds[1] : fds[0]
+        _ = fcntl(ours, F_SETFL, fcntl(ours, F_GETFL) | O_NONBLOCK)
+        return (fds[0], fds[1])
+    }
+
+    private func append(_ bytes: UnsafeRawBufferPointer, to stream: WritableKeyPath<HelperResult, [UInt8]>) {
+        let room = max(0, command.outputLimit - result[keyPath: stream].count)
+        result[keyPath: stream].append(contentsOf: bytes.prefix(room))
+        result.droppedBytes += max(0, bytes.count - room)
+    }
+
+    private func watchOutput(_ fd: Int32, _ sink: @escaping (UnsafeRawBufferPointer) -> Void) {
+        do {
+            try loop.watch(fd, events: .readable) { [self] _ in
+                if drain(fd, sink) { closeOutput(fd) }
+            }
+        } catch {
+            closeOutput(fd)
+        }
+    }
+
+    /// Reads what is there; true at end of stream.
+    @discardableResult
+    private func drain(_ fd: Int32, _ sink: (UnsafeRawBufferPointer) -> Void) -> Bool {
+        var buffer = [UInt8](repeating: 0, count: 16384)
+        while true {
+            let got = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+            if got > 0 {
+                buffer.withUnsafeBytes { sink(UnsafeRawBufferPointer(rebasing: $0.prefix(got))) }
+                continue
+            }
+            if got < 0 && errno == EINTR { continue }
+            return got == 0 || errno != EAGAIN
+        }
+    }
+
+    private func closeOutput(_ fd: Int32) {
+        guard fd >= 0 else { return }
+        loop.unwatch(fd)
+        close(fd)
+        if fd == stdoutFD { stdoutFD = -1 }
+        if fd == stderrFD { stderrFD = -1 }
+    }
+
+    private func feedInput() {
+        while !pendingInput.isEmpty {
+            let written = pendingInput.withUnsafeBytes { write(stdinFD, $0.baseAddress, $0.count) }
+            if written > 0 {
+                pendingInput = pendingInput.dropFirst(written)
+            } else if written < 0 && errno == EINTR {
+                continue
+            } else if written < 0 && errno == EAGAIN {
+                try? loop.watch(stdinFD, events: .writable) { [self] _ in feedInput() }
+                return
+            } else {
+                break  // EPIPE: the helper does not want the rest.
+            }
+        }
+        closeInput()
+    }
+
+    private func closeInput() {
+        guard stdinFD >= 0 else { return }
+        loop.unwatch(stdinFD)
+        close(stdinFD)
+        stdinFD = -1
+    }
+
+    private func finish(spawnError: SpawnError?) {
+        guard !finished else { return }
+        finished = true
+        result.spawnError = spawnError
+        if let timer { loop.cancel(timer) }
+        // Whatever the helper wrote before exiting is already in the pipes;
+        // a grandchild still holding them open does not delay the result.
+        if stdoutFD >= 0 { drain(stdoutFD) { [self] in append($0, to: \.standardOutput) } }
+        if stderrFD >= 0 { drain(stderrFD) { [self] in append($0, to: \.standardError) } }
+        closeOutput(stdoutFD)
+        closeOutput(stderrFD)
+        closeInput()
+        completion(result)
+    }
+}

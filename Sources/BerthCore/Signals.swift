@@ -1,0 +1,71 @@
+import CBerth
+import Glibc
+
+/// Signal numbers and names, and the parsing every CLI face shares.
+public enum Signals {
+    /// Classic names, without the SIG prefix, in number order.
+    static let names: [(name: String, number: Int32)] = [
+        ("HUP", SIGHUP), ("INT", SIGINT), ("QUIT", SIGQUIT), ("ILL", SIGILL),
+        ("TRAP", SIGTRAP), ("ABRT", SIGABRT), ("BUS", SIGBUS), ("FPE", SIGFPE),
+        ("KILL", SIGKILL), ("USR1", SIGUSR1), ("SEGV", SIGSEGV), ("USR2", SIGUSR2),
+        ("PIPE", SIGPIPE), ("ALRM", SIGALRM), ("TERM", SIGTERM), ("STKFLT", SIGSTKFLT),
+        ("CHLD", SIGCHLD), ("CONT", SIGCONT), ("STOP", SIGSTOP), ("TSTP", SIGTSTP),
+        ("TTIN", SIGTTIN), ("TTOU", SIGTTOU), ("URG", SIGURG), ("XCPU", SIGXCPU),
+        ("XFSZ", SIGXFSZ), ("VTALRM", SIGVTALRM), ("PROF", SIGPROF), ("WINCH", SIGWINCH),
+        ("IO", SIGIO), ("PWR", SIGPWR), ("SYS", SIGSYS),
+    ]
+
+    public static var realtimeMin: Int32 { berth_sigrtmin() }
+    public static var realtimeMax: Int32 { berth_sigrtmax() }
+
+    /// Signals a kernel raises for a fault in the receiving process itself.
+    /// Only a copy sent by a user (kill, sigqueue) is worth forwarding.
+    public static let faults: Set<Int32> = [SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGTRAP, SIGSYS, SIGABRT]
+
+    public static let jobControl: Set<Int32> = [SIGTSTP, SIGTTIN, SIGTTOU]
+
+    public static func name(of number: Int32) -> String {
+        if let entry = names.first(where: { $0.number == number }) { return "SIG" + entry.name }
+        if number >= realtimeMin && number <= realtimeMax {
+            return number == realtimeMin ? "SIGRTMIN" : "SIGRTMIN+\(number - realtimeMin)"
+        }
+        return "signal \(number)"
+    }
+
+    /// Accepts `TERM`, `SIGTERM`, `sigterm`, `15`, `RTMIN+2`.
+    public static func parse(_ text: String) -> Int32? {
+        if let number = Int32(text) {
+            return isValid(number) ? number : nil
+        }
+        var upper = text.uppercased()
+        if upper.hasPrefix("SIG") { upper.removeFirst(3) }
+        if let entry = names.first(where: { $0.name == upper }) { return entry.number }
+        if upper == "RTMIN" { return realtimeMin }
+        if upper == "RTMAX" { return realtimeMax }
+        if upper.hasPrefix("RTMIN+"), let offset = Int32(upper.dropFirst(6)) {
+            let number = realtimeMin + offset
+            return offset >= 0 && number <= realtimeMax ? number : nil
+        }
+        return nil
+    }
+
+    public static func isValid(_ number: Int32) -> Bool {
+        (number >= 1 && number <= 31) || (number >= realtimeMin && number <= realtimeMax)
+    }
+}
+
+/// What the kernel told us about one received signal.
+public struct ReceivedSignal: Sendable {
+    public let number: Int32
+    /// `si_code`: <= 0 when a process sent it (kill, sigqueue, tgkill).
+    public let code: Int32
+    public let senderPID: pid_t
+
+    public init(number: Int32, code: Int32, senderPID: pid_t) {
+        self.number = number
+        self.code = code
+        self.senderPID = senderPID
+    }
+
+    public var wasSentByProcess: Bool { code <= 0 }
+}

@@ -1,0 +1,257 @@
+import BerthCore
+import CBerth
+import Glibc
+
+/// The init's life, in the order it happens:
+/// configureSignals → adoptOrphans → detachTerminal → reapInherited →
+/// spawnChild → forwardSignals/reap (the loop) → finishAfterMainExit → exit code.
+public final class InitProcess {
+    let policy: InitPolicy
+    let say: InitDiagnostics
+    let loop: EventLoop
+
+    private var childPID: pid_t = 0
+    private var childAlive = false
+    private var childStoppedByTerminal = false
+    private var gaveTerminalToChild = false
+    private var handOffSignalsToIgnore: Set<Int32> = []
+    private var exitCode: Int32 = 1
+    private var shuttingDown = false
+    private var killRounds = 0
+
+    public init(policy: InitPolicy, diagnostics: InitDiagnostics) throws {
+        self.policy = policy
+        self.say = diagnostics
+        self.loop = try EventLoop()
+    }
+
+    /// Runs the command to completion and returns berth's exit status.
+    public func run() -> Int32 {
+        configureSignals()
+        adoptOrphans()
+        if policy.parentDeathSignal != 0 {
+            _ = berth_set_parent_death_signal(policy.parentDeathSignal)
+        }
+        if policy.detachTerminal { detachTerminal() }
+        loop.onSignal = { [unowned self] in forwardSignal($0) }
+        loop.onChildSignal = { [unowned self] in say.receivedChildSignal() }
+        loop.onUnclaimedExit = { [unowned self] pid, status in
+            say.reaped(pid: pid, status: status, isMain: false)
+        }
+        loop.onNoChildrenLeft = { [unowned self] in
+            if shuttingDown { loop.stop() }
+        }
+        // Zombies berth inherited (say, from the program that exec'd it).
+        loop.reapChildren()
+        guard spawnChild() else { return exitCode }
+        loop.run()
+        say.goodbye(exitCode: exitCode)
+        return exitCode
+    }
+
+    // MARK: setup
+
+    /// All signals are already blocked (before main, by a constructor) and
+    /// arrive through the loop's signalfd. Only the terminal stop signals
+    /// get a disposition, so a background berth is never stopped.
+    private func configureSignals() {
+        _ = berth_ignore_terminal_stop_signals()
+    }
+
+    private func adoptOrphans() {
+        guard getpid() != 1 else { return }
+        let wanted: Bool
+        switch policy.subreaper {
+        case .whenNotPID1: wanted = true
+        case .onRequest(let requested): wanted = requested
+        case .never: wanted = false
+        }
+        if wanted {
+            if berth_set_child_subreaper() == 0 {
+                say.registeredSubreaper()
+            } else {
+                say.subreaperFailed(errno)
+            }
+        }
+        if berth_is_child_subreaper() != 1, case .onRequest = policy.subreaper {
+            say.cannotReapOrphans()
+        }
+    }
+
+    /// A session leader that gives up its terminal gets SIGHUP and SIGCONT
+    /// from the kernel; those are not meant for the child (dumb-init#136).
+    private func detachTerminal() {
+        if berth_detach_controlling_tty(STDIN_FILENO) == 0 {
+            let leader = getsid(0) == getpid()
+            if leader { handOffSignalsToIgnore = [SIGHUP, SIGCONT] }
+            say.detachedTerminal(ok: true, error: 0, sessionLeader: leader)
+        } else {
+            say.detachedTerminal(ok: false, error: errno, sessionLeader: false)
+        }
+    }
+
+    private func spawnChild() -> Bool {
+        var request = SpawnRequest(arguments: policy.command)
+        request.isolation = policy.isolation
+        switch policy.isolation {
+        case .newProcessGroup: request.takeTerminal = Spawner.holdsTerminalForeground()
+        case .newSession: request.takeTerminal = isatty(STDIN_FILENO) == 1
+        case .sameGroup: request.takeTerminal = false
+        }
+        gaveTerminalToChild = request.takeTerminal && policy.isolation == .newProcessGroup
+        request.execFailureStatus = policy.execFailureStatus
+        request.childNote = policy.childNote
+
+        do {
+            childPID = try Spawner.spawn(request)
+            say.spawned(pid: childPID, command: policy.command)
+        } catch {
+            say.spawnFailed(command: policy.command[0], error: error)
+            guard let pid = error.pid else {
+                exitCode = 1
+                return false
+            }
+            // The child exits with 127/126 (or the face's status); its
+            // status flows through the normal path below.
+            childPID = pid
+        }
+        childAlive = true
+        loop.onExit(of: childPID) { [unowned self] in mainChildChanged($0) }
+        // berth keeps no directory busy; the child keeps the caller's.
+        _ = chdir("/")
+        return true
+    }
+
+    // MARK: the loop's work
+
+    private func forwardSignal(_ signal: ReceivedSignal) {
+        let number = signal.number
+        say.received(signal)
+        if handOffSignalsToIgnore.remove(number) != nil {
+            say.ignoredHandOff(number)
+            return
+        }
+        if signal.senderPID == getpid() && signal.wasSentByProcess {
+            // Our own SIGPIPE and the like: not the child's business.
+            return
+        }
+        if Signals.faults.contains(number) && !signal.wasSentByProcess {
+            say.notForwarded(number, reason: .raisedByKernel)
+            return
+        }
+        if policy.dropTerminalStopSignals && (number == SIGTTIN || number == SIGTTOU) {
+            return
+        }
+        if number == SIGCONT && childStoppedByTerminal && childAlive {
+            resumeStoppedChild()
+        }
+        guard childAlive else {
+            say.notForwarded(number, reason: .childGone)
+            return
+        }
+        sendToTarget(number)
+        if policy.suspendAfterJobControlSignal && Signals.jobControl.contains(number) {
+            say.suspendingSelf()
+            kill(getpid(), SIGSTOP)
+        }
+    }
+
+    private func sendToTarget(_ original: Int32) {
+        var number = original
+        if let rewritten = policy.rewrites[original] {
+            say.translated(original, to: rewritten)
+            number = rewritten
+        }
+        guard number != 0 else {
+            say.notForwarded(original, reason: .rewrittenToZero)
+            return
+        }
+        let target = policy.signalTarget == .processGroup ? -childPID : childPID
+        // A reaped child's pid may already belong to someone else; its group
+        // lives on while members remain, so only the group is still a target.
+        let delivered = (childAlive || target < 0) && kill(target, number) == 0
+        say.forwarded(number, target: target, delivered: delivered)
+    }
+
+    private func mainChildChanged(_ status: ChildStatus) {
+        switch status {
+        case .stopped(let signal):
+            followStoppedChild(signal)
+        case .continued:
+            childStoppedByTerminal = false
+        case .exited, .signaled:
+            childAlive = false
+            exitCode = policy.exitCode(for: status)
+            say.reaped(pid: childPID, status: status, isMain: true)
+            say.mainExited(status: status, exitCode: exitCode)
+            finishAfterMainExit()
+        }
+    }
+
+    /// Ctrl-Z stopped the child. As PID 1 berth cannot be stopped, so the
+    /// child would hang forever: continue it. Otherwise stop berth too, so
+    /// the shell that started berth sees its job stop and can `fg` it.
+    private func followStoppedChild(_ signal: Int32) {
+        guard policy.followChildJobControl, Signals.jobControl.contains(signal) else { return }
+        say.childStopped(by: signal)
+        if getpid() == 1 {
+            kill(-childPID, SIGCONT)
+            return
+        }
+        guard gaveTerminalToChild else { return }
+        childStoppedByTerminal = true
+        kill(getpid(), SIGSTOP)
+    }
+
+    /// The shell continued berth: give the terminal back to the child's group
+    /// before it wakes, or its first read would stop it again.
+    private func resumeStoppedChild() {
+        childStoppedByTerminal = false
+        if gaveTerminalToChild && isatty(STDIN_FILENO) == 1 {
+            tcsetpgrp(STDIN_FILENO, childPID)
+        }
+        if policy.signalTarget == .child {
+            // The child's group may hold its own children, stopped with it.
+            kill(-childPID, SIGCONT)
+        }
+    }
+
+    // MARK: the end
+
+    private func finishAfterMainExit() {
+        switch policy.afterMainExit {
+        case .exitNow:
+            loop.stop()
+        case .signalTargetThenExit(let signal):
+            sendToTarget(signal)
+            loop.stop()
+        case .terminateEveryone(let grace):
+            shuttingDown = true
+            guard ProcessSweep.signalEveryoneElse(SIGTERM) || loop.reapChildren() else {
+                loop.stop()
+                return
+            }
+            say.terminatingOthers(grace: grace)
+            loop.schedule(after: grace) { [unowned self] in killEveryoneElse() }
+            // Those that already died may have been reaped by now.
+            if !loop.reapChildren() { loop.stop() }
+        }
+    }
+
+    /// Grace is over. Processes may still fork while dying, so repeat (bounded)
+    /// until the loop sees no child left.
+    private func killEveryoneElse() {
+        if killRounds == 0 { say.killingOthers() }
+        killRounds += 1
+        ProcessSweep.signalEveryoneElse(SIGKILL)
+        guard loop.reapChildren() else {
+            loop.stop()
+            return
+        }
+        if killRounds < 50 {
+            loop.schedule(after: .milliseconds(100)) { [unowned self] in killEveryoneElse() }
+        } else {
+            loop.stop()
+        }
+    }
+}

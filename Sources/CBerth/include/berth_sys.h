@@ -1,0 +1,103 @@
+// The small C layer under berth: the code that runs between fork and exec,
+// the inherited signal state, and the macros and variadic syscalls Swift
+// cannot call directly.
+#ifndef BERTH_SYS_H
+#define BERTH_SYS_H
+
+#include <signal.h>
+#include <stddef.h>
+#include <sys/types.h>
+#include <sys/epoll.h>
+#include <sys/signalfd.h>
+#include <sys/timerfd.h>
+#include <sys/wait.h>
+
+// Blocks every signal and records the mask and dispositions berth inherited,
+// so a child can get them back. Idempotent; the berth executable calls it
+// from a constructor, before any thread can exist.
+void berth_capture_and_block_signals(void);
+const sigset_t *berth_inherited_sigmask(void);
+// Ignores SIGTTIN/SIGTTOU so berth is never stopped by the terminal after it
+// hands the foreground to its child. Children get the inherited ones back.
+int berth_ignore_terminal_stop_signals(void);
+// Child side: puts back every disposition berth changed (async-signal-safe).
+void berth_restore_inherited_dispositions(void);
+
+enum berth_isolation {
+    BERTH_SAME_GROUP = 0,
+    BERTH_NEW_PROCESS_GROUP = 1,
+    BERTH_NEW_SESSION = 2,
+};
+
+struct berth_spawn_request {
+    const char *file;           // searched in PATH when it has no slash
+    char *const *argv;
+    char *const *envp;          // NULL: berth's own environment
+    const char *cwd;            // NULL: berth's current directory
+    int isolation;              // enum berth_isolation
+    int take_terminal;          // make the child the foreground of the tty on fd 0
+    int stdin_fd, stdout_fd, stderr_fd;  // -1: inherit berth's
+    int set_ids;                // drop to uid/gid/groups below
+    uid_t uid;
+    gid_t gid;
+    const gid_t *groups;
+    size_t group_count;
+    int parent_death_signal;    // 0: none
+    int exec_failure_status;    // 0: 127 for not found, 126 for not executable
+    const char *child_note;     // written to stderr after isolation (dumb-init's debug line)
+};
+
+enum berth_spawn_step {
+    BERTH_STEP_NONE = 0,
+    BERTH_STEP_FORK,
+    BERTH_STEP_ISOLATE,
+    BERTH_STEP_STDIO,
+    BERTH_STEP_CHDIR,
+    BERTH_STEP_IDENTITY,
+    BERTH_STEP_EXEC,
+};
+
+struct berth_spawn_result {
+    pid_t pid;          // > 0 when a child exists (it must be reaped even if error != 0)
+    int error;          // errno of the failed step, 0 when exec succeeded
+    int failed_step;    // enum berth_spawn_step
+};
+
+// fork + exec with nothing but async-signal-safe C in the child. Returns 0
+// when exec succeeded, -1 otherwise (details in result).
+int berth_spawn(const struct berth_spawn_request *request, struct berth_spawn_result *result);
+
+static inline int berth_wifexited(int status) { return WIFEXITED(status); }
+static inline int berth_wexitstatus(int status) { return WEXITSTATUS(status); }
+static inline int berth_wifsignaled(int status) { return WIFSIGNALED(status); }
+static inline int berth_wtermsig(int status) { return WTERMSIG(status); }
+static inline int berth_wcoredump(int status) { return WCOREDUMP(status); }
+static inline int berth_wifstopped(int status) { return WIFSTOPPED(status); }
+static inline int berth_wstopsig(int status) { return WSTOPSIG(status); }
+static inline int berth_wifcontinued(int status) { return WIFCONTINUED(status); }
+static inline int berth_sigrtmax(void) { return SIGRTMAX; }
+static inline int berth_sigrtmin(void) { return SIGRTMIN; }
+
+int berth_pidfd_open(pid_t pid);
+int berth_pidfd_send_signal(int pidfd, int signo);
+int berth_set_child_subreaper(void);
+int berth_is_child_subreaper(void);
+int berth_set_parent_death_signal(int signo);
+int berth_detach_controlling_tty(int fd);
+// pipe2(O_CLOEXEC): glibc declares it only under _GNU_SOURCE.
+int berth_pipe_cloexec(int fds[2]);
+
+// getopt_long for the compatibility faces, which must parse and complain
+// exactly like tini and dumb-init (glibc's getopt.h is not in Swift's Glibc).
+struct berth_long_option {
+    const char *name;
+    int takes_argument;
+    int short_name;
+};
+int berth_getopt_long(int argc, char **argv, const char *optstring,
+                      const struct berth_long_option *longs, size_t count,
+                      const char **argument);
+void berth_getopt_reset(void);
+int berth_getopt_index(void);
+
+#endif

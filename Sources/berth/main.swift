@@ -1,0 +1,4 @@
+import BerthInit
+import Glibc
+
+exit(berthMain(arguments: CommandLine.arguments))
