@@ -34,7 +34,10 @@ let package = Package(
         // Small C programs the integration tests run under berth (orphan storms,
         // signal printers, stubborn daemons). Not shipped.
         .executableTarget(name: "berth-testkit", path: "Tests/TestKit"),
-        .testTarget(name: "BerthCoreTests", dependencies: ["BerthCore"]),
-        .testTarget(name: "BerthInitTests", dependencies: ["BerthInit", "BerthCore"]),
+        // Runs programs from the tests: poll() and waitpid, no signals, no threads.
+        .target(name: "CTestSupport", path: "Tests/CSupport"),
+        .target(name: "TestSupport", dependencies: ["BerthCore", "CBerth", "CTestSupport"], path: "Tests/Support"),
+        .testTarget(name: "BerthCoreTests", dependencies: ["BerthCore", "TestSupport"]),
+        .testTarget(name: "BerthInitTests", dependencies: ["BerthInit", "BerthCore", "TestSupport"]),
     ]
 )
