@@ -27,6 +27,8 @@ public struct SpawnRequest: Sendable {
     public var environment: [String]?
     /// nil: berth's current directory at spawn time.
     public var workingDirectory: String?
+    /// An open directory to start in (berth itself may have moved on).
+    public var workingDirectoryFD: Int32 = -1
     public var isolation: Isolation = .newProcessGroup
     /// Hand the terminal on fd 0 to the child (only if berth holds its foreground).
     public var takeTerminal = false
@@ -90,6 +92,7 @@ public enum Spawner {
                     raw.argv = UnsafePointer(argv.baseAddress)
                     raw.envp = envp.map { UnsafePointer($0) }
                     raw.cwd = UnsafePointer(cwd)
+                    raw.cwd_fd = request.workingDirectoryFD
                     raw.isolation = switch request.isolation {
                     case .sameGroup: Int32(BERTH_SAME_GROUP.rawValue)
                     case .newProcessGroup: Int32(BERTH_NEW_PROCESS_GROUP.rawValue)

@@ -101,6 +101,12 @@ public final class InitProcess {
         gaveTerminalToChild = request.takeTerminal && policy.isolation == .newProcessGroup
         request.execFailureStatus = policy.execFailureStatus
         request.childNote = policy.childNote
+        // berth keeps no directory busy; the child starts in the caller's.
+        // Move first, so the child can never see berth still there.
+        let callerDirectory = berth_open_current_directory()
+        request.workingDirectoryFD = callerDirectory
+        _ = chdir("/")
+        defer { if callerDirectory >= 0 { close(callerDirectory) } }
 
         do {
             childPID = try Spawner.spawn(request)
@@ -117,8 +123,6 @@ public final class InitProcess {
         }
         childAlive = true
         loop.onExit(of: childPID) { [unowned self] in mainChildChanged($0) }
-        // berth keeps no directory busy; the child keeps the caller's.
-        _ = chdir("/")
         return true
     }
 

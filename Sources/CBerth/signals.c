@@ -79,10 +79,6 @@ int berth_set_parent_death_signal(int signo) {
     return prctl(PR_SET_PDEATHSIG, signo, 0, 0, 0);
 }
 
-int berth_pipe_cloexec(int fds[2]) {
-    return pipe2(fds, O_CLOEXEC);
-}
-
 int berth_detach_controlling_tty(int fd) {
     return ioctl(fd, TIOCNOTTY);
 }

@@ -86,6 +86,9 @@ static void run_child(const struct berth_spawn_request *request, int report_fd) 
         }
     }
 
+    if (request->cwd_fd >= 0 && fchdir(request->cwd_fd) < 0) {
+        child_fail(report_fd, BERTH_STEP_CHDIR, request);
+    }
     if (request->cwd != NULL && chdir(request->cwd) < 0) {
         child_fail(report_fd, BERTH_STEP_CHDIR, request);
     }

@@ -34,6 +34,7 @@ struct berth_spawn_request {
     char *const *argv;
     char *const *envp;          // NULL: berth's own environment
     const char *cwd;            // NULL: berth's current directory
+    int cwd_fd;                 // >= 0: fchdir here first (a directory berth has left)
     int isolation;              // enum berth_isolation
     int take_terminal;          // make the child the foreground of the tty on fd 0
     int stdin_fd, stdout_fd, stderr_fd;  // -1: inherit berth's
@@ -86,6 +87,8 @@ int berth_set_parent_death_signal(int signo);
 int berth_detach_controlling_tty(int fd);
 // pipe2(O_CLOEXEC): glibc declares it only under _GNU_SOURCE.
 int berth_pipe_cloexec(int fds[2]);
+// The current directory as an O_PATH descriptor (close-on-exec), or -1.
+int berth_open_current_directory(void);
 
 // getopt_long for the compatibility faces, which must parse and complain
 // exactly like tini and dumb-init (glibc's getopt.h is not in Swift's Glibc).
