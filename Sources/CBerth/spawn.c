@@ -59,6 +59,12 @@ static int move_fd(int from, int to) {
 
 __attribute__((noreturn))
 static void run_child(const struct berth_spawn_request *request, int report_fd) {
+    if (move_fd(request->stdin_fd, STDIN_FILENO) < 0 ||
+        move_fd(request->stdout_fd, STDOUT_FILENO) < 0 ||
+        move_fd(request->stderr_fd, STDERR_FILENO) < 0) {
+        child_fail(report_fd, BERTH_STEP_STDIO, request);
+    }
+    // After the streams move: the terminal to take is the child's stdin.
     if (request->isolation == BERTH_NEW_SESSION) {
         if (setsid() < 0) child_fail(report_fd, BERTH_STEP_ISOLATE, request);
         // Becomes the controlling terminal only if nobody else holds it.
@@ -73,11 +79,6 @@ static void run_child(const struct berth_spawn_request *request, int report_fd) 
         write_all(STDERR_FILENO, request->child_note, strlen(request->child_note));
     }
 
-    if (move_fd(request->stdin_fd, STDIN_FILENO) < 0 ||
-        move_fd(request->stdout_fd, STDOUT_FILENO) < 0 ||
-        move_fd(request->stderr_fd, STDERR_FILENO) < 0) {
-        child_fail(report_fd, BERTH_STEP_STDIO, request);
-    }
     // No descriptor of berth's (signalfd, epoll, pipes, sockets) leaks past exec.
     // report_fd is already close-on-exec and must stay open until exec.
     if (syscall(SYS_close_range, 3U, ~0U, CLOSE_RANGE_CLOEXEC) < 0) {

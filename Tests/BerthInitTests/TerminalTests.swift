@@ -1,0 +1,63 @@
+import Glibc
+import TestSupport
+import XCTest
+
+/// berth with a terminal: the child owns the foreground, Ctrl-C and Ctrl-Z
+/// reach it, and berth itself is never stopped by the terminal.
+final class TerminalTests: XCTestCase {
+    let kit = Built.testkit
+
+    func test_child_gets_the_terminal_foreground() throws {
+        let pty = try PseudoTerminal()
+        let run = try Subprocess([Built.berth, "--", kit, "foreground"], terminal: pty)
+        XCTAssertNotNil(pty.read(until: "foreground"), "child was not in the foreground")
+        XCTAssertEqual(run.wait(), .exited(0))
+    }
+
+    func test_ctrl_c_reaches_the_child_not_berth() throws {
+        let pty = try PseudoTerminal()
+        let run = try Subprocess([Built.berth, "--", kit, "print-signals", "\(SIGINT)", "20"], terminal: pty)
+        XCTAssertNotNil(pty.read(until: "ready"))
+        pty.write("\u{03}")
+        XCTAssertNotNil(pty.read(until: "\(SIGINT)\r\n"), "Ctrl-C did not reach the child")
+        XCTAssertEqual(run.wait(), .exited(0), "berth itself was interrupted")
+    }
+
+    func test_ctrl_z_suspends_and_fg_resumes_the_child_under_a_job_control_shell() throws {
+        let pty = try PseudoTerminal()
+        let shell = try Subprocess(["bash", "--norc", "--noprofile", "-i"], environment: ["PATH": "/usr/bin:/bin", "TERM": "dumb"], terminal: pty)
+        pty.write("PS1='sh> '\n")
+        XCTAssertNotNil(pty.read(until: "sh> "))
+        pty.write("\(Built.berth) -- cat\n")
+        XCTAssertNotNil(pty.read(until: "-- cat\r\n"))
+        // Typed before cat runs, readline would swallow it without echo.
+        usleep(300_000)
+        pty.write("hello\n")
+        XCTAssertNotNil(pty.read(until: "hello\r\nhello\r\n"), "cat did not echo before suspending")
+        pty.write("\u{1a}")
+        XCTAssertNotNil(pty.read(until: "Stopped"), "the shell did not see the job stop")
+        XCTAssertNotNil(pty.read(until: "sh> "))
+        pty.write("fg\n")
+        XCTAssertNotNil(pty.read(until: "cat\r\n"))
+        usleep(300_000)
+        pty.write("world\n")
+        XCTAssertNotNil(pty.read(until: "world\r\nworld\r\n"), "cat did not get the terminal back after fg")
+        pty.write("\u{04}")
+        pty.write("echo status=$?\n")
+        XCTAssertNotNil(pty.read(until: "status=0"))
+        pty.write("exit\n")
+        XCTAssertEqual(shell.wait(timeout: 10), .exited(0))
+    }
+
+    func test_berth_in_the_background_is_not_stopped_by_terminal_output() throws {
+        // With TOSTOP a background process writing to the terminal gets
+        // SIGTTOU; berth ignores it, so its -v lines cannot stop it.
+        let pty = try PseudoTerminal()
+        let shell = try Subprocess(["bash", "--norc", "--noprofile", "-i"], environment: ["PATH": "/usr/bin:/bin", "TERM": "dumb"], terminal: pty)
+        pty.write("PS1='sh> '; stty tostop\n")
+        pty.write("\(Built.berth) -vv -- sh -c 'exit 4' 2>/dev/tty & wait $!; echo done=$?\n")
+        XCTAssertNotNil(pty.read(until: "done=4", timeout: 10), "berth was stopped in the background")
+        pty.write("exit\n")
+        shell.wait(timeout: 10)
+    }
+}
