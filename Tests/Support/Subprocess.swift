@@ -258,3 +258,19 @@ extension String {
         self = String(decoding: bytes, as: UTF8.self)
     }
 }
+
+/// A directory holding `tini` and `dumb-init` symlinks to the built berth,
+/// the way an image installs the compatibility names.
+public enum CompatibilityNames {
+    public static let directory: String = {
+        let path = "/tmp/berth-compat-\(getpid())"
+        mkdir(path, 0o755)
+        for name in ["tini", "dumb-init"] {
+            unlink(path + "/" + name)
+            symlink(Built.berth, path + "/" + name)
+        }
+        return path
+    }()
+    public static var tini: String { directory + "/tini" }
+    public static var dumbInit: String { directory + "/dumb-init" }
+}
