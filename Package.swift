@@ -34,6 +34,8 @@ let package = Package(
         // Small C programs the integration tests run under berth (orphan storms,
         // signal printers, stubborn daemons). Not shipped.
         .executableTarget(name: "berth-testkit", path: "Tests/TestKit"),
+        // Runs BerthCore's loop in a single-threaded process for BerthCoreTests.
+        .executableTarget(name: "berth-core-probe", dependencies: ["BerthCore", "CBerthEarly"], path: "Tests/CoreProbe"),
         // Runs programs from the tests: poll() and waitpid, no signals, no threads.
         .target(name: "CTestSupport", path: "Tests/CSupport"),
         .target(name: "TestSupport", dependencies: ["BerthCore", "CBerth", "CTestSupport"], path: "Tests/Support"),

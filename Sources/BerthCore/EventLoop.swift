@@ -192,9 +192,9 @@ public final class EventLoop {
         stopRequested = true
     }
 
-    /// Runs until `stop()` is called from a handler.
+    /// Runs until `stop()` is called (also if it was called before `run`).
     public func run() {
-        stopRequested = false
+        defer { stopRequested = false }
         let capacity = 32
         let events = UnsafeMutablePointer<epoll_event>.allocate(capacity: capacity)
         defer { events.deallocate() }

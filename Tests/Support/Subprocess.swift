@@ -274,3 +274,19 @@ public enum CompatibilityNames {
     public static var tini: String { directory + "/tini" }
     public static var dumbInit: String { directory + "/dumb-init" }
 }
+
+extension Subprocess {
+    /// `key=value` lines of the output, for the probes' reports.
+    public var report: [String: String] {
+        var values: [String: String] = [:]
+        for line in outputText.split(separator: "\n") {
+            guard let equals = line.firstIndex(of: "=") else { continue }
+            values[String(line[..<equals])] = String(line[line.index(after: equals)...])
+        }
+        return values
+    }
+}
+
+extension Built {
+    public static var coreProbe: String { directory + "/berth-core-probe" }
+}
