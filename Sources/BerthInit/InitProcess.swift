@@ -231,10 +231,13 @@ public final class InitProcess {
             loop.stop()
         case .terminateEveryone(let grace):
             shuttingDown = true
-            guard ProcessSweep.signalEveryoneElse(SIGTERM) || loop.reapChildren() else {
+            // No children left means no descendants left: anything still
+            // running below berth would have been re-parented to it.
+            guard loop.reapChildren() else {
                 loop.stop()
                 return
             }
+            ProcessSweep.signalEveryoneElse(SIGTERM)
             say.terminatingOthers(grace: grace)
             loop.schedule(after: grace) { [unowned self] in killEveryoneElse() }
             // Those that already died may have been reaped by now.

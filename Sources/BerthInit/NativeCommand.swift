@@ -73,6 +73,26 @@ struct NativeCommand: ParsableCommand {
     }
 }
 
+/// The parsed command line as plain data.
+struct NativeOptions: Equatable {
+    var verbose = 0
+    var killGroup = false
+    var rewrite: [String] = []
+    var remapExit: [String] = []
+    var parentDeathSignal: String?
+    var killGrace: String?
+    var warnOnReap = false
+    var command: [String] = []
+}
+
+extension NativeCommand {
+    var options: NativeOptions {
+        NativeOptions(verbose: verbose, killGroup: killGroup, rewrite: rewrite, remapExit: remapExit,
+                      parentDeathSignal: parentDeathSignal, killGrace: killGrace, warnOnReap: warnOnReap,
+                      command: command)
+    }
+}
+
 /// A bad argument or variable: one line naming it, exit status 2.
 struct UsageError: Error {
     let message: String
@@ -86,9 +106,9 @@ struct NativeSettings {
 
 enum NativeFace {
     static func run(arguments: [String], environment: [String: String]) -> Int32 {
-        let parsed: NativeCommand
+        let parsed: NativeOptions
         do {
-            parsed = try NativeCommand.parse(NativeCommand.splitCommand(arguments))
+            parsed = try parse(arguments)
         } catch {
             let code = NativeCommand.exitCode(for: error)
             if code == .success {
@@ -114,7 +134,18 @@ enum NativeFace {
         }
     }
 
-    static func resolve(_ command: NativeCommand, environment: [String: String]) throws(UsageError) -> NativeSettings {
+    /// With no option before the command (`berth -- CMD`, the usual
+    /// ENTRYPOINT) there is nothing for the parser to do: skipping it keeps
+    /// its reflection-driven code paths out of PID 1's resident memory.
+    static func parse(_ arguments: [String]) throws -> NativeOptions {
+        let split = NativeCommand.splitCommand(arguments)
+        if split.first == "--" {
+            return NativeOptions(command: Array(split.dropFirst()))
+        }
+        return try NativeCommand.parse(split).options
+    }
+
+    static func resolve(_ command: NativeOptions, environment: [String: String]) throws(UsageError) -> NativeSettings {
         let argv = command.command
         guard !argv.isEmpty else {
             throw UsageError(message: "missing COMMAND (usage: berth [OPTIONS] [--] COMMAND [ARGS...])")

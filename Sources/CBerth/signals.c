@@ -25,16 +25,34 @@ void berth_capture_and_block_signals(void) {
     sigemptyset(&changed_dispositions);
 }
 
-void berth_restore_inherited_dispositions(void) {
+void berth_reset_dispositions_for_exec(void) {
     for (int signo = 1; signo < _NSIG; signo++) {
+        if (signo == SIGKILL || signo == SIGSTOP) continue;
         if (sigismember(&changed_dispositions, signo) == 1) {
             sigaction(signo, &inherited_actions[signo], NULL);
+            continue;
+        }
+        // A handler of berth's (the Swift runtime installs some) must not run
+        // in the child before exec: it would run on berth's memory.
+        struct sigaction current;
+        if (sigaction(signo, NULL, &current) != 0) continue;
+        if (current.sa_handler != SIG_DFL && current.sa_handler != SIG_IGN) {
+            struct sigaction reset;
+            memset(&reset, 0, sizeof reset);
+            reset.sa_handler = SIG_DFL;
+            sigaction(signo, &reset, NULL);
         }
     }
 }
 
+void berth_capture_signals_without_blocking(void) {
+    if (captured) return;
+    captured = 1;
+    sigprocmask(SIG_BLOCK, NULL, &inherited_mask);
+    sigemptyset(&changed_dispositions);
+}
+
 const sigset_t *berth_inherited_sigmask(void) {
-    berth_capture_and_block_signals();
     return &inherited_mask;
 }
 

@@ -5,7 +5,7 @@ import XCTest
 /// Parsing of berth's own command line and BERTH_* variables.
 final class NativeCommandTests: XCTestCase {
     func settings(_ arguments: [String], _ environment: [String: String] = [:]) throws -> NativeSettings {
-        let command = try NativeCommand.parse(NativeCommand.splitCommand(arguments))
+        let command = try NativeFace.parse(arguments)
         return try NativeFace.resolve(command, environment: environment)
     }
 
@@ -15,6 +15,14 @@ final class NativeCommandTests: XCTestCase {
         XCTAssertEqual(NativeCommand.splitCommand(["-r", "TERM:INT", "ls"]), ["-r", "TERM:INT", "--", "ls"])
         XCTAssertEqual(NativeCommand.splitCommand(["--kill-grace", "1", "--", "x"]), ["--kill-grace", "1", "--", "x"])
         XCTAssertEqual(NativeCommand.splitCommand(["--rewrite=TERM:INT", "ls"]), ["--rewrite=TERM:INT", "--", "ls"])
+    }
+
+    func test_fast_path_without_options_matches_the_parser() throws {
+        for arguments in [["--", "ls", "-l"], ["ls", "-l", "--", "x"], ["sh", "-c", "exit 3"]] {
+            let fast = try NativeFace.parse(arguments)
+            let full = try NativeCommand.parse(NativeCommand.splitCommand(arguments)).options
+            XCTAssertEqual(fast, full)
+        }
     }
 
     func test_every_value_option_is_known_to_the_splitter() throws {

@@ -93,7 +93,7 @@ case "responsive":
     // A helper that hangs and one that floods its output are both on the
     // loop; signals must still be handled at once.
     loop.runHelper(HelperCommand(arguments: ["sleep", "30"], timeout: .seconds(60))) { _ in }
-    var flood = HelperCommand(arguments: ["sh", "-c", "while :; do head -c 1000000 /dev/zero; done"], timeout: .seconds(60))
+    var flood = HelperCommand(arguments: ["sh", "-c", "i=0; while [ $i -lt 3000 ]; do head -c 1000000 /dev/zero; i=$((i+1)); done"], timeout: .seconds(60))
     flood.outputLimit = 1 << 16
     loop.runHelper(flood) { _ in }
     var received = 0
@@ -120,6 +120,8 @@ default:
     exit(2)
 }
 loop.run()
+// Helpers still running (the responsive scenario's) go with the probe.
+ProcessSweep.signalEveryoneElse(SIGKILL)
 
 func readAll(_ path: String) throws -> [UInt8] {
     let fd = open(path, O_RDONLY)

@@ -16,12 +16,15 @@
 // so a child can get them back. Idempotent; the berth executable calls it
 // from a constructor, before any thread can exist.
 void berth_capture_and_block_signals(void);
+// For processes that only spawn (tests): record the mask, change nothing.
+void berth_capture_signals_without_blocking(void);
 const sigset_t *berth_inherited_sigmask(void);
 // Ignores SIGTTIN/SIGTTOU so berth is never stopped by the terminal after it
 // hands the foreground to its child. Children get the inherited ones back.
 int berth_ignore_terminal_stop_signals(void);
-// Child side: puts back every disposition berth changed (async-signal-safe).
-void berth_restore_inherited_dispositions(void);
+// Child side, before exec: puts back every disposition berth changed and
+// resets berth's handlers to the default.
+void berth_reset_dispositions_for_exec(void);
 
 enum berth_isolation {
     BERTH_SAME_GROUP = 0,
@@ -64,7 +67,8 @@ struct berth_spawn_result {
     int failed_step;    // enum berth_spawn_step
 };
 
-// fork + exec with nothing but async-signal-safe C in the child. Returns 0
+// clone(CLONE_VM|CLONE_VFORK) + exec with nothing but raw system calls in
+// the child. Returns 0
 // when exec succeeded, -1 otherwise (details in result).
 int berth_spawn(const struct berth_spawn_request *request, struct berth_spawn_result *result);
 
