@@ -75,36 +75,47 @@ def init_cpu_ns(prefix, testkit, orphans):
 
 
 def reap_cpu(peers, testkit, runs, orphans):
-    """CPU per `orphans` reaped: the run with orphans minus the run without."""
-    result = {}
-    for name, prefix in peers.items():
-        loaded, idle, zombies = [], [], 0
-        for _ in range(runs):
+    """CPU per `orphans` reaped: the run with orphans minus the run without.
+    Peers take turns in a shuffled order each round, so drift in the
+    machine's speed falls on all of them alike."""
+    loaded = {name: [] for name in peers}
+    idle = {name: [] for name in peers}
+    zombies = {name: 0 for name in peers}
+    order = list(peers.items())
+    for _ in range(runs):
+        random.shuffle(order)
+        for name, prefix in order:
             cpu, left = init_cpu_ns(prefix, testkit, orphans)
-            loaded.append(cpu)
-            zombies = max(zombies, left)
-            idle.append(init_cpu_ns(prefix, testkit, 0)[0])
-        result[name] = ((statistics.median(loaded) - statistics.median(idle)) / 1e6, zombies)
-    return result
+            loaded[name].append(cpu)
+            zombies[name] = max(zombies[name], left)
+            idle[name].append(init_cpu_ns(prefix, testkit, 0)[0])
+    return {name: ((statistics.median(loaded[name]) - statistics.median(idle[name])) / 1e6, zombies[name])
+            for name in peers}
 
 
-def forwarding(peers, testkit, count):
-    """Time from kill(INIT, SIGUSR1) to the child's sigtimedwait returning."""
+def forwarding(peers, testkit, count, rounds=10):
+    """Time from kill(INIT, SIGUSR1) to the child's sigtimedwait returning,
+    in rounds with the peers in a shuffled order."""
+    samples = {name: [] for name in peers}
+    order = list(peers.items())
+    per_round = max(1, count // rounds)
+    for _ in range(rounds):
+        random.shuffle(order)
+        for name, prefix in order:
+            child = subprocess.Popen(prefix + [testkit, "signal-clock", str(per_round)],
+                                     stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+            assert child.stdout.readline().startswith("ready")
+            time.sleep(0.05)
+            for _ in range(per_round):
+                time.sleep(0.002)
+                sent = time.monotonic_ns()
+                os.kill(child.pid, signal.SIGUSR1)
+                samples[name].append(int(child.stdout.readline()) - sent)
+            child.wait(timeout=10)
     result = {}
-    for name, prefix in peers.items():
-        child = subprocess.Popen(prefix + [testkit, "signal-clock", str(count)],
-                                 stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-        assert child.stdout.readline().startswith("ready")
-        time.sleep(0.05)
-        samples = []
-        for _ in range(count):
-            time.sleep(0.002)
-            sent = time.monotonic_ns()
-            os.kill(child.pid, signal.SIGUSR1)
-            samples.append(int(child.stdout.readline()) - sent)
-        child.wait(timeout=10)
-        samples.sort()
-        result[name] = (samples[len(samples) // 2] / 1e3, samples[int(len(samples) * 0.99)] / 1e3)
+    for name, values in samples.items():
+        values.sort()
+        result[name] = (values[len(values) // 2] / 1e3, values[int(len(values) * 0.99)] / 1e3)
     return result
 
 

@@ -39,8 +39,12 @@ public final class EventLoop {
     private var timers: [Timer] = []
     private var nextTimerID: UInt64 = 1
     private var armedDeadline: UInt64 = 0
-    private var exitHandlers: [pid_t: ExitHandler] = [:]
+    /// Few at a time (the child, a helper or two, services): a linear scan
+    /// beats hashing on the reaping path, which runs once per process.
+    private var exitHandlers: [(pid: pid_t, handler: ExitHandler)] = []
     private var stopRequested = false
+    private let signalBatch = 16
+    private let signalBuffer = UnsafeMutablePointer<signalfd_siginfo>.allocate(capacity: 16)
 
     /// Every signal berth receives except SIGCHLD, which the loop consumes.
     public var onSignal: SignalHandler = { _ in }
@@ -66,6 +70,7 @@ public final class EventLoop {
     }
 
     deinit {
+        signalBuffer.deallocate()
         close(signalFD)
         close(timerFD)
         close(epollFD)
@@ -148,11 +153,12 @@ public final class EventLoop {
     /// the handler is dropped once the process has terminated). Register in
     /// the same turn as the spawn: reaping only happens between turns.
     public func onExit(of pid: pid_t, _ handler: @escaping ExitHandler) {
-        exitHandlers[pid] = handler
+        forgetExit(of: pid)
+        exitHandlers.append((pid, handler))
     }
 
     public func forgetExit(of pid: pid_t) {
-        exitHandlers[pid] = nil
+        exitHandlers.removeAll { $0.pid == pid }
     }
 
     public var hasExitHandlers: Bool { !exitHandlers.isEmpty }
@@ -167,9 +173,10 @@ public final class EventLoop {
             let pid = waitpid(-1, &status, WNOHANG | WUNTRACED | WCONTINUED)
             if pid > 0 {
                 let change = ChildStatus(waitStatus: status)
-                if let handler = exitHandlers[pid] {
+                if let index = exitHandlers.firstIndex(where: { $0.pid == pid }) {
+                    let handler = exitHandlers[index].handler
                     // Forget first: once reaped, the number may be reused.
-                    if change.isTermination { exitHandlers[pid] = nil }
+                    if change.isTermination { exitHandlers.remove(at: index) }
                     handler(change)
                 } else if change.isTermination {
                     onUnclaimedExit(pid, change)
@@ -199,6 +206,12 @@ public final class EventLoop {
         let events = UnsafeMutablePointer<epoll_event>.allocate(capacity: capacity)
         defer { events.deallocate() }
         while !stopRequested {
+            if watchers.isEmpty && timers.isEmpty {
+                // Only a signal can wake us: take it straight from the
+                // kernel, one system call per wake-up instead of two.
+                waitForSignalAlone()
+                continue
+            }
             let count = epoll_wait(epollFD, events, Int32(capacity), -1)
             if count < 0 {
                 if errno == EINTR { continue }
@@ -220,26 +233,39 @@ public final class EventLoop {
         }
     }
 
+    private func waitForSignalAlone() {
+        var number: Int32 = 0
+        var code: Int32 = 0
+        var sender: pid_t = 0
+        guard berth_wait_for_signal(&number, &code, &sender) == 0 else { return }
+        dispatch(ReceivedSignal(number: number, code: code, senderPID: sender))
+    }
+
+    private func dispatch(_ signal: ReceivedSignal) {
+        if signal.number == SIGCHLD {
+            onChildSignal()
+            reapChildren()
+        } else {
+            onSignal(signal)
+        }
+    }
+
+    /// Reads one batch. A short batch means the queue is empty, so there is
+    /// no read just to hear EAGAIN; a full one is followed by another (the
+    /// epoll registration is level-triggered, so nothing is ever missed).
     private func drainSignals() {
-        let batch = 16
         let size = MemoryLayout<signalfd_siginfo>.stride
-        let buffer = UnsafeMutablePointer<signalfd_siginfo>.allocate(capacity: batch)
-        defer { buffer.deallocate() }
         while !stopRequested {
-            let got = read(signalFD, buffer, size * batch)
+            let got = read(signalFD, signalBuffer, size * signalBatch)
             if got < 0 && errno == EINTR { continue }
             if got <= 0 { return }
-            for index in 0..<(got / size) {
-                let info = buffer[index]
-                let number = Int32(info.ssi_signo)
-                if number == SIGCHLD {
-                    onChildSignal()
-                    reapChildren()
-                } else {
-                    onSignal(ReceivedSignal(number: number, code: info.ssi_code, senderPID: pid_t(info.ssi_pid)))
-                }
+            let count = got / size
+            for index in 0..<count {
+                let info = signalBuffer[index]
+                dispatch(ReceivedSignal(number: Int32(info.ssi_signo), code: info.ssi_code, senderPID: pid_t(info.ssi_pid)))
                 if stopRequested { return }
             }
+            if count < signalBatch { return }
         }
     }
 }

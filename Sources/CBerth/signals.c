@@ -100,3 +100,18 @@ int berth_set_parent_death_signal(int signo) {
 int berth_detach_controlling_tty(int fd) {
     return ioctl(fd, TIOCNOTTY);
 }
+
+int berth_wait_for_signal(int *signo, int *code, pid_t *sender) {
+    sigset_t all;
+    sigfillset(&all);
+    siginfo_t info;
+    int got;
+    do {
+        got = sigwaitinfo(&all, &info);
+    } while (got < 0 && errno == EINTR);
+    if (got < 0) return -1;
+    *signo = info.si_signo;
+    *code = info.si_code;
+    *sender = info.si_pid;
+    return 0;
+}

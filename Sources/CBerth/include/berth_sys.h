@@ -83,6 +83,9 @@ static inline int berth_wifcontinued(int status) { return WIFCONTINUED(status); 
 static inline int berth_sigrtmax(void) { return SIGRTMAX; }
 static inline int berth_sigrtmin(void) { return SIGRTMIN; }
 
+// sigwaitinfo over every signal: the next one, with its code and sender.
+int berth_wait_for_signal(int *signo, int *code, pid_t *sender);
+
 int berth_pidfd_open(pid_t pid);
 int berth_pidfd_send_signal(int pidfd, int signo);
 int berth_set_child_subreaper(void);
