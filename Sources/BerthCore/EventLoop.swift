@@ -49,7 +49,7 @@ public final class EventLoop {
     /// Every signal berth receives except SIGCHLD, which the loop consumes.
     public var onSignal: SignalHandler = { _ in }
     /// Called for each SIGCHLD before the reaping it triggers.
-    public var onChildSignal: () -> Void = {}
+    public var onChildSignal: (() -> Void)?
     /// Called for every reaped process nobody registered with `onExit(of:)`.
     public var onUnclaimedExit: (pid_t, ChildStatus) -> Void = { _, _ in }
     /// Called when a reaping pass finds berth has no children at all.
@@ -173,7 +173,7 @@ public final class EventLoop {
             let pid = waitpid(-1, &status, WNOHANG | WUNTRACED | WCONTINUED)
             if pid > 0 {
                 let change = ChildStatus(waitStatus: status)
-                if let index = exitHandlers.firstIndex(where: { $0.pid == pid }) {
+                if !exitHandlers.isEmpty, let index = exitHandlers.firstIndex(where: { $0.pid == pid }) {
                     let handler = exitHandlers[index].handler
                     // Forget first: once reaped, the number may be reused.
                     if change.isTermination { exitHandlers.remove(at: index) }
@@ -243,7 +243,7 @@ public final class EventLoop {
 
     private func dispatch(_ signal: ReceivedSignal) {
         if signal.number == SIGCHLD {
-            onChildSignal()
+            onChildSignal?()
             reapChildren()
         } else {
             onSignal(signal)

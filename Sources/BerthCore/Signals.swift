@@ -20,9 +20,9 @@ public enum Signals {
 
     /// Signals a kernel raises for a fault in the receiving process itself.
     /// Only a copy sent by a user (kill, sigqueue) is worth forwarding.
-    public static let faults: Set<Int32> = [SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGTRAP, SIGSYS, SIGABRT]
+    public static var faults: SignalSet { [SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGTRAP, SIGSYS, SIGABRT] }
 
-    public static let jobControl: Set<Int32> = [SIGTSTP, SIGTTIN, SIGTTOU]
+    public static var jobControl: SignalSet { [SIGTSTP, SIGTTIN, SIGTTOU] }
 
     public static func name(of number: Int32) -> String {
         if let entry = names.first(where: { $0.number == number }) { return "SIG" + entry.name }
@@ -52,6 +52,39 @@ public enum Signals {
     public static func isValid(_ number: Int32) -> Bool {
         (number >= 1 && number <= 31) || (number >= realtimeMin && number <= realtimeMax)
     }
+}
+
+/// A set of signals as a bit mask: the forwarding path runs for every
+/// signal, so it stays a few instructions on data already in a register.
+public struct SignalSet: Equatable, Sendable, ExpressibleByArrayLiteral {
+    public private(set) var bits: UInt64 = 0
+
+    public init(arrayLiteral numbers: Int32...) {
+        for number in numbers { insert(number) }
+    }
+
+    public init<S: Sequence>(_ numbers: S) where S.Element == Int32 {
+        for number in numbers { insert(number) }
+    }
+
+    @inline(__always)
+    public func contains(_ number: Int32) -> Bool {
+        number >= 1 && number <= 64 && bits & (1 << UInt64(number - 1)) != 0
+    }
+
+    public mutating func insert(_ number: Int32) {
+        if number >= 1 && number <= 64 { bits |= 1 << UInt64(number - 1) }
+    }
+
+    /// Removes `number`; returns whether it was there.
+    @discardableResult
+    public mutating func remove(_ number: Int32) -> Bool {
+        let present = contains(number)
+        if present { bits &= ~(1 << UInt64(number - 1)) }
+        return present
+    }
+
+    public var isEmpty: Bool { bits == 0 }
 }
 
 /// What the kernel told us about one received signal.

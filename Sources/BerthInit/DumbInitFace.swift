@@ -169,5 +169,5 @@ final class DumbInitDiagnostics: InitDiagnostics {
         default: break
         }
     }
-    func goodbye(exitCode: Int32) { line("Child exited with status \(exitCode). Goodbye.") }
+    func goodbye(exitCode: Int32, orphansReaped: Int) { line("Child exited with status \(exitCode). Goodbye.") }
 }

@@ -22,7 +22,7 @@ public protocol InitDiagnostics {
     func mainExited(status: ChildStatus, exitCode: Int32)
     func terminatingOthers(grace: Duration)
     func killingOthers()
-    func goodbye(exitCode: Int32)
+    func goodbye(exitCode: Int32, orphansReaped: Int)
 }
 
 extension InitDiagnostics {
@@ -44,7 +44,7 @@ extension InitDiagnostics {
     public func mainExited(status: ChildStatus, exitCode: Int32) {}
     public func terminatingOthers(grace: Duration) {}
     public func killingOthers() {}
-    public func goodbye(exitCode: Int32) {}
+    public func goodbye(exitCode: Int32, orphansReaped: Int) {}
 }
 
 public enum NotForwardedReason: CustomStringConvertible {

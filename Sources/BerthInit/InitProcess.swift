@@ -14,15 +14,22 @@ public final class InitProcess {
     private var childAlive = false
     private var childStoppedByTerminal = false
     private var gaveTerminalToChild = false
-    private var handOffSignalsToIgnore: Set<Int32> = []
+    private var handOffSignalsToIgnore: SignalSet = []
+    /// policy.rewrites as a table indexed by signal number (-1: unchanged),
+    /// so forwarding does no hashing.
+    private let rewriteTable: [Int32]
     private var exitCode: Int32 = 1
     private var shuttingDown = false
     private var killRounds = 0
+    private var orphansReaped = 0
 
     public init(policy: InitPolicy, diagnostics: InitDiagnostics) throws {
         self.policy = policy
         self.say = diagnostics
         self.loop = try EventLoop()
+        var table = [Int32](repeating: -1, count: 65)
+        for (from, to) in policy.rewrites where from >= 1 && from <= 64 { table[Int(from)] = to }
+        self.rewriteTable = table
     }
 
     /// Runs the command to completion and returns berth's exit status.
@@ -36,6 +43,7 @@ public final class InitProcess {
         loop.onSignal = { [unowned self] in forwardSignal($0) }
         loop.onChildSignal = { [unowned self] in say.receivedChildSignal() }
         loop.onUnclaimedExit = { [unowned self] pid, status in
+            orphansReaped += 1
             say.reaped(pid: pid, status: status, isMain: false)
         }
         loop.onNoChildrenLeft = { [unowned self] in
@@ -45,7 +53,7 @@ public final class InitProcess {
         loop.reapChildren()
         guard spawnChild() else { return exitCode }
         loop.run()
-        say.goodbye(exitCode: exitCode)
+        say.goodbye(exitCode: exitCode, orphansReaped: orphansReaped)
         return exitCode
     }
 
@@ -131,7 +139,7 @@ public final class InitProcess {
     private func forwardSignal(_ signal: ReceivedSignal) {
         let number = signal.number
         say.received(signal)
-        if handOffSignalsToIgnore.remove(number) != nil {
+        if handOffSignalsToIgnore.remove(number) {
             say.ignoredHandOff(number)
             return
         }
@@ -162,7 +170,8 @@ public final class InitProcess {
 
     private func sendToTarget(_ original: Int32) {
         var number = original
-        if let rewritten = policy.rewrites[original] {
+        let rewritten = original >= 1 && original <= 64 ? rewriteTable[Int(original)] : -1
+        if rewritten >= 0 {
             say.translated(original, to: rewritten)
             number = rewritten
         }

@@ -296,6 +296,9 @@ struct NativeDiagnostics: InitDiagnostics {
     func terminatingOthers(grace: Duration) {
         log(2, "sent SIGTERM to the remaining processes; SIGKILL in \(grace)")
     }
+    func goodbye(exitCode: Int32, orphansReaped: Int) {
+        log(2, "exiting with \(exitCode); reaped \(orphansReaped) orphan\(orphansReaped == 1 ? "" : "s") along the way")
+    }
     func killingOthers() {
         log(1, "processes still running after the grace period: sending SIGKILL")
     }

@@ -106,7 +106,7 @@ enum TiniFace {
         """
     }
 
-    static let license = "berth, acting as tini. See berth's LICENSE file for its terms.\n"
+    static let license = "berth (acting as tini) is released under the MIT License; see the LICENSE file in its source.\n"
 }
 
 /// atoi: leading digits (with sign), anything else is 0.
@@ -172,5 +172,5 @@ struct TiniDiagnostics: InitDiagnostics {
         default: break
         }
     }
-    func goodbye(exitCode: Int32) { out(4, "TRACE", "Exiting: child has exited") }
+    func goodbye(exitCode: Int32, orphansReaped: Int) { out(4, "TRACE", "Exiting: child has exited") }
 }
