@@ -169,8 +169,8 @@ def main():
     names = list(peers)
     def row(label, values, fmt):
         cells = [fmt(values[name]) for name in names]
-        ratio = values["berth"] / values["tini"] if values["tini"] else float("nan")
-        print(f"| {label} | " + " | ".join(cells) + f" | {ratio:.2f}x |")
+        ratio = f"{values['berth'] / values['tini']:.2f}x" if values["tini"] else "-"
+        print(f"| {label} | " + " | ".join(cells) + f" | {ratio} |")
 
     print()
     print("| measure (median) | " + " | ".join(names) + " | berth/tini |")

@@ -2,9 +2,10 @@ import BerthCore
 import CBerth
 import Glibc
 
-/// The init's life, in the order it happens:
-/// configureSignals → adoptOrphans → detachTerminal → reapInherited →
-/// spawnChild → forwardSignals/reap (the loop) → finishAfterMainExit → exit code.
+/// The init's life, in the order it happens: configureSignals →
+/// adoptOrphans → detachTerminal → reap what was inherited → spawnChild →
+/// the loop (forwardSignal, reaping, mainChildChanged) → finishAfterMainExit
+/// → killEveryoneElse → the exit code.
 public final class InitProcess {
     let policy: InitPolicy
     let say: InitDiagnostics
