@@ -216,7 +216,11 @@ public enum Built {
         let exe = String(decoding: buffer[0..<max(0, length)].map { UInt8(bitPattern: $0) }, as: UTF8.self)
         return String(exe[..<(exe.lastIndex(of: "/") ?? exe.endIndex)])
     }
-    public static var berth: String { directory + "/berth" }
+    /// BERTH_TEST_BINARY points the tests at another build (the release one).
+    public static var berth: String {
+        if let chosen = getenv("BERTH_TEST_BINARY") { return String(cString: chosen) }
+        return directory + "/berth"
+    }
     public static var testkit: String { directory + "/berth-testkit" }
 }
 
