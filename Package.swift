@@ -22,6 +22,9 @@ let package = Package(
             name: "BerthCore",
             dependencies: ["CBerth", .product(name: "SystemPackage", package: "swift-system")]
         ),
+        // What provisioning steps share: atomic files, settings and secrets,
+        // the workspace user.
+        .target(name: "BerthProvisioning", dependencies: ["BerthCore", "CBerth"]),
         // The init's life cycle and its three faces (berth, tini, dumb-init).
         .target(
             name: "BerthInit",
@@ -35,11 +38,12 @@ let package = Package(
         // signal printers, stubborn daemons). Not shipped.
         .executableTarget(name: "berth-testkit", path: "Tests/TestKit"),
         // Runs BerthCore's loop in a single-threaded process for BerthCoreTests.
-        .executableTarget(name: "berth-core-probe", dependencies: ["BerthCore", "CBerthEarly"], path: "Tests/CoreProbe"),
+        .executableTarget(name: "berth-core-probe", dependencies: ["BerthCore", "BerthProvisioning", "CBerthEarly"], path: "Tests/CoreProbe"),
         // Runs programs from the tests: poll() and waitpid, no signals, no threads.
         .target(name: "CTestSupport", path: "Tests/CSupport"),
         .target(name: "TestSupport", dependencies: ["BerthCore", "CBerth", "CTestSupport"], path: "Tests/Support"),
         .testTarget(name: "BerthCoreTests", dependencies: ["BerthCore", "TestSupport"]),
+        .testTarget(name: "BerthProvisioningTests", dependencies: ["BerthProvisioning", "TestSupport"]),
         .testTarget(name: "BerthInitTests", dependencies: ["BerthInit", "BerthCore", "TestSupport"]),
     ]
 )

@@ -153,6 +153,7 @@ final class DumbInitDiagnostics: InitDiagnostics {
     func spawnFailed(command: String, error: SpawnError) {
         StandardError.write("[dumb-init] \(command): \(error)\n")
     }
+    var reportsChildSignals: Bool { debug }
     func receivedChildSignal() { line("Received signal \(SIGCHLD).") }
     func received(_ signal: ReceivedSignal) { line("Received signal \(signal.number).") }
     func ignoredHandOff(_ signal: Int32) { line("Ignoring tty hand-off signal \(signal).") }

@@ -4,6 +4,9 @@ import Glibc
 /// What the init has to say about its life. Each face (berth, tini,
 /// dumb-init) words it its own way; every method defaults to silence.
 public protocol InitDiagnostics {
+    /// Whether `receivedChildSignal` says anything (the reaping path skips
+    /// the call otherwise).
+    var reportsChildSignals: Bool { get }
     func cannotReapOrphans()
     func registeredSubreaper()
     func subreaperFailed(_ error: Int32)
@@ -26,6 +29,7 @@ public protocol InitDiagnostics {
 }
 
 extension InitDiagnostics {
+    public var reportsChildSignals: Bool { false }
     public func cannotReapOrphans() {}
     public func registeredSubreaper() {}
     public func subreaperFailed(_ error: Int32) {}

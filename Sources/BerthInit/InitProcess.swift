@@ -42,7 +42,9 @@ public final class InitProcess {
         }
         if policy.detachTerminal { detachTerminal() }
         loop.onSignal = { [unowned self] in forwardSignal($0) }
-        loop.onChildSignal = { [unowned self] in say.receivedChildSignal() }
+        if say.reportsChildSignals {
+            loop.onChildSignal = { [unowned self] in say.receivedChildSignal() }
+        }
         loop.onUnclaimedExit = { [unowned self] pid, status in
             orphansReaped += 1
             say.reaped(pid: pid, status: status, isMain: false)

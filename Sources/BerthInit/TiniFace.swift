@@ -153,6 +153,7 @@ struct TiniDiagnostics: InitDiagnostics {
     func spawnFailed(command: String, error: SpawnError) {
         fatal(error.step == .exec ? "exec \(command) failed: \(error)" : "\(error)")
     }
+    var reportsChildSignals: Bool { verbosity() >= 3 }
     func receivedChildSignal() { out(3, "DEBUG", "Received SIGCHLD") }
     func received(_ signal: ReceivedSignal) {
         out(3, "DEBUG", "Passing signal: '\(String(cString: strsignal(signal.number)))'")

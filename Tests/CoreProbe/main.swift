@@ -1,4 +1,5 @@
 import BerthCore
+import BerthProvisioning
 import CBerth
 import Glibc
 
@@ -105,6 +106,22 @@ case "responsive":
     }
     loop.schedule(after: .milliseconds(100)) { say("ready") }
     loop.schedule(after: .seconds(20)) { loop.stop() }
+case "atomic-writer":
+    // Rewrites a file with alternating contents until killed (bounded), for
+    // the SIGKILL-during-write test.
+    let path = CommandLine.arguments[2]
+    let contents = [[UInt8](repeating: UInt8(ascii: "a"), count: 256 << 10),
+                    [UInt8](repeating: UInt8(ascii: "b"), count: 512 << 10)]
+    for round in 0..<5000 {
+        do {
+            try AtomicFile.write(contents[round % 2], to: path, mode: 0o640)
+        } catch {
+            say("error=\(error)")
+            exit(1)
+        }
+        if round == 0 { say("ready") }
+    }
+    exit(0)
 case "unclaimed":
     var reaped = 0
     loop.onUnclaimedExit = { _, _ in reaped += 1 }

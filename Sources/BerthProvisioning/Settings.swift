@@ -1,0 +1,86 @@
+import Glibc
+
+/// A secret value. It prints as `<redacted>`, so interpolating one into a log
+/// line by mistake leaks nothing; only `bytes`/`text` give the value.
+public struct Secret: Equatable, Sendable, CustomStringConvertible, CustomDebugStringConvertible {
+    public let bytes: [UInt8]
+    public init(_ bytes: [UInt8]) { self.bytes = bytes }
+    public var text: String { String(decoding: bytes, as: UTF8.self) }
+    public var description: String { "<redacted>" }
+    public var debugDescription: String { "<redacted>" }
+}
+
+/// A setting that could not be read, with the variable (or file) named.
+public struct SettingError: Error, Equatable, CustomStringConvertible {
+    public let message: String
+    public init(_ message: String) { self.message = message }
+    public var description: String { message }
+}
+
+/// Provisioning's view of the container environment: plain values, and
+/// secrets given either as NAME or as NAME_FILE (the Docker and Kubernetes
+/// secrets convention), never both.
+public struct Settings: Sendable {
+    public let environment: [String: String]
+    /// Secret files larger than this are refused (a key or token is small).
+    public var secretFileLimit = 1 << 20
+
+    public init(environment: [String: String]) {
+        self.environment = environment
+    }
+
+    /// A non-empty value, or nil.
+    public func value(_ name: String) -> String? {
+        guard let value = environment[name], !value.isEmpty else { return nil }
+        return value
+    }
+
+    public func value(_ name: String, default fallback: String) -> String {
+        value(name) ?? fallback
+    }
+
+    public func boolean(_ name: String, default fallback: Bool) throws(SettingError) -> Bool {
+        guard let text = value(name) else { return fallback }
+        switch text.lowercased() {
+        case "1", "true", "yes", "on": return true
+        case "0", "false", "no", "off": return false
+        default: throw SettingError("\(name)='\(text)': expected 1/0, true/false, yes/no or on/off")
+        }
+    }
+
+    /// NAME, or the contents of the file NAME_FILE names. Trailing newlines
+    /// of a file are dropped (editors and `echo` add them).
+    public func secret(_ name: String) throws(SettingError) -> Secret? {
+        let direct = value(name)
+        let file = value(name + "_FILE")
+        if direct != nil && file != nil {
+            throw SettingError("\(name) and \(name)_FILE are both set: set one of them")
+        }
+        if let direct { return Secret(Array(direct.utf8)) }
+        guard let file else { return nil }
+        var bytes = try readSecretFile(file, variable: name + "_FILE")
+        while let last = bytes.last, last == UInt8(ascii: "\n") || last == UInt8(ascii: "\r") { bytes.removeLast() }
+        guard !bytes.isEmpty else { throw SettingError("\(name)_FILE=\(file): the file is empty") }
+        return Secret(bytes)
+    }
+
+    /// Whether a setting was given at all (either form), for skip reasons.
+    public func isSet(_ name: String) -> Bool {
+        value(name) != nil || value(name + "_FILE") != nil
+    }
+
+    private func readSecretFile(_ path: String, variable: String) throws(SettingError) -> [UInt8] {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else {
+            throw SettingError("\(variable)=\(path): cannot read: \(String(cString: strerror(errno)))")
+        }
+        defer { close(fd) }
+        guard let bytes = readAll(fd, limit: secretFileLimit + 1) else {
+            throw SettingError("\(variable)=\(path): cannot read: \(String(cString: strerror(errno)))")
+        }
+        guard bytes.count <= secretFileLimit else {
+            throw SettingError("\(variable)=\(path): larger than \(secretFileLimit) bytes, not a secret")
+        }
+        return bytes
+    }
+}
