@@ -122,6 +122,39 @@ case "atomic-writer":
         if round == 0 { say("ready") }
     }
     exit(0)
+case "provision":
+    // Fake steps covering every outcome; the hung one times out while the
+    // loop keeps answering SIGUSR1.
+    let reportPath = CommandLine.arguments[2]
+    let steps: [ProvisioningStep] = [
+        FakeStep("after-broken", dependencies: ["broken"]) { $1(.ok(nil)) },
+        FakeStep("helper-step", dependencies: ["ok-step"]) { context, done in
+            context.loop.runHelper(HelperCommand(arguments: ["sh", "-c", "echo from-helper"], timeout: .seconds(5))) {
+                done($0.succeeded ? .ok(text($0.standardOutput).split(separator: "\n").first.map(String.init)) : .failed("helper failed"))
+            }
+        },
+        FakeStep("ok-step") { $1(.ok("2 keys")) },
+        FakeStep("missing-input", skip: "SSH_PUBLIC_KEY is not set") { $1(.ok(nil)) },
+        FakeStep("broken") { $1(.failed("SSH_PUBLIC_KEY: line 2 is not an OpenSSH public key")) },
+        FakeStep("hung") { _, _ in },
+        FakeStep("disabled-one") { $1(.ok(nil)) },
+    ]
+    loop.onSignal = { signal in
+        if signal.number == SIGUSR1 { say("usr1 \(MonotonicClock.now())") }
+    }
+    let context = StepContext(loop: loop, settings: Settings(environment: [:]), user: .failure(SettingError("no user")))
+    let provisioner = try Provisioner(steps: steps, context: context, disabled: ["disabled-one"], timeout: .milliseconds(1500))
+    provisioner.start { results in
+        do {
+            try ProvisionReport.write(results, to: reportPath)
+        } catch {
+            say("error=\(error)")
+        }
+        StandardError.write(ProvisionReport.summary(results))
+        say("done")
+        loop.stop()
+    }
+    loop.schedule(after: .milliseconds(50)) { say("ready") }
 case "unclaimed":
     var reaped = 0
     loop.onUnclaimedExit = { _, _ in reaped += 1 }
@@ -139,6 +172,24 @@ default:
 loop.run()
 // Helpers still running (the responsive scenario's) go with the probe.
 ProcessSweep.signalEveryoneElse(SIGKILL)
+
+final class FakeStep: ProvisioningStep {
+    let name: String
+    let dependencies: [String]
+    let skip: String?
+    let body: (StepContext, @escaping (StepOutcome) -> Void) -> Void
+
+    init(_ name: String, dependencies: [String] = [], skip: String? = nil,
+         _ body: @escaping (StepContext, @escaping (StepOutcome) -> Void) -> Void) {
+        self.name = name
+        self.dependencies = dependencies
+        self.skip = skip
+        self.body = body
+    }
+
+    func skipReason(in context: StepContext) -> String? { skip }
+    func run(in context: StepContext, done: @escaping (StepOutcome) -> Void) { body(context, done) }
+}
 
 func readAll(_ path: String) throws -> [UInt8] {
     let fd = open(path, O_RDONLY)

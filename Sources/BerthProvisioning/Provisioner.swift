@@ -1,0 +1,108 @@
+import BerthCore
+import Glibc
+
+/// Runs the steps in dependency order, one at a time, each bounded by a
+/// timeout, and reports every outcome.
+public final class Provisioner {
+    public struct OrderError: Error, CustomStringConvertible {
+        public let description: String
+    }
+
+    let steps: [ProvisioningStep]
+    let context: StepContext
+    let disabled: Set<String>
+    let timeout: Duration
+    private var results: [StepResult] = []
+    private var index = 0
+    private var cancelled = false
+    private var finish: (([StepResult]) -> Void)?
+
+    /// `steps` in any order; `disabled` (BERTH_DISABLE) are reported as
+    /// skipped. Throws for an unknown dependency or a cycle.
+    public init(steps: [ProvisioningStep], context: StepContext, disabled: Set<String> = [], timeout: Duration = .seconds(60)) throws(OrderError) {
+        self.steps = try Provisioner.order(steps)
+        self.context = context
+        self.disabled = disabled
+        self.timeout = timeout
+    }
+
+    /// Dependencies first; otherwise the given order is kept.
+    static func order(_ steps: [ProvisioningStep]) throws(OrderError) -> [ProvisioningStep] {
+        let names = Set(steps.map(\.name))
+        for step in steps {
+            for dependency in step.dependencies where !names.contains(dependency) {
+                throw OrderError(description: "step '\(step.name)' depends on unknown step '\(dependency)'")
+            }
+        }
+        var ordered: [ProvisioningStep] = []
+        var placed: Set<String> = []
+        var remaining = steps
+        while !remaining.isEmpty {
+            guard let next = remaining.firstIndex(where: { $0.dependencies.allSatisfy(placed.contains) }) else {
+                throw OrderError(description: "steps depend on each other in a cycle: \(remaining.map(\.name).joined(separator: ", "))")
+            }
+            let step = remaining.remove(at: next)
+            ordered.append(step)
+            placed.insert(step.name)
+        }
+        return ordered
+    }
+
+    /// Starts the run; `completion` gets every result, in order, on the loop.
+    public func start(completion: @escaping ([StepResult]) -> Void) {
+        finish = completion
+        runNext()
+    }
+
+    /// Stops after the step in progress (SIGTERM during provisioning): the
+    /// rest are reported as skipped. Atomic writes leave nothing half-done.
+    public func cancel() {
+        cancelled = true
+    }
+
+    private func runNext() {
+        guard index < steps.count else {
+            finish?(results)
+            finish = nil
+            return
+        }
+        let step = steps[index]
+        index += 1
+        if let reason = reasonNotToRun(step) {
+            record(step, .skipped(reason), since: MonotonicClock.now())
+            runNext()
+            return
+        }
+        let started = MonotonicClock.now()
+        var settled = false
+        let timer = context.loop.schedule(after: timeout) { [self] in
+            guard !settled else { return }
+            settled = true
+            record(step, .failed("timed out after \(timeout)"), since: started)
+            runNext()
+        }
+        step.run(in: context) { [self] outcome in
+            guard !settled else { return }
+            settled = true
+            context.loop.cancel(timer)
+            record(step, outcome, since: started)
+            runNext()
+        }
+    }
+
+    private func reasonNotToRun(_ step: ProvisioningStep) -> String? {
+        if cancelled { return "berth is stopping" }
+        if disabled.contains(step.name) { return "disabled by BERTH_DISABLE" }
+        for dependency in step.dependencies {
+            if let result = results.first(where: { $0.name == dependency }), result.outcome.isFailure {
+                return "needs '\(dependency)', which failed"
+            }
+        }
+        return step.skipReason(in: context)
+    }
+
+    private func record(_ step: ProvisioningStep, _ outcome: StepOutcome, since started: UInt64) {
+        let milliseconds = Int((MonotonicClock.now() - started) / 1_000_000)
+        results.append(StepResult(name: step.name, outcome: outcome, milliseconds: milliseconds))
+    }
+}
