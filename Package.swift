@@ -25,11 +25,15 @@ let package = Package(
         // What provisioning steps share: atomic files, settings and secrets,
         // the workspace user.
         .target(name: "BerthProvisioning", dependencies: ["BerthCore", "CBerth"]),
+        // Provisioning plugins, one folder each under plugins/.
+        .target(name: "SSHKeysPlugin", dependencies: ["BerthProvisioning"], path: "plugins/ssh-keys"),
         // The init's life cycle and its three faces (berth, tini, dumb-init).
         .target(
             name: "BerthInit",
             dependencies: [
                 "BerthCore",
+                "BerthProvisioning",
+                "SSHKeysPlugin",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -44,6 +48,7 @@ let package = Package(
         .target(name: "TestSupport", dependencies: ["BerthCore", "CBerth", "CTestSupport"], path: "Tests/Support"),
         .testTarget(name: "BerthCoreTests", dependencies: ["BerthCore", "TestSupport"]),
         .testTarget(name: "BerthProvisioningTests", dependencies: ["BerthProvisioning", "TestSupport"]),
+        .testTarget(name: "SSHKeysPluginTests", dependencies: ["SSHKeysPlugin", "BerthProvisioning", "TestSupport"], path: "Tests/Plugins/SSHKeysPluginTests"),
         .testTarget(name: "BerthInitTests", dependencies: ["BerthInit", "BerthCore", "TestSupport"]),
     ]
 )

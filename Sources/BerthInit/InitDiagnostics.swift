@@ -25,6 +25,7 @@ public protocol InitDiagnostics {
     func mainExited(status: ChildStatus, exitCode: Int32)
     func terminatingOthers(grace: Duration)
     func killingOthers()
+    func stoppedBeforeChild(by signal: Int32)
     func goodbye(exitCode: Int32, orphansReaped: Int)
 }
 
@@ -48,6 +49,7 @@ extension InitDiagnostics {
     public func mainExited(status: ChildStatus, exitCode: Int32) {}
     public func terminatingOthers(grace: Duration) {}
     public func killingOthers() {}
+    public func stoppedBeforeChild(by signal: Int32) {}
     public func goodbye(exitCode: Int32, orphansReaped: Int) {}
 }
 

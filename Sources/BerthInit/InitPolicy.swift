@@ -44,8 +44,23 @@ public struct InitPolicy {
     /// When the child is stopped from its terminal, stop berth as well so the
     /// outer shell sees the job stop; on SIGCONT hand the terminal back.
     public var followChildJobControl = true
+    /// Work that must finish on the loop before the child starts
+    /// (provisioning). A terminating signal meanwhile cancels it.
+    public var beforeChild: Preparation?
+    /// The child's environment; nil: berth's own.
+    public var childEnvironment: [String]?
     public var execFailureStatus: Int32 = 0
     public var childNote: String?
+
+    public struct Preparation {
+        /// Calls back with true to start the child, false to exit (status 1).
+        public var start: (EventLoop, @escaping (Bool) -> Void) -> Void
+        public var cancel: () -> Void
+        public init(start: @escaping (EventLoop, @escaping (Bool) -> Void) -> Void, cancel: @escaping () -> Void) {
+            self.start = start
+            self.cancel = cancel
+        }
+    }
 
     public init(command: [String]) {
         self.command = command

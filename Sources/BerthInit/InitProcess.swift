@@ -23,6 +23,7 @@ public final class InitProcess {
     private var shuttingDown = false
     private var killRounds = 0
     private var orphansReaped = 0
+    private var preparing = false
 
     public init(policy: InitPolicy, diagnostics: InitDiagnostics) throws {
         self.policy = policy
@@ -54,7 +55,19 @@ public final class InitProcess {
         }
         // Zombies berth inherited (say, from the program that exec'd it).
         loop.reapChildren()
-        guard spawnChild() else { return exitCode }
+        if let preparation = policy.beforeChild {
+            preparing = true
+            preparation.start(loop) { [unowned self] proceed in
+                guard preparing else { return }
+                preparing = false
+                if !proceed || !spawnChild() {
+                    if !proceed { exitCode = 1 }
+                    loop.stop()
+                }
+            }
+        } else {
+            guard spawnChild() else { return exitCode }
+        }
         loop.run()
         say.goodbye(exitCode: exitCode, orphansReaped: orphansReaped)
         return exitCode
@@ -110,6 +123,7 @@ public final class InitProcess {
         case .sameGroup: request.takeTerminal = false
         }
         gaveTerminalToChild = request.takeTerminal && policy.isolation == .newProcessGroup
+        request.environment = policy.childEnvironment
         request.execFailureStatus = policy.execFailureStatus
         request.childNote = policy.childNote
         // berth keeps no directory busy; the child starts in the caller's.
@@ -142,6 +156,10 @@ public final class InitProcess {
     private func forwardSignal(_ signal: ReceivedSignal) {
         let number = signal.number
         say.received(signal)
+        if preparing {
+            stopPreparing(on: signal)
+            return
+        }
         if handOffSignalsToIgnore.remove(number) {
             say.ignoredHandOff(number)
             return
@@ -230,6 +248,18 @@ public final class InitProcess {
             // The child's group may hold its own children, stopped with it.
             kill(-childPID, SIGCONT)
         }
+    }
+
+    /// No child yet: a terminating signal ends the preparation at once. Its
+    /// helpers are berth's own tools, so they get SIGKILL, not a grace.
+    private func stopPreparing(on signal: ReceivedSignal) {
+        guard [SIGTERM, SIGINT, SIGHUP, SIGQUIT].contains(signal.number), signal.wasSentByProcess else { return }
+        preparing = false
+        policy.beforeChild?.cancel()
+        ProcessSweep.signalEveryoneElse(SIGKILL)
+        say.stoppedBeforeChild(by: signal.number)
+        exitCode = 128 + signal.number
+        loop.stop()
     }
 
     // MARK: the end

@@ -125,9 +125,19 @@ enum NativeFace {
             StandardError.write("berth: \(error.message)\n")
             return 2
         }
+        var policy = settings.policy
+        do {
+            if let plan = try NativeProvisioning.plan(environment: environment, verbosity: settings.verbosity) {
+                policy.beforeChild = plan.preparation
+                policy.childEnvironment = plan.childEnvironment
+            }
+        } catch {
+            StandardError.write("berth: \(error.message)\n")
+            return 2
+        }
         let diagnostics = NativeDiagnostics(verbosity: settings.verbosity, warnOnReap: settings.warnOnReap)
         do {
-            return try InitProcess(policy: settings.policy, diagnostics: diagnostics).run()
+            return try InitProcess(policy: policy, diagnostics: diagnostics).run()
         } catch {
             StandardError.write("berth: cannot set up the event loop: \(error)\n")
             return 1
@@ -298,6 +308,9 @@ struct NativeDiagnostics: InitDiagnostics {
     }
     func goodbye(exitCode: Int32, orphansReaped: Int) {
         log(2, "exiting with \(exitCode); reaped \(orphansReaped) orphan\(orphansReaped == 1 ? "" : "s") along the way")
+    }
+    func stoppedBeforeChild(by signal: Int32) {
+        log(1, "\(Signals.name(of: signal)) before the command started: provisioning stopped, exiting")
     }
     func killingOthers() {
         log(1, "processes still running after the grace period: sending SIGKILL")

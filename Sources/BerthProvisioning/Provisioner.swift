@@ -98,7 +98,7 @@ public final class Provisioner {
                 return "needs '\(dependency)', which failed"
             }
         }
-        return step.skipReason(in: context)
+        return step.skipReason(given: context.inputs)
     }
 
     private func record(_ step: ProvisioningStep, _ outcome: StepOutcome, since started: UInt64) {

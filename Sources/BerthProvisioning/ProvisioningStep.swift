@@ -9,11 +9,18 @@ public protocol ProvisioningStep: AnyObject {
     var name: String { get }
     /// Steps that must have succeeded (or been skipped) before this one runs.
     var dependencies: [String] { get }
+    /// Variables holding secrets this step consumes: removed from the
+    /// environment the command inherits.
+    var secretVariables: [String] { get }
     /// nil when the step has what it needs; otherwise why it is skipped.
-    func skipReason(in context: StepContext) -> String?
+    func skipReason(given inputs: StepInputs) -> String?
     /// Does the work and calls `done` exactly once, on the loop. Slow work
     /// (a tool, a request) goes through the loop, never a blocking call.
     func run(in context: StepContext, done: @escaping (StepOutcome) -> Void)
+}
+
+extension ProvisioningStep {
+    public var secretVariables: [String] { [] }
 }
 
 public enum StepOutcome: Equatable, Sendable {
@@ -27,20 +34,32 @@ public enum StepOutcome: Equatable, Sendable {
     }
 }
 
-/// What every step may use.
-public struct StepContext {
-    public let loop: EventLoop
+/// What a step is given: the settings, the workspace user, who berth runs as.
+public struct StepInputs: Sendable {
     public let settings: Settings
     /// The workspace user, or why it could not be found.
     public let user: Result<UserAccount, SettingError>
     public let runningAsRoot: Bool
 
-    public init(loop: EventLoop, settings: Settings, user: Result<UserAccount, SettingError>, runningAsRoot: Bool = getuid() == 0) {
-        self.loop = loop
+    public init(settings: Settings, user: Result<UserAccount, SettingError>, runningAsRoot: Bool = getuid() == 0) {
         self.settings = settings
         self.user = user
         self.runningAsRoot = runningAsRoot
     }
+}
+
+/// What a running step may use: its inputs and berth's loop.
+public struct StepContext {
+    public let loop: EventLoop
+    public let inputs: StepInputs
+
+    public init(loop: EventLoop, inputs: StepInputs) {
+        self.loop = loop
+        self.inputs = inputs
+    }
+
+    public var settings: Settings { inputs.settings }
+    public var user: Result<UserAccount, SettingError> { inputs.user }
 }
 
 public struct StepResult: Equatable, Sendable {

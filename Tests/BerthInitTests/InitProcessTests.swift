@@ -227,6 +227,17 @@ final class InitProcessTests: XCTestCase {
         }
     }
 
+    func test_works_without_proc_mounted() throws {
+        // A bare chroot has no /proc: berth must still see its own argv.
+        let root = try ThrowawayRoot()
+        let version = try Subprocess(["/usr/sbin/chroot", root.path, "/berth", "--version"])
+        XCTAssertEqual(version.wait(), .exited(0), version.errorText)
+        XCTAssertEqual(version.outputText, berthVersionForTests + "\n")
+        let run = try Subprocess(["/usr/sbin/chroot", root.path, "/berth", "-e", "3", "--", "/testkit", "zombies", "0"])
+        XCTAssertEqual(run.wait(), .exited(0), run.errorText)
+        XCTAssertEqual(run.outputText, "zombies 0\n")
+    }
+
     func test_help_and_version_exit_zero() throws {
         let help = try Subprocess([Built.berth, "--help"])
         XCTAssertEqual(help.wait(), .exited(0))

@@ -11,7 +11,7 @@ final class ProvisionerTests: XCTestCase {
             self.name = name
             self.dependencies = dependencies
         }
-        func skipReason(in context: StepContext) -> String? { nil }
+        func skipReason(given inputs: StepInputs) -> String? { nil }
         func run(in context: StepContext, done: @escaping (StepOutcome) -> Void) { done(.ok(nil)) }
     }
 

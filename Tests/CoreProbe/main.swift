@@ -142,7 +142,7 @@ case "provision":
     loop.onSignal = { signal in
         if signal.number == SIGUSR1 { say("usr1 \(MonotonicClock.now())") }
     }
-    let context = StepContext(loop: loop, settings: Settings(environment: [:]), user: .failure(SettingError("no user")))
+    let context = StepContext(loop: loop, inputs: StepInputs(settings: Settings(environment: [:]), user: .failure(SettingError("no user"))))
     let provisioner = try Provisioner(steps: steps, context: context, disabled: ["disabled-one"], timeout: .milliseconds(1500))
     provisioner.start { results in
         do {
@@ -187,7 +187,7 @@ final class FakeStep: ProvisioningStep {
         self.body = body
     }
 
-    func skipReason(in context: StepContext) -> String? { skip }
+    func skipReason(given inputs: StepInputs) -> String? { skip }
     func run(in context: StepContext, done: @escaping (StepOutcome) -> Void) { body(context, done) }
 }
 

@@ -198,12 +198,19 @@ static int signal_clock(int count) {
     return 0;
 }
 
+// Prints the environment, one variable a line.
+static int print_environment(void) {
+    extern char **environ;
+    for (char **entry = environ; *entry != NULL; entry++) printf("%s\n", *entry);
+    return 0;
+}
+
 static void usage(void) {
     fprintf(stderr,
             "usage: berth-testkit orphans N | zombies SECONDS | print-signals [STOP [SECONDS]]\n"
             "       | print-signals-ignoring-term SECONDS | stubborn-daemon SECONDS [PIDFILE]\n"
             "       | reuse-pid PID SECONDS | foreground | with-signal-state CMD...\n"
-            "       | with-open-fd CMD... | signal-clock COUNT\n");
+            "       | with-open-fd CMD... | signal-clock COUNT | env\n");
 }
 
 int main(int argc, char **argv) {
@@ -221,6 +228,7 @@ int main(int argc, char **argv) {
     if (!strcmp(verb, "with-signal-state") && argc > 2) return with_signal_state(argv + 2);
     if (!strcmp(verb, "with-open-fd") && argc > 2) return with_open_fd(argv + 2);
     if (!strcmp(verb, "signal-clock") && argc == 3) return signal_clock(atoi(argv[2]));
+    if (!strcmp(verb, "env")) return print_environment();
     usage();
     return 2;
 }

@@ -1,0 +1,94 @@
+import BerthCore
+import BerthProvisioning
+import Glibc
+import SSHKeysPlugin
+
+/// Provisioning as berth's own face runs it, before the child starts.
+enum NativeProvisioning {
+    static func allSteps() -> [ProvisioningStep] {
+        [SSHKeysStep()]
+    }
+
+    struct Plan {
+        var preparation: InitPolicy.Preparation
+        var childEnvironment: [String]
+    }
+
+    /// nil when no step has anything to do: berth is then a plain init and
+    /// writes nothing.
+    static func plan(environment: [String: String], verbosity: Int) throws(UsageError) -> Plan? {
+        let settings = Settings(environment: environment)
+        let steps = allSteps()
+        let names = steps.map(\.name)
+        let disabled = Set(listValue(environment["BERTH_DISABLE"]))
+        for name in disabled where !names.contains(name) {
+            throw UsageError(message: "BERTH_DISABLE: unknown step '\(name)' (steps: \(names.joined(separator: ", ")))")
+        }
+        let strict: Bool
+        let timeout: Duration
+        do {
+            strict = try settings.boolean("BERTH_STRICT", default: false)
+        } catch {
+            throw UsageError(message: error.message)
+        }
+        if let text = settings.value("BERTH_STEP_TIMEOUT") {
+            guard let seconds = NativeFace.parseSeconds(text), seconds > .zero else {
+                throw UsageError(message: "BERTH_STEP_TIMEOUT='\(text)': expected seconds, like 60")
+            }
+            timeout = seconds
+        } else {
+            timeout = .seconds(60)
+        }
+        let runDirectory = settings.value("BERTH_RUN_DIR", default: "/run/berth")
+        let userName = settings.value("BERTH_USER", default: "dev8")
+
+        let user = Result { () throws(SettingError) in try UserAccount.lookup(userName) }
+        let secrets = Set(steps.flatMap(\.secretVariables))
+        let childEnvironment = environment.filter { !secrets.contains($0.key) }.map { "\($0.key)=\($0.value)" }.sorted()
+        let inputs = StepInputs(settings: settings, user: user)
+        guard steps.contains(where: { !disabled.contains($0.name) && $0.skipReason(given: inputs) == nil }) else {
+            return nil
+        }
+
+        var provisioner: Provisioner?
+        let preparation = InitPolicy.Preparation(
+            start: { loop, proceed in
+                let context = StepContext(loop: loop, inputs: inputs)
+                do {
+                    provisioner = try Provisioner(steps: steps, context: context, disabled: disabled, timeout: timeout)
+                } catch {
+                    StandardError.write("berth: provisioning: \(error)\n")
+                    proceed(!strict)
+                    return
+                }
+                provisioner?.start { results in
+                    finish(results, runDirectory: runDirectory, strict: strict, verbosity: verbosity, proceed: proceed)
+                }
+            },
+            cancel: { provisioner?.cancel() }
+        )
+        return Plan(preparation: preparation, childEnvironment: childEnvironment)
+    }
+
+    private static func finish(_ results: [StepResult], runDirectory: String, strict: Bool, verbosity: Int, proceed: (Bool) -> Void) {
+        do {
+            try ProvisionReport.write(results, to: runDirectory + "/provision.json")
+        } catch {
+            StandardError.write("berth: cannot write the provisioning report: \(error)\n")
+        }
+        let failed = results.contains { $0.outcome.isFailure }
+        if verbosity >= 1 || failed {
+            StandardError.write(ProvisionReport.summary(results).split(separator: "\n").map { "berth: \($0)\n" }.joined())
+        }
+        if strict && failed {
+            StandardError.write("berth: BERTH_STRICT=1 and a provisioning step failed: not starting the command\n")
+            proceed(false)
+        } else {
+            proceed(true)
+        }
+    }
+
+    private static func listValue(_ text: String?) -> [String] {
+        (text ?? "").split(separator: ",").map { $0.trimmingCharacters(in: " ") }.filter { !$0.isEmpty }
+    }
+}

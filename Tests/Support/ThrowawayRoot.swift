@@ -1,0 +1,72 @@
+import Glibc
+
+/// A minimal root file system for provisioning tests: glibc, berth, the test
+/// kit, /etc/passwd with the workspace user dev8 (1000:1000) and its home.
+/// Provisioning runs chrooted in it, never against this machine's /etc or
+/// /home.
+public final class ThrowawayRoot {
+    public let path: String
+
+    public init() throws {
+        path = "/tmp/berth-root-\(getpid())-\(Int.random(in: 0..<1_000_000))"
+        for directory in ["", "/etc", "/home", "/home/dev8", "/run", "/proc", "/tmp", "/secrets"] {
+            guard mkdir(path + directory, 0o755) == 0 else { throw TestFailure("mkdir \(path + directory)") }
+        }
+        chmod(path + "/tmp", 0o1777)
+        chown(path + "/home/dev8", 1000, 1000)
+        // Whatever the binaries load (glibc; a debug berth also Swift's
+        // shared runtime), at the same paths.
+        for binary in [Built.berth, Built.testkit] {
+            let listing = try Subprocess(["ldd", binary])
+            listing.wait()
+            for line in listing.outputText.split(separator: "\n") {
+                guard let library = line.split(whereSeparator: { $0 == " " || $0 == "\t" }).first(where: { $0.hasPrefix("/") }) else { continue }
+                try link(String(library))
+            }
+        }
+        try copy(Built.berth, to: path + "/berth")
+        try copy(Built.testkit, to: path + "/testkit")
+        try write("/etc/passwd", "root:x:0:0:root:/root:/bin/sh\ndev8:x:1000:1000:dev8:/home/dev8:/bin/sh\n")
+        try write("/etc/group", "root:x:0:\ndev8:x:1000:\n")
+    }
+
+    deinit {
+        _ = system("rm -rf '\(path)'")
+    }
+
+    /// berth as PID 1 of a new PID namespace, chrooted here.
+    public func berth(_ arguments: [String], environment: [String: String]) throws -> Subprocess {
+        try Subprocess(["unshare", "--pid", "--fork", "--mount-proc=\(path)/proc", "/usr/sbin/chroot", path, "/berth"] + arguments,
+                       environment: environment)
+    }
+
+    public func write(_ file: String, _ text: String, mode: mode_t = 0o644) throws {
+        let fd = open(path + file, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode)
+        guard fd >= 0 else { throw TestFailure("cannot write \(path + file)") }
+        var bytes = Array(text.utf8)
+        _ = Glibc.write(fd, &bytes, bytes.count)
+        fchmod(fd, mode)
+        close(fd)
+    }
+
+    public func read(_ file: String) -> String? {
+        readText(path + file)
+    }
+
+    public func status(_ file: String) -> stat? {
+        var info = stat()
+        return lstat(path + file, &info) == 0 ? info : nil
+    }
+
+    /// Places a library at its own path inside the root (directories made).
+    private func link(_ library: String) throws {
+        let directory = String(library[..<(library.lastIndex(of: "/") ?? library.endIndex)])
+        guard system("mkdir -p '\(path)\(directory)' && cp -Ln '\(library)' '\(path)\(library)'") == 0 else {
+            throw TestFailure("cannot place \(library)")
+        }
+    }
+
+    private func copy(_ source: String, to destination: String) throws {
+        guard system("cp -L '\(source)' '\(destination)'") == 0 else { throw TestFailure("cp \(source)") }
+    }
+}
