@@ -18,12 +18,8 @@ enum NativeProvisioning {
     /// writes nothing.
     static func plan(environment: [String: String], verbosity: Int) throws(UsageError) -> Plan? {
         let settings = Settings(environment: environment)
-        let steps = allSteps()
-        let names = steps.map(\.name)
-        let disabled = Set(listValue(environment["BERTH_DISABLE"]))
-        for name in disabled where !names.contains(name) {
-            throw UsageError(message: "BERTH_DISABLE: unknown step '\(name)' (steps: \(names.joined(separator: ", ")))")
-        }
+        let builtIns = allSteps()
+        let names = builtIns.map(\.name)
         let strict: Bool
         let timeout: Duration
         do {
@@ -40,10 +36,16 @@ enum NativeProvisioning {
             timeout = .seconds(60)
         }
         let runDirectory = settings.value("BERTH_RUN_DIR", default: "/run/berth")
+        let dropIns = DropInStep.scan(settings.value("BERTH_PLUGINS_DIR", default: "/etc/berth/plugins.d"), after: names, timeout: timeout)
+        let steps: [ProvisioningStep] = builtIns + dropIns
+        let disabled = Set(listValue(environment["BERTH_DISABLE"]))
+        for name in disabled where !steps.contains(where: { $0.name == name }) {
+            throw UsageError(message: "BERTH_DISABLE: unknown step '\(name)' (steps: \(steps.map(\.name).joined(separator: ", ")))")
+        }
         let userName = settings.value("BERTH_USER", default: "dev8")
 
         let user = Result { () throws(SettingError) in try UserAccount.lookup(userName) }
-        let secrets = Set(steps.flatMap(\.secretVariables))
+        let secrets = Set(builtIns.flatMap(\.secretVariables))
         let childEnvironment = environment.filter { !secrets.contains($0.key) }.map { "\($0.key)=\($0.value)" }.sorted()
         let inputs = StepInputs(settings: settings, user: user)
         guard steps.contains(where: { !disabled.contains($0.name) && $0.skipReason(given: inputs) == nil }) else {

@@ -16,7 +16,7 @@ public final class ThrowawayRoot {
         chown(path + "/home/dev8", 1000, 1000)
         // Whatever the binaries load (glibc; a debug berth also Swift's
         // shared runtime), at the same paths.
-        for binary in [Built.berth, Built.testkit] {
+        for binary in [Built.berth, Built.testkit, "/bin/sh"] {
             let listing = try Subprocess(["ldd", binary])
             listing.wait()
             for line in listing.outputText.split(separator: "\n") {
@@ -26,6 +26,7 @@ public final class ThrowawayRoot {
         }
         try copy(Built.berth, to: path + "/berth")
         try copy(Built.testkit, to: path + "/testkit")
+        try link("/bin/sh")
         try write("/etc/passwd", "root:x:0:0:root:/root:/bin/sh\ndev8:x:1000:1000:dev8:/home/dev8:/bin/sh\n")
         try write("/etc/group", "root:x:0:\ndev8:x:1000:\n")
     }
