@@ -27,6 +27,7 @@ let package = Package(
         .target(name: "BerthProvisioning", dependencies: ["BerthCore", "CBerth"]),
         // Provisioning plugins, one folder each under plugins/.
         .target(name: "SSHKeysPlugin", dependencies: ["BerthProvisioning"], path: "plugins/ssh-keys"),
+        .target(name: "SSHDPlugin", dependencies: ["BerthProvisioning"], path: "plugins/sshd"),
         // The init's life cycle and its three faces (berth, tini, dumb-init).
         .target(
             name: "BerthInit",
@@ -34,6 +35,7 @@ let package = Package(
                 "BerthCore",
                 "BerthProvisioning",
                 "SSHKeysPlugin",
+                "SSHDPlugin",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -48,6 +50,7 @@ let package = Package(
         .target(name: "TestSupport", dependencies: ["BerthCore", "CBerth", "CTestSupport"], path: "Tests/Support"),
         .testTarget(name: "BerthCoreTests", dependencies: ["BerthCore", "TestSupport"]),
         .testTarget(name: "BerthProvisioningTests", dependencies: ["BerthProvisioning", "TestSupport"]),
+        .testTarget(name: "SSHDPluginTests", dependencies: ["SSHDPlugin", "TestSupport"], path: "Tests/Plugins/SSHDPluginTests"),
         .testTarget(name: "SSHKeysPluginTests", dependencies: ["SSHKeysPlugin", "BerthProvisioning", "TestSupport"], path: "Tests/Plugins/SSHKeysPluginTests"),
         .testTarget(name: "BerthInitTests", dependencies: ["BerthInit", "BerthCore", "TestSupport"]),
     ]

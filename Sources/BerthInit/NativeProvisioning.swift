@@ -1,12 +1,13 @@
 import BerthCore
 import BerthProvisioning
 import Glibc
+import SSHDPlugin
 import SSHKeysPlugin
 
 /// Provisioning as berth's own face runs it, before the child starts.
 enum NativeProvisioning {
     static func allSteps() -> [ProvisioningStep] {
-        [SSHKeysStep()]
+        [SSHKeysStep(), SSHDStep()]
     }
 
     struct Plan {

@@ -15,14 +15,33 @@ public final class Subprocess {
     public private(set) var status: ChildStatus?
     private static let devNull = open("/dev/null", O_RDONLY | O_CLOEXEC)
 
+    static func isProvisioningInput(_ name: String) -> Bool {
+        ["SSH_", "GITHUB_", "GH_", "GIT_", "ANTHROPIC_", "OPENAI_", "GEMINI_", "GOOGLE_", "CODE_SERVER_", "SUPERVISOR_"]
+            .contains { name.hasPrefix($0) } || (name.hasPrefix("BERTH_") && name != "BERTH_TEST_BINARY")
+    }
+
+    static func inheritedEnvironment() -> [String: String] {
+        var values: [String: String] = [:]
+        var cursor = environ
+        while let entry = cursor.pointee {
+            let pair = String(cString: entry)
+            if let equals = pair.firstIndex(of: "=") {
+                values[String(pair[..<equals])] = String(pair[pair.index(after: equals)...])
+            }
+            cursor += 1
+        }
+        return values
+    }
+
     /// `terminal`: run in a new session whose controlling terminal is that pty.
     public init(_ arguments: [String], environment: [String: String]? = nil, workingDirectory: String? = nil,
                 terminal: PseudoTerminal? = nil, input: Int32 = -1) throws {
         var request = SpawnRequest(arguments: arguments)
         request.workingDirectory = workingDirectory
-        if let environment {
-            request.environment = environment.map { "\($0.key)=\($0.value)" }
-        }
+        // Never the test runner's own provisioning inputs: berth runs on
+        // this machine in some tests and must find nothing to provision.
+        let chosen = environment ?? Subprocess.inheritedEnvironment().filter { !Subprocess.isProvisioningInput($0.key) }
+        request.environment = chosen.map { "\($0.key)=\($0.value)" }
         var outPipe: [Int32] = [-1, -1]
         var errPipe: [Int32] = [-1, -1]
         if let terminal {

@@ -7,7 +7,11 @@ import Glibc
 public final class ThrowawayRoot {
     public let path: String
 
-    public init() throws {
+    /// `withSSH`: also Debian's sshd and ssh-keygen, the sshd privilege
+    /// separation user and directory, /dev/null and friends, and a main
+    /// sshd_config that includes sshd_config.d (without PAM, which the root
+    /// has no configuration for).
+    public init(withSSH: Bool = false) throws {
         path = "/tmp/berth-root-\(getpid())-\(Int.random(in: 0..<1_000_000))"
         for directory in ["", "/etc", "/home", "/home/dev8", "/run", "/proc", "/tmp", "/secrets"] {
             guard mkdir(path + directory, 0o755) == 0 else { throw TestFailure("mkdir \(path + directory)") }
@@ -16,7 +20,8 @@ public final class ThrowawayRoot {
         chown(path + "/home/dev8", 1000, 1000)
         // Whatever the binaries load (glibc; a debug berth also Swift's
         // shared runtime), at the same paths.
-        for binary in [Built.berth, Built.testkit, "/bin/sh"] {
+        let ssh = withSSH ? ["/usr/sbin/sshd", "/usr/bin/ssh-keygen"] : []
+        for binary in [Built.berth, Built.testkit, "/bin/sh"] + ssh {
             let listing = try Subprocess(["ldd", binary])
             listing.wait()
             for line in listing.outputText.split(separator: "\n") {
@@ -27,7 +32,20 @@ public final class ThrowawayRoot {
         try copy(Built.berth, to: path + "/berth")
         try copy(Built.testkit, to: path + "/testkit")
         try link("/bin/sh")
-        try write("/etc/passwd", "root:x:0:0:root:/root:/bin/sh\ndev8:x:1000:1000:dev8:/home/dev8:/bin/sh\n")
+        if withSSH {
+            for binary in ssh { try link(binary) }
+            for directory in ["/etc/ssh", "/etc/ssh/sshd_config.d", "/run/sshd", "/dev", "/root"] {
+                guard mkdir(path + directory, 0o755) == 0 else { throw TestFailure("mkdir \(directory)") }
+            }
+            for (device, major, minor) in [("null", 1, 3), ("zero", 1, 5), ("random", 1, 8), ("urandom", 1, 9)] {
+                guard mknod(path + "/dev/" + device, S_IFCHR | 0o666, dev_t((major << 8) | minor)) == 0 else {
+                    throw TestFailure("mknod \(device)")
+                }
+                chmod(path + "/dev/" + device, 0o666)
+            }
+            try write("/etc/ssh/sshd_config", "Include /etc/ssh/sshd_config.d/*.conf\nUsePAM no\nSubsystem sftp internal-sftp\n")
+        }
+        try write("/etc/passwd", "root:x:0:0:root:/root:/bin/sh\ndev8:x:1000:1000:dev8:/home/dev8:/bin/sh\nsshd:x:102:65534::/run/sshd:/usr/sbin/nologin\n")
         try write("/etc/group", "root:x:0:\ndev8:x:1000:\n")
     }
 

@@ -1,0 +1,158 @@
+import BerthCore
+import BerthProvisioning
+import Glibc
+
+/// sshd: host keys generated in each container at first boot (never baked
+/// into an image) and a hardened drop-in, `sshd_config.d/berth.conf`,
+/// installed only after `sshd -t` accepted it.
+public final class SSHDStep: ProvisioningStep {
+    public let name = "sshd"
+    public let dependencies: [String] = []
+
+    let sshd: String
+    let keygen: String
+    let configDirectory: String
+    let mainConfig: String
+    static let hostKeyTypes = ["ed25519", "rsa", "ecdsa"]
+
+    public init(sshd: String = "/usr/sbin/sshd", keygen: String = "/usr/bin/ssh-keygen", sshDirectory: String = "/etc/ssh") {
+        self.sshd = sshd
+        self.keygen = keygen
+        self.configDirectory = sshDirectory
+        self.mainConfig = sshDirectory + "/sshd_config"
+    }
+
+    public func skipReason(given inputs: StepInputs) -> String? {
+        // Password logins are off, so without a key nobody could log in.
+        if !inputs.settings.isSet("SSH_PUBLIC_KEY") { return "SSH_PUBLIC_KEY is not set: nobody could log in" }
+        if access(sshd, X_OK) != 0 { return "openssh-server is not installed (no \(sshd))" }
+        if !inputs.runningAsRoot { return "needs root to write \(configDirectory)" }
+        return nil
+    }
+
+    public func run(in context: StepContext, done: @escaping (StepOutcome) -> Void) {
+        let port: Int
+        let portText = context.settings.value("SSH_PORT", default: "2222")
+        guard let parsed = Int(portText), (1...65535).contains(parsed) else {
+            return done(.failed("SSH_PORT='\(portText)': expected a port number from 1 to 65535"))
+        }
+        port = parsed
+        let user: UserAccount
+        switch context.user {
+        case .success(let found): user = found
+        case .failure(let error): return done(.failed(error.message))
+        }
+        guard includesDropIns() else {
+            return done(.failed("\(mainConfig) does not Include \(configDirectory)/sshd_config.d/*.conf, so berth's settings would not apply"))
+        }
+        ensureHostKeys(Self.hostKeyTypes[...], loop: context.loop, generated: []) { [self] result in
+            switch result {
+            case .failure(let message): done(.failed(message))
+            case .success(let generated):
+                installConfig(config(port: port, user: user.name), loop: context.loop) { failure in
+                    if let failure { return done(.failed(failure)) }
+                    let keys = generated.isEmpty ? "host keys kept" : "host keys generated: \(generated.joined(separator: ", "))"
+                    done(.ok("port \(port), \(keys)"))
+                }
+            }
+        }
+    }
+
+    func config(port: Int, user: String) -> String {
+        """
+        # Written by berth at every start; edit SSH_PORT / BERTH_USER instead.
+        Port \(port)
+        PermitRootLogin no
+        PasswordAuthentication no
+        KbdInteractiveAuthentication no
+        PubkeyAuthentication yes
+        MaxAuthTries 3
+        AllowUsers \(user)
+        X11Forwarding no
+        ClientAliveInterval 60
+
+        """
+    }
+
+    private func includesDropIns() -> Bool {
+        guard let text = readText(mainConfig) else { return false }
+        return text.split(separator: "\n").contains { line in
+            let words = line.split(separator: " ", omittingEmptySubsequences: true)
+            return words.count >= 2 && words[0].lowercased() == "include" && words[1].hasPrefix(configDirectory + "/sshd_config.d/")
+        }
+    }
+
+    enum KeysResult { case success([String]), failure(String) }
+
+    /// One type after another; a key that exists is kept (a restart on a
+    /// persistent /etc/ssh changes nothing).
+    private func ensureHostKeys(_ types: ArraySlice<String>, loop: EventLoop, generated: [String], done: @escaping (KeysResult) -> Void) {
+        guard let type = types.first else { return done(.success(generated)) }
+        let path = "\(configDirectory)/ssh_host_\(type)_key"
+        if access(path, F_OK) == 0 {
+            return ensureHostKeys(types.dropFirst(), loop: loop, generated: generated, done: done)
+        }
+        // Generated under a temporary name, renamed once whole.
+        let temporary = "\(configDirectory)/.berth-host-\(type)"
+        unlink(temporary)
+        unlink(temporary + ".pub")
+        let command = HelperCommand(arguments: [keygen, "-q", "-t", type, "-N", "", "-C", "", "-f", temporary], timeout: .seconds(30))
+        loop.runHelper(command) { [self] result in
+            guard result.succeeded else {
+                unlink(temporary)
+                unlink(temporary + ".pub")
+                let why = String(decoding: result.standardError, as: UTF8.self).split(separator: "\n").first.map(String.init) ?? "failed"
+                return done(.failure("ssh-keygen -t \(type): \(why)"))
+            }
+            guard rename(temporary + ".pub", path + ".pub") == 0, rename(temporary, path) == 0 else {
+                return done(.failure("\(path): rename failed: \(String(cString: strerror(errno)))"))
+            }
+            ensureHostKeys(types.dropFirst(), loop: loop, generated: generated + [type], done: done)
+        }
+    }
+
+    /// `sshd -t` on the candidate first, ahead of everything else, as sshd
+    /// will read it; only a config that passes replaces the installed one.
+    private func installConfig(_ text: String, loop: EventLoop, done: @escaping (String?) -> Void) {
+        let dropIns = configDirectory + "/sshd_config.d"
+        let candidate = dropIns + "/.berth.conf.candidate"
+        let wrapper = dropIns + "/.berth.conf.check"
+        do {
+            try AtomicFile.ensureDirectory(dropIns, mode: 0o755)
+            try AtomicFile.write(Array(text.utf8), to: candidate, mode: 0o644)
+            try AtomicFile.write(Array("Include \(candidate)\nInclude \(mainConfig)\n".utf8), to: wrapper, mode: 0o644)
+        } catch {
+            return done("\(error)")
+        }
+        loop.runHelper(HelperCommand(arguments: [sshd, "-t", "-f", wrapper], timeout: .seconds(30))) { result in
+            defer {
+                unlink(candidate)
+                unlink(wrapper)
+            }
+            guard result.succeeded else {
+                let why = String(decoding: result.standardError, as: UTF8.self).split(separator: "\n").first.map(String.init) ?? "rejected"
+                return done("sshd -t rejected the configuration: \(why)")
+            }
+            do {
+                try AtomicFile.write(Array(text.utf8), to: dropIns + "/berth.conf", mode: 0o644)
+                done(nil)
+            } catch {
+                done("\(error)")
+            }
+        }
+    }
+}
+
+func readText(_ path: String) -> String? {
+    let fd = open(path, O_RDONLY | O_CLOEXEC)
+    guard fd >= 0 else { return nil }
+    defer { close(fd) }
+    var bytes: [UInt8] = []
+    var buffer = [UInt8](repeating: 0, count: 65536)
+    while true {
+        let got = read(fd, &buffer, buffer.count)
+        if got <= 0 { break }
+        bytes += buffer[0..<got]
+    }
+    return String(decoding: bytes, as: UTF8.self)
+}
