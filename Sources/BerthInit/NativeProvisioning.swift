@@ -43,15 +43,17 @@ enum NativeProvisioning {
         for name in disabled where !steps.contains(where: { $0.name == name }) {
             throw UsageError(message: "BERTH_DISABLE: unknown step '\(name)' (steps: \(steps.map(\.name).joined(separator: ", ")))")
         }
-        let userName = settings.value("BERTH_USER", default: "dev8")
-
-        let user = Result { () throws(SettingError) in try UserAccount.lookup(userName) }
-        let secrets = Set(builtIns.flatMap(\.secretVariables))
-        let childEnvironment = environment.filter { !secrets.contains($0.key) }.map { "\($0.key)=\($0.value)" }.sorted()
-        let inputs = StepInputs(settings: settings, user: user)
-        guard steps.contains(where: { !disabled.contains($0.name) && $0.skipReason(given: inputs) == nil }) else {
+        // Nothing to do is the common `berth -- CMD`: decide it before any
+        // file is read (a step that needs the user fails or skips later).
+        let notLookedUp = StepInputs(settings: settings, user: .failure(SettingError("not looked up")))
+        guard steps.contains(where: { !disabled.contains($0.name) && $0.skipReason(given: notLookedUp) == nil }) else {
             return nil
         }
+        let userName = settings.value("BERTH_USER", default: "dev8")
+        let user = Result { () throws(SettingError) in try UserAccount.lookup(userName) }
+        let inputs = StepInputs(settings: settings, user: user)
+        let secrets = Set(builtIns.flatMap(\.secretVariables))
+        let childEnvironment = environment.filter { !secrets.contains($0.key) }.map { "\($0.key)=\($0.value)" }.sorted()
 
         var provisioner: Provisioner?
         let preparation = InitPolicy.Preparation(
