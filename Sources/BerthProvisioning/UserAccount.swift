@@ -13,7 +13,7 @@ public struct UserAccount: Equatable, Sendable {
     public let groups: [gid_t]
 
     public static func lookup(_ name: String, passwdFile: String = "/etc/passwd", groupFile: String = "/etc/group") throws(SettingError) -> UserAccount {
-        guard let passwd = readText(passwdFile) else {
+        guard let passwd = readTextFile(passwdFile) else {
             throw SettingError("cannot read \(passwdFile) to look up user '\(name)'")
         }
         for line in passwd.split(separator: "\n") {
@@ -23,7 +23,7 @@ public struct UserAccount: Equatable, Sendable {
                 throw SettingError("\(passwdFile): the entry for '\(name)' has a bad uid or gid")
             }
             var groups: [gid_t] = []
-            for groupLine in (readText(groupFile) ?? "").split(separator: "\n") {
+            for groupLine in (readTextFile(groupFile) ?? "").split(separator: "\n") {
                 let parts = groupLine.split(separator: ":", omittingEmptySubsequences: false)
                 guard parts.count >= 4, let id = gid_t(parts[2]) else { continue }
                 let members = parts[3].split(separator: ",").map { $0.trimmingSpaces() }
@@ -42,9 +42,24 @@ extension Substring {
     }
 }
 
-func readText(_ path: String) -> String? {
+/// A text file of up to 16 MiB, or nil.
+public func readTextFile(_ path: String) -> String? {
     let fd = open(path, O_RDONLY | O_CLOEXEC)
     guard fd >= 0 else { return nil }
     defer { close(fd) }
+    return readAll(fd, limit: 16 << 20).map { String(decoding: $0, as: UTF8.self) }
+}
+
+/// A file in a user's home that root is about to merge into: read only if
+/// it is a plain file, not a symlink, with one link, owned by that user or
+/// root. Otherwise nil, as if absent: a link planted to /etc/shadow must not
+/// be copied into a file the user can read.
+public func readUserFile(_ path: String, owner: uid_t) -> String? {
+    let fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)
+    guard fd >= 0 else { return nil }
+    defer { close(fd) }
+    var info = stat()
+    guard fstat(fd, &info) == 0, (info.st_mode & S_IFMT) == S_IFREG, info.st_nlink == 1,
+          info.st_uid == owner || info.st_uid == 0 else { return nil }
     return readAll(fd, limit: 16 << 20).map { String(decoding: $0, as: UTF8.self) }
 }

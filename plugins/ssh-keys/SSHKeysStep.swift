@@ -71,7 +71,7 @@ public final class SSHKeysStep: ProvisioningStep {
             try AtomicFile.ensureDirectory(sshDirectory, mode: 0o700, owner: owner)
             if !publicKeys.isEmpty {
                 let path = sshDirectory + "/authorized_keys"
-                let existing = readFile(path)
+                let existing = readUserFile(path, owner: user.uid)
                 try AtomicFile.write(Array(merge(publicKeys, into: existing).utf8), to: path, mode: 0o600, owner: owner)
                 done.append("\(publicKeys.count) authorized key\(publicKeys.count == 1 ? "" : "s")")
             }
@@ -119,17 +119,4 @@ public final class SSHKeysStep: ProvisioningStep {
         return (own + [Self.beginMarker] + keys + [Self.endMarker]).joined(separator: "\n") + "\n"
     }
 
-    private func readFile(_ path: String) -> String? {
-        let fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)
-        guard fd >= 0 else { return nil }
-        defer { close(fd) }
-        var bytes: [UInt8] = []
-        var buffer = [UInt8](repeating: 0, count: 65536)
-        while true {
-            let got = read(fd, &buffer, buffer.count)
-            if got <= 0 { break }
-            bytes += buffer[0..<got]
-        }
-        return String(decoding: bytes, as: UTF8.self)
-    }
 }

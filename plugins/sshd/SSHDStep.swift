@@ -75,7 +75,7 @@ public final class SSHDStep: ProvisioningStep {
     }
 
     private func includesDropIns() -> Bool {
-        guard let text = readText(mainConfig) else { return false }
+        guard let text = readTextFile(mainConfig) else { return false }
         return text.split(separator: "\n").contains { line in
             let words = line.split(separator: " ", omittingEmptySubsequences: true)
             return words.count >= 2 && words[0].lowercased() == "include" && words[1].hasPrefix(configDirectory + "/sshd_config.d/")
@@ -143,16 +143,3 @@ public final class SSHDStep: ProvisioningStep {
     }
 }
 
-func readText(_ path: String) -> String? {
-    let fd = open(path, O_RDONLY | O_CLOEXEC)
-    guard fd >= 0 else { return nil }
-    defer { close(fd) }
-    var bytes: [UInt8] = []
-    var buffer = [UInt8](repeating: 0, count: 65536)
-    while true {
-        let got = read(fd, &buffer, buffer.count)
-        if got <= 0 { break }
-        bytes += buffer[0..<got]
-    }
-    return String(decoding: bytes, as: UTF8.self)
-}

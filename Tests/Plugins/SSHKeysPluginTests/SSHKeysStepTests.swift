@@ -69,6 +69,25 @@ final class SSHKeysStepTests: XCTestCase {
         XCTAssertTrue(first?.hasPrefix("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl users-own\n") == true)
     }
 
+    func test_a_planted_symlink_or_hard_link_is_neither_followed_nor_copied() throws {
+        let root = try ThrowawayRoot()
+        try root.write("/etc/shadow", "root:SECRET-HASH:19000::::::\n", mode: 0o600)
+        XCTAssertEqual(mkdir(root.path + "/home/dev8/.ssh", 0o700), 0)
+        chown(root.path + "/home/dev8/.ssh", 1000, 1000)
+        XCTAssertEqual(symlink("/etc/shadow", root.path + "/home/dev8/.ssh/authorized_keys"), 0)
+        XCTAssertEqual(try provision(root, ["SSH_PUBLIC_KEY": key("ed.pub")]).status, .exited(0))
+        let written = try XCTUnwrap(root.read("/home/dev8/.ssh/authorized_keys"))
+        XCTAssertFalse(written.contains("SECRET-HASH"), "root copied the link's target into the user's file")
+        XCTAssertEqual(root.read("/etc/shadow"), "root:SECRET-HASH:19000::::::\n")
+
+        // A hard link to a root file: same rule.
+        unlink(root.path + "/home/dev8/.ssh/authorized_keys")
+        XCTAssertEqual(link(root.path + "/etc/shadow", root.path + "/home/dev8/.ssh/authorized_keys"), 0)
+        XCTAssertEqual(try provision(root, ["SSH_PUBLIC_KEY": key("ed.pub")]).status, .exited(0))
+        XCTAssertFalse((root.read("/home/dev8/.ssh/authorized_keys") ?? "").contains("SECRET-HASH"))
+        XCTAssertEqual(root.read("/etc/shadow"), "root:SECRET-HASH:19000::::::\n")
+    }
+
     func test_a_bad_key_fails_the_step_names_the_line_and_keeps_the_previous_file() throws {
         let root = try ThrowawayRoot()
         XCTAssertEqual(try provision(root, ["SSH_PUBLIC_KEY": key("ed.pub")]).status, .exited(0))
