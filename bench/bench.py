@@ -159,7 +159,7 @@ def main():
     print("measuring startup ...", file=sys.stderr)
     start = startup(peers, 60 if quick else 300)
     print("measuring reaping ...", file=sys.stderr)
-    reap = reap_cpu(peers, testkit, 3 if quick else 5, 10000)
+    reap = reap_cpu(peers, testkit, 3 if quick else 9, 10000)
     print("measuring forwarding ...", file=sys.stderr)
     forward = forwarding(peers, testkit, 300 if quick else 1000)
     print("measuring memory ...", file=sys.stderr)

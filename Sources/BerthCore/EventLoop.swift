@@ -52,6 +52,10 @@ public final class EventLoop {
     public var onChildSignal: (() -> Void)?
     /// Called for every reaped process nobody registered with `onExit(of:)`.
     public var onUnclaimedExit: (pid_t, ChildStatus) -> Void = { _, _ in }
+    /// Also deliver stops and continues to exit handlers (job control on a
+    /// terminal). Off by default: asking the kernel for them makes every
+    /// reap a little dearer, and only an interactive child needs them.
+    public var reportsStops = false
     /// Called when a reaping pass finds berth has no children at all.
     public var onNoChildrenLeft: () -> Void = {}
 
@@ -149,8 +153,9 @@ public final class EventLoop {
 
     // MARK: children
 
-    /// Delivers `pid`'s status changes to `handler` (stops and continues too;
-    /// the handler is dropped once the process has terminated). Register in
+    /// Delivers `pid`'s status changes to `handler` (stops and continues too
+    /// when `reportsStops`; the handler is dropped once the process has
+    /// terminated). Register in
     /// the same turn as the spawn: reaping only happens between turns.
     public func onExit(of pid: pid_t, _ handler: @escaping ExitHandler) {
         forgetExit(of: pid)
@@ -170,7 +175,7 @@ public final class EventLoop {
     public func reapChildren() -> Bool {
         while true {
             var status: Int32 = 0
-            let pid = waitpid(-1, &status, WNOHANG | WUNTRACED | WCONTINUED)
+            let pid = waitpid(-1, &status, reportsStops ? WNOHANG | WUNTRACED | WCONTINUED : WNOHANG)
             if pid > 0 {
                 let change = ChildStatus(waitStatus: status)
                 if !exitHandlers.isEmpty, let index = exitHandlers.firstIndex(where: { $0.pid == pid }) {

@@ -123,6 +123,7 @@ public final class InitProcess {
         case .sameGroup: request.takeTerminal = false
         }
         gaveTerminalToChild = request.takeTerminal && policy.isolation == .newProcessGroup
+        loop.reportsStops = gaveTerminalToChild && policy.followChildJobControl
         request.environment = policy.childEnvironment
         request.execFailureStatus = policy.execFailureStatus
         request.childNote = policy.childNote
