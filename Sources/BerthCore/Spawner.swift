@@ -51,12 +51,12 @@ public struct SpawnError: Error, CustomStringConvertible {
     public enum Step: Sendable { case fork, isolate, stdio, chdir, identity, exec }
     public let step: Step
     public let errno: Errno
-    /// The child that failed, still to be reaped; nil when fork itself failed.
+    /// The child that failed, still to be reaped; nil when no child was made.
     public let pid: pid_t?
 
     public var description: String {
         switch step {
-        case .fork: return "fork failed: \(errno)"
+        case .fork: return "could not start a process: \(errno)"
         case .isolate: return "could not isolate the child: \(errno)"
         case .stdio: return "could not set up standard streams: \(errno)"
         case .chdir: return "could not change directory: \(errno)"

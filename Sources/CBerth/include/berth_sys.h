@@ -1,4 +1,4 @@
-// The small C layer under berth: the code that runs between fork and exec,
+// The small C layer under berth: the code that runs between clone and exec,
 // the inherited signal state, and the macros and variadic syscalls Swift
 // cannot call directly.
 #ifndef BERTH_SYS_H
