@@ -98,7 +98,10 @@ final class DumbInitFaceTests: XCTestCase {
 
     func test_sigterm_in_setsid_mode_reaches_the_whole_session() throws {
         let run = try Subprocess([dumbInit, "sh", "-c", "\(kit) print-signals 0 30 & wait"], environment: env())
-        XCTAssertNotNil(run.readLine())
+        let ready = run.readLine()
+        // print-signals survives SIGTERM by design: end it when done.
+        defer { if let pid = ready.flatMap({ pid_t($0.split(separator: " ").last ?? "") }) { kill(pid, SIGKILL) } }
+        XCTAssertNotNil(ready)
         run.signal(SIGTERM)
         XCTAssertEqual(run.readLine(), "\(SIGTERM)", "the grandchild did not get SIGTERM")
         XCTAssertEqual(run.wait(), .exited(128 + SIGTERM))

@@ -286,7 +286,8 @@ extension String {
 /// the way an image installs the compatibility names.
 public enum CompatibilityNames {
     public static let directory: String = {
-        let path = "/tmp/berth-compat-\(getpid())"
+        // Beside the build products, so runs reuse it instead of littering /tmp.
+        let path = Built.directory + "/compat-names"
         mkdir(path, 0o755)
         for name in ["tini", "dumb-init"] {
             unlink(path + "/" + name)
