@@ -106,6 +106,9 @@ struct NativeSettings {
 
 enum NativeFace {
     static func run(arguments: [String], environment: [String: String]) -> Int32 {
+        if arguments.first == "provision" {
+            return ProvisionCommand.run(arguments: Array(arguments.dropFirst()), environment: environment)
+        }
         let parsed: NativeOptions
         do {
             parsed = try parse(arguments)

@@ -17,7 +17,10 @@ enum NativeProvisioning {
 
     /// nil when no step has anything to do: berth is then a plain init and
     /// writes nothing.
-    static func plan(environment: [String: String], verbosity: Int) throws(UsageError) -> Plan? {
+    /// `only`: run just that step (`berth provision --only STEP`).
+    /// `onResults` sees every outcome once the run is over.
+    static func plan(environment: [String: String], verbosity: Int, only: String? = nil,
+                     onResults: @escaping ([StepResult]) -> Void = { _ in }) throws(UsageError) -> Plan? {
         let settings = Settings(environment: environment)
         let builtIns = allSteps()
         let names = builtIns.map(\.name)
@@ -43,10 +46,19 @@ enum NativeProvisioning {
         for name in disabled where !steps.contains(where: { $0.name == name }) {
             throw UsageError(message: "BERTH_DISABLE: unknown step '\(name)' (steps: \(steps.map(\.name).joined(separator: ", ")))")
         }
+        if let only {
+            guard steps.contains(where: { $0.name == only }) else {
+                throw UsageError(message: "--only '\(only)': unknown step (steps: \(steps.map(\.name).joined(separator: ", ")))")
+            }
+        }
+        var excluded: [String: String] = [:]
+        if let only {
+            for step in steps where step.name != only { excluded[step.name] = "not selected (--only \(only))" }
+        }
         // Nothing to do is the common `berth -- CMD`: decide it before any
         // file is read (a step that needs the user fails or skips later).
         let notLookedUp = StepInputs(settings: settings, user: .failure(SettingError("not looked up")))
-        guard steps.contains(where: { !disabled.contains($0.name) && $0.skipReason(given: notLookedUp) == nil }) else {
+        guard steps.contains(where: { !disabled.contains($0.name) && excluded[$0.name] == nil && $0.skipReason(given: notLookedUp) == nil }) else {
             return nil
         }
         let userName = settings.value("BERTH_USER", default: "dev8")
@@ -60,13 +72,14 @@ enum NativeProvisioning {
             start: { loop, proceed in
                 let context = StepContext(loop: loop, inputs: inputs)
                 do {
-                    provisioner = try Provisioner(steps: steps, context: context, disabled: disabled, timeout: timeout)
+                    provisioner = try Provisioner(steps: steps, context: context, disabled: disabled, excluded: excluded, timeout: timeout)
                 } catch {
                     StandardError.write("berth: provisioning: \(error)\n")
                     proceed(!strict)
                     return
                 }
                 provisioner?.start { results in
+                    onResults(results)
                     finish(results, runDirectory: runDirectory, strict: strict, verbosity: verbosity, proceed: proceed)
                 }
             },

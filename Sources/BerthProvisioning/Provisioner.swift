@@ -10,19 +10,24 @@ public final class Provisioner {
 
     let steps: [ProvisioningStep]
     let context: StepContext
-    let disabled: Set<String>
+    /// Steps not to run, with the reason reported for each.
+    let excluded: [String: String]
     let timeout: Duration
     private var results: [StepResult] = []
     private var index = 0
     private var cancelled = false
     private var finish: (([StepResult]) -> Void)?
 
-    /// `steps` in any order; `disabled` (BERTH_DISABLE) are reported as
-    /// skipped. Throws for an unknown dependency or a cycle.
-    public init(steps: [ProvisioningStep], context: StepContext, disabled: Set<String> = [], timeout: Duration = .seconds(60)) throws(OrderError) {
+    /// `steps` in any order; `disabled` (BERTH_DISABLE) and `excluded` (with
+    /// their own reasons) are reported as skipped. Throws for an unknown
+    /// dependency or a cycle.
+    public init(steps: [ProvisioningStep], context: StepContext, disabled: Set<String> = [],
+                excluded: [String: String] = [:], timeout: Duration = .seconds(60)) throws(OrderError) {
         self.steps = try Provisioner.order(steps)
         self.context = context
-        self.disabled = disabled
+        var reasons = excluded
+        for name in disabled { reasons[name] = "disabled by BERTH_DISABLE" }
+        self.excluded = reasons
         self.timeout = timeout
     }
 
@@ -92,7 +97,7 @@ public final class Provisioner {
 
     private func reasonNotToRun(_ step: ProvisioningStep) -> String? {
         if cancelled { return "berth is stopping" }
-        if disabled.contains(step.name) { return "disabled by BERTH_DISABLE" }
+        if let reason = excluded[step.name] { return reason }
         for dependency in step.dependencies {
             if let result = results.first(where: { $0.name == dependency }), result.outcome.isFailure {
                 return "needs '\(dependency)', which failed"

@@ -160,3 +160,36 @@ final class SSHKeysStepTests: XCTestCase {
         XCTAssertNil(OpenSSHKeys.validateAuthorizedKey("hello world"))
     }
 }
+
+/// `berth provision [--only STEP]`: provisioning on demand, no command.
+final class ProvisionCommandTests: XCTestCase {
+    func provision(_ root: ThrowawayRoot, _ arguments: [String], _ environment: [String: String]) throws -> Subprocess {
+        let run = try Subprocess(["/usr/sbin/chroot", root.path, "/berth", "provision"] + arguments, environment: environment)
+        run.wait(timeout: 30)
+        return run
+    }
+
+    func test_provision_runs_the_steps_again_and_its_status_says_whether_one_failed() throws {
+        let root = try ThrowawayRoot()
+        let key = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl on-demand"
+        let ok = try provision(root, [], ["SSH_PUBLIC_KEY": key])
+        XCTAssertEqual(ok.status, .exited(0), ok.errorText)
+        XCTAssertTrue(root.read("/home/dev8/.ssh/authorized_keys")?.contains(key) == true)
+
+        let only = try provision(root, ["--only", "ssh-keys"], ["SSH_PUBLIC_KEY": key])
+        XCTAssertEqual(only.status, .exited(0), only.errorText)
+        XCTAssertTrue(root.read("/run/berth/provision.json")?.contains("not selected (--only ssh-keys)") == true)
+
+        let bad = try provision(root, [], ["SSH_PUBLIC_KEY": "not a key"])
+        XCTAssertEqual(bad.status, .exited(1))
+        XCTAssertTrue(root.read("/home/dev8/.ssh/authorized_keys")?.contains(key) == true, "the previous file stays")
+
+        let unknown = try provision(root, ["--only", "nope"], ["SSH_PUBLIC_KEY": key])
+        XCTAssertEqual(unknown.status, .exited(2))
+        XCTAssertTrue(unknown.errorText.contains("--only 'nope': unknown step"), unknown.errorText)
+
+        let nothing = try provision(root, [], [:])
+        XCTAssertEqual(nothing.status, .exited(0))
+        XCTAssertTrue(nothing.errorText.contains("nothing to provision"), nothing.errorText)
+    }
+}
