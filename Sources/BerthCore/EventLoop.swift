@@ -166,8 +166,6 @@ public final class EventLoop {
         exitHandlers.removeAll { $0.pid == pid }
     }
 
-    public var hasExitHandlers: Bool { !exitHandlers.isEmpty }
-
     /// Collects every child that has changed state. SIGCHLD coalesces, so one
     /// signal may stand for many children: loop until the kernel has none.
     /// Returns false when berth has no children left at all (ECHILD).

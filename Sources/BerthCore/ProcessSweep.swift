@@ -55,7 +55,7 @@ public enum ProcessSweep {
     }
 
     public static func parentPID(of pid: pid_t) -> pid_t? {
-        guard let stat = readSmallFile("/proc/\(pid)/stat") else { return nil }
+        guard let stat = readFile("/proc/\(pid)/stat", limit: 4096) else { return nil }
         return parseParent(fromStat: stat)
     }
 
@@ -79,19 +79,4 @@ public enum ProcessSweep {
             body(pid, parent)
         }
     }
-}
-
-func readSmallFile(_ path: String) -> [UInt8]? {
-    let fd = open(path, O_RDONLY | O_CLOEXEC)
-    guard fd >= 0 else { return nil }
-    defer { close(fd) }
-    var bytes: [UInt8] = []
-    var buffer = [UInt8](repeating: 0, count: 4096)
-    while true {
-        let got = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-        if got < 0 && errno == EINTR { continue }
-        if got <= 0 { break }
-        bytes.append(contentsOf: buffer.prefix(got))
-    }
-    return bytes
 }

@@ -1,5 +1,6 @@
 import ArgumentParser
 import BerthCore
+import BerthProvisioning
 import Glibc
 
 public let berthVersion = "0.1.0"
@@ -224,27 +225,23 @@ enum NativeFace {
     }
 }
 
-/// Reads BERTH_* variables strictly: a value that does not parse is an
-/// error naming the variable, never a silent default.
+/// Reads BERTH_* variables strictly (through provisioning's `Settings`, so
+/// every variable parses alike): a value that does not parse is an error
+/// naming the variable, never a silent default.
 struct EnvironmentReader {
-    let values: [String: String]
-    init(_ values: [String: String]) { self.values = values }
+    let settings: Settings
+    init(_ values: [String: String]) { settings = Settings(environment: values) }
 
-    func value(_ name: String) -> String? {
-        guard let value = values[name], !value.isEmpty else { return nil }
-        return value
-    }
+    func value(_ name: String) -> String? { settings.value(name) }
 
-    func list(_ name: String) -> [String] {
-        (value(name) ?? "").split(separator: ",").map { $0.trimmingCharacters(in: " ") }.filter { !$0.isEmpty }
-    }
+    func list(_ name: String) -> [String] { settings.list(name) }
 
     func boolean(_ name: String) throws(UsageError) -> Bool? {
-        guard let text = value(name) else { return nil }
-        switch text.lowercased() {
-        case "1", "true", "yes", "on": return true
-        case "0", "false", "no", "off": return false
-        default: throw UsageError(message: "\(name)='\(text)': expected 1/0, true/false, yes/no or on/off")
+        guard settings.value(name) != nil else { return nil }
+        do {
+            return try settings.boolean(name, default: false)
+        } catch {
+            throw UsageError(message: error.message)
         }
     }
 
@@ -254,12 +251,6 @@ struct EnvironmentReader {
             throw UsageError(message: "\(name)='\(text)': expected a whole number from \(range.lowerBound) to \(range.upperBound)")
         }
         return number
-    }
-}
-
-extension Substring {
-    func trimmingCharacters(in set: Character) -> String {
-        String(drop(while: { $0 == set }).reversed().drop(while: { $0 == set }).reversed())
     }
 }
 

@@ -42,7 +42,7 @@ enum NativeProvisioning {
         let runDirectory = settings.value("BERTH_RUN_DIR", default: "/run/berth")
         let dropIns = DropInStep.scan(settings.value("BERTH_PLUGINS_DIR", default: "/etc/berth/plugins.d"), after: names, timeout: timeout)
         let steps: [ProvisioningStep] = builtIns + dropIns
-        let disabled = Set(listValue(environment["BERTH_DISABLE"]))
+        let disabled = Set(settings.list("BERTH_DISABLE"))
         for name in disabled where !steps.contains(where: { $0.name == name }) {
             throw UsageError(message: "BERTH_DISABLE: unknown step '\(name)' (steps: \(steps.map(\.name).joined(separator: ", ")))")
         }
@@ -104,9 +104,5 @@ enum NativeProvisioning {
         } else {
             proceed(true)
         }
-    }
-
-    private static func listValue(_ text: String?) -> [String] {
-        (text ?? "").split(separator: ",").map { $0.trimmingCharacters(in: " ") }.filter { !$0.isEmpty }
     }
 }

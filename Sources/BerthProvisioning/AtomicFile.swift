@@ -134,19 +134,3 @@ public enum AtomicFile {
         String(UInt64.random(in: 0...UInt64.max), radix: 36)
     }
 }
-
-/// Reads up to `limit` bytes of an open file; nil on a read error.
-func readAll(_ fd: Int32, limit: Int) -> [UInt8]? {
-    var bytes: [UInt8] = []
-    var buffer = [UInt8](repeating: 0, count: 65536)
-    while bytes.count < limit {
-        let got = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-        if got < 0 {
-            if errno == EINTR { continue }
-            return nil
-        }
-        if got == 0 { break }
-        bytes += buffer[0..<got]
-    }
-    return bytes
-}

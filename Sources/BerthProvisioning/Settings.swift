@@ -1,3 +1,4 @@
+import BerthCore
 import Glibc
 
 /// A secret value. It prints as `<redacted>`, so interpolating one into a log
@@ -37,6 +38,11 @@ public struct Settings: Sendable {
 
     public func value(_ name: String, default fallback: String) -> String {
         value(name) ?? fallback
+    }
+
+    /// A comma-separated list.
+    public func list(_ name: String) -> [String] {
+        commaSeparated(value(name))
     }
 
     public func boolean(_ name: String, default fallback: Bool) throws(SettingError) -> Bool {

@@ -1,3 +1,4 @@
+import BerthCore
 import Glibc
 
 /// The workspace user, read from the passwd and group files directly, as
@@ -26,7 +27,7 @@ public struct UserAccount: Equatable, Sendable {
             for groupLine in (readTextFile(groupFile) ?? "").split(separator: "\n") {
                 let parts = groupLine.split(separator: ":", omittingEmptySubsequences: false)
                 guard parts.count >= 4, let id = gid_t(parts[2]) else { continue }
-                let members = parts[3].split(separator: ",").map { $0.trimmingSpaces() }
+                let members = parts[3].split(separator: ",").map { $0.trimmingWhitespace() }
                 if members.contains(name) && id != gid && !groups.contains(id) { groups.append(id) }
             }
             return UserAccount(name: name, uid: uid, gid: gid, home: String(fields[5]),
@@ -36,18 +37,9 @@ public struct UserAccount: Equatable, Sendable {
     }
 }
 
-extension Substring {
-    func trimmingSpaces() -> String {
-        String(drop(while: { $0 == " " }).reversed().drop(while: { $0 == " " }).reversed())
-    }
-}
-
 /// A text file of up to 16 MiB, or nil.
 public func readTextFile(_ path: String) -> String? {
-    let fd = open(path, O_RDONLY | O_CLOEXEC)
-    guard fd >= 0 else { return nil }
-    defer { close(fd) }
-    return readAll(fd, limit: 16 << 20).map { String(decoding: $0, as: UTF8.self) }
+    readFile(path).map { String(decoding: $0, as: UTF8.self) }
 }
 
 /// A file in a user's home that root is about to merge into: read only if

@@ -24,10 +24,7 @@ final class TerminalTests: XCTestCase {
     }
 
     func test_ctrl_z_suspends_and_fg_resumes_the_child_under_a_job_control_shell() throws {
-        let pty = try PseudoTerminal()
-        let shell = try Subprocess(["bash", "--norc", "--noprofile", "-i"], environment: ["PATH": "/usr/bin:/bin", "TERM": "dumb"], terminal: pty)
-        pty.write("PS1='sh> '\n")
-        XCTAssertNotNil(pty.read(until: "sh> "))
+        let (pty, shell) = try interactiveShell()
         pty.write("\(Built.berth) -- cat\n")
         XCTAssertNotNil(pty.read(until: "-- cat\r\n"))
         // Typed before cat runs, readline would swallow it without echo.
@@ -52,12 +49,20 @@ final class TerminalTests: XCTestCase {
     func test_berth_in_the_background_is_not_stopped_by_terminal_output() throws {
         // With TOSTOP a background process writing to the terminal gets
         // SIGTTOU; berth ignores it, so its -v lines cannot stop it.
-        let pty = try PseudoTerminal()
-        let shell = try Subprocess(["bash", "--norc", "--noprofile", "-i"], environment: ["PATH": "/usr/bin:/bin", "TERM": "dumb"], terminal: pty)
-        pty.write("PS1='sh> '; stty tostop\n")
+        let (pty, shell) = try interactiveShell()
+        pty.write("stty tostop\n")
         pty.write("\(Built.berth) -vv -- sh -c 'exit 4' 2>/dev/tty & wait $!; echo done=$?\n")
         XCTAssertNotNil(pty.read(until: "done=4", timeout: 10), "berth was stopped in the background")
         pty.write("exit\n")
         shell.wait(timeout: 10)
+    }
+
+    /// bash with job control on a fresh pty, at its prompt `sh> `.
+    private func interactiveShell() throws -> (PseudoTerminal, Subprocess) {
+        let pty = try PseudoTerminal()
+        let shell = try Subprocess(["bash", "--norc", "--noprofile", "-i"], environment: ["PATH": "/usr/bin:/bin", "TERM": "dumb"], terminal: pty)
+        pty.write("PS1='sh> '\n")
+        XCTAssertNotNil(pty.read(until: "sh> "))
+        return (pty, shell)
     }
 }

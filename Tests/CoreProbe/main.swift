@@ -55,7 +55,7 @@ case "helper-timeout":
     let pidFile = "/tmp/berth-probe-\(getpid())"
     loop.runHelper(HelperCommand(arguments: ["sh", "-c", "sleep 30 & echo $! > \(pidFile); wait"], timeout: .milliseconds(300))) { result in
         report(result)
-        let background = pid_t(String(decoding: (try? readAll(pidFile)) ?? [], as: UTF8.self).split(separator: "\n").first ?? "") ?? 0
+        let background = pid_t(String(decoding: readFile(pidFile) ?? [], as: UTF8.self).split(separator: "\n").first ?? "") ?? 0
         unlink(pidFile)
         // The whole group was killed: the background sleep is gone too.
         loop.schedule(after: .milliseconds(200)) {
@@ -189,13 +189,4 @@ final class FakeStep: ProvisioningStep {
 
     func skipReason(given inputs: StepInputs) -> String? { skip }
     func run(in context: StepContext, done: @escaping (StepOutcome) -> Void) { body(context, done) }
-}
-
-func readAll(_ path: String) throws -> [UInt8] {
-    let fd = open(path, O_RDONLY)
-    guard fd >= 0 else { return [] }
-    defer { close(fd) }
-    var buffer = [UInt8](repeating: 0, count: 4096)
-    let got = read(fd, &buffer, buffer.count)
-    return got > 0 ? Array(buffer[0..<got]) : []
 }

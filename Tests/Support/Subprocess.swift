@@ -20,19 +20,6 @@ public final class Subprocess {
             .contains { name.hasPrefix($0) } || (name.hasPrefix("BERTH_") && name != "BERTH_TEST_BINARY")
     }
 
-    static func inheritedEnvironment() -> [String: String] {
-        var values: [String: String] = [:]
-        var cursor = environ
-        while let entry = cursor.pointee {
-            let pair = String(cString: entry)
-            if let equals = pair.firstIndex(of: "=") {
-                values[String(pair[..<equals])] = String(pair[pair.index(after: equals)...])
-            }
-            cursor += 1
-        }
-        return values
-    }
-
     /// `terminal`: run in a new session whose controlling terminal is that pty.
     public init(_ arguments: [String], environment: [String: String]? = nil, workingDirectory: String? = nil,
                 terminal: PseudoTerminal? = nil, input: Int32 = -1) throws {
@@ -40,7 +27,7 @@ public final class Subprocess {
         request.workingDirectory = workingDirectory
         // Never the test runner's own provisioning inputs: berth runs on
         // this machine in some tests and must find nothing to provision.
-        let chosen = environment ?? Subprocess.inheritedEnvironment().filter { !Subprocess.isProvisioningInput($0.key) }
+        let chosen = environment ?? currentEnvironment().filter { !Subprocess.isProvisioningInput($0.key) }
         request.environment = chosen.map { "\($0.key)=\($0.value)" }
         var outPipe: [Int32] = [-1, -1]
         var errPipe: [Int32] = [-1, -1]
@@ -252,7 +239,7 @@ public func asPID1(_ arguments: [String]) -> [String] {
 public func childOf(_ parent: pid_t, timeout: Double = 5) -> pid_t? {
     let deadline = now() + timeout
     while now() < deadline {
-        if let text = try? String(contentsOfProcFile: "/proc/\(parent)/task/\(parent)/children"),
+        if let text = readText("/proc/\(parent)/task/\(parent)/children"),
            let first = text.split(separator: " ").first, let pid = pid_t(first) {
             return pid
         }
@@ -263,23 +250,7 @@ public func childOf(_ parent: pid_t, timeout: Double = 5) -> pid_t? {
 
 /// A small text file (from /proc or /tmp), or nil when it cannot be read.
 public func readText(_ path: String) -> String? {
-    try? String(contentsOfProcFile: path)
-}
-
-extension String {
-    init(contentsOfProcFile path: String) throws {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { throw TestFailure("open \(path)") }
-        defer { close(fd) }
-        var bytes: [UInt8] = []
-        var chunk = [UInt8](repeating: 0, count: 4096)
-        while true {
-            let got = read(fd, &chunk, chunk.count)
-            if got <= 0 { break }
-            bytes += chunk[0..<got]
-        }
-        self = String(decoding: bytes, as: UTF8.self)
-    }
+    readFile(path).map { String(decoding: $0, as: UTF8.self) }
 }
 
 /// A directory holding `tini` and `dumb-init` symlinks to the built berth,

@@ -1,3 +1,4 @@
+import BerthCore
 import Glibc
 
 /// Just enough of OpenSSH's key formats to validate an authorized_keys line
@@ -23,7 +24,7 @@ enum OpenSSHKeys {
         guard fields.count >= 2, let blob = Base64.decode(fields[1]) else { return nil }
         var reader = SSHBuffer(blob)
         guard let embeddedType = reader.readString(), embeddedType == Array(fields[0].utf8) else { return nil }
-        return String(line).trimmingCharacters()
+        return String(line).trimmingWhitespace()
     }
 
     struct PrivateKey {
@@ -34,7 +35,7 @@ enum OpenSSHKeys {
     /// Parses `-----BEGIN OPENSSH PRIVATE KEY-----` (encrypted or not) for
     /// its type and public key. nil for anything else.
     static func parseOpenSSHPrivateKey(_ text: String) -> PrivateKey? {
-        let lines = text.split(whereSeparator: { $0 == "\n" || $0 == "\r" }).map { $0.trimmingCharacters() }
+        let lines = text.split(whereSeparator: { $0 == "\n" || $0 == "\r" }).map { $0.trimmingWhitespace() }
         guard let begin = lines.firstIndex(of: "-----BEGIN OPENSSH PRIVATE KEY-----"),
               let end = lines.firstIndex(of: "-----END OPENSSH PRIVATE KEY-----"), end > begin else { return nil }
         guard let body = Base64.decode(Substring(lines[(begin + 1)..<end].joined())) else { return nil }

@@ -94,7 +94,7 @@ public final class SSHKeysStep: ProvisioningStep {
     func validatePublicKeys(_ text: String) throws(StepFailure) -> [String] {
         var keys: [String] = []
         for (index, line) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
-            let trimmed = line.trimmingCharacters()
+            let trimmed = line.trimmingWhitespace()
             if trimmed.isEmpty || trimmed.hasPrefix("#") { continue }
             guard let key = OpenSSHKeys.validateAuthorizedKey(Substring(trimmed)) else {
                 throw StepFailure(message: "SSH_PUBLIC_KEY: line \(index + 1) is not an OpenSSH public key")
