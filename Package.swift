@@ -25,9 +25,16 @@ let package = Package(
         // What provisioning steps share: atomic files, settings and secrets,
         // the workspace user.
         .target(name: "BerthProvisioning", dependencies: ["BerthCore", "CBerth"]),
+        // libcurl's headers (pkg-config libcurl); the library itself is
+        // loaded on first use by CBerthHTTP, see http.c for why.
+        .systemLibrary(name: "CCurl", pkgConfig: "libcurl", providers: [.apt(["libcurl4-openssl-dev"])]),
+        .target(name: "CBerthHTTP", dependencies: ["CCurl"]),
+        // HTTP requests on a worker thread, completed on the event loop.
+        .target(name: "BerthHTTP", dependencies: ["BerthCore", "CBerthHTTP"]),
         // Provisioning plugins, one folder each under plugins/.
         .target(name: "SSHKeysPlugin", dependencies: ["BerthProvisioning"], path: "plugins/ssh-keys"),
         .target(name: "SSHDPlugin", dependencies: ["BerthProvisioning"], path: "plugins/sshd"),
+        .target(name: "GitHubAuthPlugin", dependencies: ["BerthProvisioning", "BerthHTTP"], path: "plugins/github-auth"),
         // The init's life cycle and its three faces (berth, tini, dumb-init).
         .target(
             name: "BerthInit",
@@ -36,6 +43,7 @@ let package = Package(
                 "BerthProvisioning",
                 "SSHKeysPlugin",
                 "SSHDPlugin",
+                "GitHubAuthPlugin",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -52,6 +60,7 @@ let package = Package(
         .testTarget(name: "BerthProvisioningTests", dependencies: ["BerthProvisioning", "TestSupport"]),
         .testTarget(name: "SSHDPluginTests", dependencies: ["SSHDPlugin", "TestSupport"], path: "Tests/Plugins/SSHDPluginTests"),
         .testTarget(name: "SSHKeysPluginTests", dependencies: ["SSHKeysPlugin", "BerthProvisioning", "TestSupport"], path: "Tests/Plugins/SSHKeysPluginTests"),
+        .testTarget(name: "GitHubAuthPluginTests", dependencies: ["GitHubAuthPlugin", "BerthProvisioning", "TestSupport"], path: "Tests/Plugins/GitHubAuthPluginTests"),
         .testTarget(name: "BerthInitTests", dependencies: ["BerthInit", "BerthCore", "TestSupport"]),
     ]
 )

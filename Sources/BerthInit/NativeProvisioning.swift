@@ -1,5 +1,6 @@
 import BerthCore
 import BerthProvisioning
+import GitHubAuthPlugin
 import Glibc
 import SSHDPlugin
 import SSHKeysPlugin
@@ -7,7 +8,8 @@ import SSHKeysPlugin
 /// Provisioning as berth's own face runs it, before the child starts.
 enum NativeProvisioning {
     static func allSteps() -> [ProvisioningStep] {
-        [SSHKeysStep(), SSHDStep()]
+        let github = GitHubLogin()
+        return [SSHKeysStep(), SSHDStep(), GitHubAuthStep(login: github)]
     }
 
     struct Plan {
@@ -58,7 +60,8 @@ enum NativeProvisioning {
         // Nothing to do is the common `berth -- CMD`: decide it before any
         // file is read (a step that needs the user fails or skips later).
         let notLookedUp = StepInputs(settings: settings, user: .failure(SettingError("not looked up")))
-        guard steps.contains(where: { !disabled.contains($0.name) && excluded[$0.name] == nil && $0.skipReason(given: notLookedUp) == nil }) else {
+        let wanted = steps.filter { !disabled.contains($0.name) && excluded[$0.name] == nil }
+        guard wanted.contains(where: { $0.skipReason(given: notLookedUp) == nil || $0.inputVariables.contains(where: settings.isSet) }) else {
             return nil
         }
         let userName = settings.value("BERTH_USER", default: "dev8")

@@ -12,6 +12,10 @@ public protocol ProvisioningStep: AnyObject {
     /// Variables holding secrets this step consumes: removed from the
     /// environment the command inherits.
     var secretVariables: [String] { get }
+    /// Variables that ask for this step: when one is set (or its _FILE),
+    /// berth provisions even if the step then skips for want of a tool, so
+    /// the reason shows up in the report instead of nothing at all.
+    var inputVariables: [String] { get }
     /// nil when the step has what it needs; otherwise why it is skipped.
     func skipReason(given inputs: StepInputs) -> String?
     /// Does the work and calls `done` exactly once, on the loop. Slow work
@@ -21,6 +25,7 @@ public protocol ProvisioningStep: AnyObject {
 
 extension ProvisioningStep {
     public var secretVariables: [String] { [] }
+    public var inputVariables: [String] { [] }
 }
 
 public enum StepOutcome: Equatable, Sendable {

@@ -13,6 +13,15 @@ public struct UserAccount: Equatable, Sendable {
     /// Supplementary groups: every group that lists the user as a member.
     public let groups: [gid_t]
 
+    public init(name: String, uid: uid_t, gid: gid_t, home: String, shell: String, groups: [gid_t]) {
+        self.name = name
+        self.uid = uid
+        self.gid = gid
+        self.home = home
+        self.shell = shell
+        self.groups = groups
+    }
+
     public static func lookup(_ name: String, passwdFile: String = "/etc/passwd", groupFile: String = "/etc/group") throws(SettingError) -> UserAccount {
         guard let passwd = readTextFile(passwdFile) else {
             throw SettingError("cannot read \(passwdFile) to look up user '\(name)'")

@@ -8,20 +8,28 @@ public final class ThrowawayRoot {
     public let path: String
 
     /// `withSSH`: also Debian's sshd and ssh-keygen, the sshd privilege
-    /// separation user and directory, /dev/null and friends, and a main
+    /// separation user and directory, and a main
     /// sshd_config that includes sshd_config.d (without PAM, which the root
     /// has no configuration for).
-    public init(withSSH: Bool = false) throws {
+    /// `tools`: more binaries or libraries (gh, git, libcurl), each placed
+    /// at its own path with whatever it loads.
+    public init(withSSH: Bool = false, tools: [String] = []) throws {
         path = "/tmp/berth-root-\(getpid())-\(Int.random(in: 0..<1_000_000))"
-        for directory in ["", "/etc", "/home", "/home/dev8", "/run", "/proc", "/tmp", "/secrets"] {
+        for directory in ["", "/etc", "/home", "/home/dev8", "/run", "/proc", "/tmp", "/secrets", "/dev"] {
             guard mkdir(path + directory, 0o755) == 0 else { throw TestFailure("mkdir \(path + directory)") }
+        }
+        for (device, major, minor) in [("null", 1, 3), ("zero", 1, 5), ("random", 1, 8), ("urandom", 1, 9)] {
+            guard mknod(path + "/dev/" + device, S_IFCHR | 0o666, dev_t((major << 8) | minor)) == 0 else {
+                throw TestFailure("mknod \(device)")
+            }
+            chmod(path + "/dev/" + device, 0o666)
         }
         chmod(path + "/tmp", 0o1777)
         chown(path + "/home/dev8", 1000, 1000)
         // Whatever the binaries load (glibc; a debug berth also Swift's
         // shared runtime), at the same paths.
         let ssh = withSSH ? ["/usr/sbin/sshd", "/usr/bin/ssh-keygen"] : []
-        for binary in [Built.berth, Built.testkit, "/bin/sh"] + ssh {
+        for binary in [Built.berth, Built.testkit, "/bin/sh"] + ssh + tools {
             let listing = try Subprocess(["ldd", binary])
             listing.wait()
             for line in listing.outputText.split(separator: "\n") {
@@ -32,16 +40,11 @@ public final class ThrowawayRoot {
         try copy(Built.berth, to: path + "/berth")
         try copy(Built.testkit, to: path + "/testkit")
         try link("/bin/sh")
+        for tool in tools { try link(tool) }
         if withSSH {
             for binary in ssh { try link(binary) }
-            for directory in ["/etc/ssh", "/etc/ssh/sshd_config.d", "/run/sshd", "/dev", "/root"] {
+            for directory in ["/etc/ssh", "/etc/ssh/sshd_config.d", "/run/sshd", "/root"] {
                 guard mkdir(path + directory, 0o755) == 0 else { throw TestFailure("mkdir \(directory)") }
-            }
-            for (device, major, minor) in [("null", 1, 3), ("zero", 1, 5), ("random", 1, 8), ("urandom", 1, 9)] {
-                guard mknod(path + "/dev/" + device, S_IFCHR | 0o666, dev_t((major << 8) | minor)) == 0 else {
-                    throw TestFailure("mknod \(device)")
-                }
-                chmod(path + "/dev/" + device, 0o666)
             }
             try write("/etc/ssh/sshd_config", "Include /etc/ssh/sshd_config.d/*.conf\nUsePAM no\nSubsystem sftp internal-sftp\n")
         }
@@ -57,6 +60,32 @@ public final class ThrowawayRoot {
     public func berth(_ arguments: [String], environment: [String: String]) throws -> Subprocess {
         try Subprocess(["unshare", "--pid", "--fork", "--mount-proc=\(path)/proc", "/usr/sbin/chroot", path, "/berth"] + arguments,
                        environment: environment)
+    }
+
+    /// `arguments` run inside the root as the workspace user, with a login
+    /// session's bare environment (no token variables): what an SSH session
+    /// or a code-server terminal sees.
+    public func asUser(_ arguments: [String], input: String? = nil) throws -> Subprocess {
+        var inputFD: Int32 = -1
+        if let input {
+            let file = path + "/tmp/.input-\(Int.random(in: 0..<1_000_000))"
+            try write(String(file.dropFirst(path.count)), input, mode: 0o600)
+            inputFD = open(file, O_RDONLY | O_CLOEXEC)
+            unlink(file)
+        }
+        defer { if inputFD >= 0 { close(inputFD) } }
+        let run = try Subprocess(["/usr/sbin/chroot", "--userspec=1000:1000", path, "/usr/bin/env", "-i", "HOME=/home/dev8", "USER=dev8",
+                                  "PATH=/usr/bin:/bin"] + arguments, environment: ["PATH": "/usr/sbin:/usr/bin:/bin"], input: inputFD)
+        run.wait(timeout: 30)
+        return run
+    }
+
+    /// Every regular file under the root whose bytes contain `needle`
+    /// (paths relative to the root), for secret scans.
+    public func files(containing needle: String) -> [String] {
+        let listing = try? Subprocess(["grep", "-rlF", "-D", "skip", "--", needle, path], environment: ["PATH": "/usr/bin:/bin"])
+        listing?.wait()
+        return (listing?.outputText ?? "").split(separator: "\n").map { String($0.dropFirst(path.count)) }
     }
 
     public func write(_ file: String, _ text: String, mode: mode_t = 0o644) throws {

@@ -10,10 +10,10 @@ import Glibc
 public final class SSHKeysStep: ProvisioningStep {
     public let name = "ssh-keys"
     public let dependencies: [String] = []
+    public let inputVariables = ["SSH_PUBLIC_KEY", "SSH_PRIVATE_KEY"]
     public let secretVariables = ["SSH_PRIVATE_KEY"]
 
-    static let beginMarker = "# BEGIN berth: keys from SSH_PUBLIC_KEY (replaced at every start)"
-    static let endMarker = "# END berth"
+    static let block = MarkedBlock(begin: "# BEGIN berth: keys from SSH_PUBLIC_KEY (replaced at every start)")
 
     public init() {}
 
@@ -107,16 +107,7 @@ public final class SSHKeysStep: ProvisioningStep {
 
     /// The user's own lines, then berth's block (replacing the old one).
     func merge(_ keys: [String], into existing: String?) -> String {
-        var kept: [Substring] = []
-        var inBlock = false
-        for line in (existing ?? "").split(separator: "\n", omittingEmptySubsequences: false) {
-            if line == Self.beginMarker { inBlock = true; continue }
-            if inBlock { if line == Self.endMarker { inBlock = false }; continue }
-            kept.append(line)
-        }
-        while let last = kept.last, last.isEmpty { kept.removeLast() }
-        let own = kept.map(String.init)
-        return (own + [Self.beginMarker] + keys + [Self.endMarker]).joined(separator: "\n") + "\n"
+        Self.block.apply(keys, to: existing)
     }
 
 }

@@ -8,6 +8,7 @@ import Glibc
 public final class SSHDStep: ProvisioningStep {
     public let name = "sshd"
     public let dependencies: [String] = []
+    public let inputVariables = ["SSH_PUBLIC_KEY"]
 
     let sshd: String
     let keygen: String

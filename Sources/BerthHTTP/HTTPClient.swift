@@ -1,0 +1,111 @@
+import BerthCore
+import CBerthHTTP
+import Glibc
+
+/// A request berth makes (GitHub's API, a token endpoint). Headers may hold
+/// a token: they go to libcurl in memory, never to a command line.
+public struct HTTPRequest: Sendable {
+    public var url: String
+    public var headers: [String]
+    public var body: String?
+    public var timeout: Duration
+    /// Larger answers are refused: berth only ever expects small JSON.
+    public var bodyLimit: Int
+
+    public init(url: String, headers: [String] = [], body: String? = nil, timeout: Duration = .seconds(10), bodyLimit: Int = 1 << 20) {
+        self.url = url
+        self.headers = headers
+        self.body = body
+        self.timeout = timeout
+        self.bodyLimit = bodyLimit
+    }
+}
+
+public struct HTTPResponse: Sendable, Equatable {
+    public let status: Int
+    public let body: [UInt8]
+    public var text: String { String(decoding: body, as: UTF8.self) }
+}
+
+/// Why no HTTP answer came: libcurl missing, connection refused, timeout,
+/// an oversized answer.
+public struct HTTPFailure: Error, Sendable, Equatable, CustomStringConvertible {
+    public let message: String
+    public var description: String { message }
+}
+
+/// A request in flight; `cancel()` drops it and its completion never runs.
+public final class HTTPExchange {
+    fileprivate var pointer: OpaquePointer?
+    fileprivate weak var loop: EventLoop?
+
+    fileprivate init() {}
+
+    public func cancel() {
+        guard let pointer else { return }
+        loop?.unwatch(berth_http_fd(pointer))
+        berth_http_release(pointer)
+        self.pointer = nil
+    }
+}
+
+extension EventLoop {
+    /// Performs `request` on a worker thread; `completion` runs on the loop
+    /// exactly once (unless cancelled). The loop keeps forwarding signals
+    /// however long the server takes.
+    @discardableResult
+    public func fetch(_ request: HTTPRequest, completion: @escaping (Result<HTTPResponse, HTTPFailure>) -> Void) -> HTTPExchange {
+        let exchange = HTTPExchange()
+        var error = [CChar](repeating: 0, count: 512)
+        let milliseconds = max(1, request.timeout.components.seconds * 1000 + request.timeout.components.attoseconds / 1_000_000_000_000_000)
+        let started: OpaquePointer? = withCStrings(request.headers) { headers in
+            berth_http_start(request.url, headers.baseAddress, headers.count, request.body, Int(milliseconds), request.bodyLimit, &error, error.count)
+        }
+        guard let started else {
+            let message = String(decoding: error.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+            schedule(after: .zero) { completion(.failure(HTTPFailure(message: message))) }
+            return exchange
+        }
+        exchange.pointer = started
+        exchange.loop = self
+        let fd = berth_http_fd(started)
+        do {
+            try watch(fd, events: .readable) { [unowned self] _ in
+                unwatch(fd)
+                guard let pointer = exchange.pointer else { return }
+                exchange.pointer = nil
+                let status = berth_http_status(pointer)
+                let result: Result<HTTPResponse, HTTPFailure>
+                if status == 0 {
+                    result = .failure(HTTPFailure(message: String(cString: berth_http_error(pointer))))
+                } else {
+                    var length = 0
+                    let body = berth_http_body(pointer, &length).map { Array(UnsafeBufferPointer(start: $0, count: length)) } ?? []
+                    result = .success(HTTPResponse(status: status, body: body))
+                }
+                berth_http_release(pointer)
+                completion(result)
+            }
+        } catch {
+            berth_http_release(started)
+            exchange.pointer = nil
+            schedule(after: .zero) { completion(.failure(HTTPFailure(message: "cannot watch the request: \(error)"))) }
+        }
+        return exchange
+    }
+}
+
+/// NUL-terminated copies of `strings` for the duration of `body`.
+private func withCStrings<R>(_ strings: [String], _ body: (UnsafeBufferPointer<UnsafePointer<CChar>?>) -> R) -> R {
+    let copies = strings.map { strdup($0) }
+    defer {
+        for copy in copies {
+            if let copy {
+                memset(copy, 0, strlen(copy))
+                free(copy)
+            }
+        }
+    }
+    let pointers = copies.map { UnsafePointer($0) }
+    return pointers.withUnsafeBufferPointer(body)
+}

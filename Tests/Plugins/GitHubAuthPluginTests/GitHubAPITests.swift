@@ -1,0 +1,65 @@
+@testable import GitHubAuthPlugin
+import BerthProvisioning
+import XCTest
+
+final class GitHubAPITests: XCTestCase {
+    func test_tokens_with_characters_no_github_token_has_are_refused_naming_the_source() {
+        for bad in ["ghp_abc\nX-Evil: 1", "ghp abc", "ghp_\"quoted\"", "tok:en"] {
+            XCTAssertThrowsError(try GitHubToken.checked(Secret(Array(bad.utf8)), source: "GITHUB_TOKEN_FILE")) { error in
+                XCTAssertTrue("\(error)".hasPrefix("GITHUB_TOKEN_FILE: not a GitHub token"), "\(error)")
+                XCTAssertFalse("\(error)".contains("abc"), "the message must not quote the token")
+            }
+        }
+        XCTAssertNoThrow(try GitHubToken.checked(Secret(Array("github_pat_11AAA_bbb".utf8)), source: "GH_TOKEN"))
+    }
+
+    func test_gh_token_wins_over_github_token_as_in_gh() throws {
+        let settings = Settings(environment: ["GITHUB_TOKEN": "ghp_second", "GH_TOKEN": "ghp_first"])
+        XCTAssertEqual(try GitHubToken.fromSettings(settings)?.secret.text, "ghp_first")
+        XCTAssertEqual(try GitHubToken.fromSettings(settings)?.source, "GH_TOKEN")
+    }
+
+    func test_the_host_follows_the_api_url() throws {
+        func host(_ environment: [String: String]) throws -> String {
+            let settings = Settings(environment: environment)
+            return try GitHubAPI.fromSettings(settings).host(settings: settings)
+        }
+        XCTAssertEqual(try host([:]), "github.com")
+        XCTAssertEqual(try host(["GITHUB_API_URL": "https://ghe.example.com/api/v3/"]), "ghe.example.com")
+        XCTAssertEqual(try host(["GITHUB_API_URL": "http://127.0.0.1:9/", "GH_HOST": "github.com"]), "github.com")
+        XCTAssertThrowsError(try host(["GITHUB_API_URL": "ftp://x"]))
+    }
+
+    func test_an_answer_without_login_is_an_error_not_a_crash() {
+        for text in ["{\"login\": \"octocat\", ", "[]", "{\"id\": 1}", "<html>"] {
+            guard case .failure(let error) = GitHubAPI.identity(from: text, url: "http://x/user") else {
+                return XCTFail("accepted \(text)")
+            }
+            XCTAssertTrue(error.message.hasPrefix("GITHUB_API_URL: GET http://x/user answered"), error.message)
+        }
+        XCTAssertEqual(try GitHubAPI.identity(from: "{\"login\":\"octocat\",\"id\":583231,\"name\":null,\"email\":null}", url: "").get().commitEmail,
+                       "583231+octocat@users.noreply.github.com")
+    }
+
+    func test_other_hosts_in_hosts_yml_are_kept_and_ours_replaced() {
+        let user = UserAccount(name: "dev8", uid: 1000, gid: 1000, home: "/home/dev8", shell: "/bin/sh", groups: [])
+        let credentials = GitHubCredentials(user: user, host: "github.com", gh: "/usr/bin/gh", gitName: nil, gitEmail: nil)
+        let existing = "ghe.corp:\n    oauth_token: gho_keep\n    user: me\ngithub.com:\n    oauth_token: ghp_old\n    user: old\n"
+        let text = credentials.hostsYAML(GitHubToken(secret: Secret(Array("ghp_new".utf8)), source: "GH_TOKEN"), login: "octocat", existing: existing)
+        XCTAssertTrue(text.hasPrefix("ghe.corp:\n    oauth_token: gho_keep\n    user: me\ngithub.com:\n"), text)
+        XCTAssertFalse(text.contains("ghp_old"))
+        XCTAssertEqual(text.components(separatedBy: "oauth_token: ghp_new").count, 3)
+    }
+
+    func test_the_users_own_git_identity_stands_unless_the_variables_set_one() {
+        let user = UserAccount(name: "dev8", uid: 1000, gid: 1000, home: "/home/dev8", shell: "/bin/sh", groups: [])
+        let identity = GitHubIdentity(login: "octocat", id: 1, name: "The Octocat", email: nil)
+        let own = "[user]\n\tname = Me Myself\n"
+        let fromAPI = GitHubCredentials(user: user, host: "github.com", gh: nil, gitName: nil, gitEmail: nil)
+        let text = fromAPI.gitConfigText(identity: identity, existing: own).text
+        XCTAssertFalse(text.contains("The Octocat"), text)
+        XCTAssertTrue(text.contains("email = \"1+octocat@users.noreply.github.com\""), text)
+        let fromVariables = GitHubCredentials(user: user, host: "github.com", gh: nil, gitName: "A \"B\" C", gitEmail: nil)
+        XCTAssertTrue(fromVariables.gitConfigText(identity: identity, existing: own).text.contains("name = \"A \\\"B\\\" C\""))
+    }
+}

@@ -1,0 +1,59 @@
+import BerthCore
+import BerthProvisioning
+import Glibc
+
+/// Validate a token with GitHub, then install it for gh and git. Shared by
+/// github-auth (at start) and token-refresh (every few minutes), which
+/// skips the work when the token has not changed.
+public final class GitHubLogin {
+    /// The token this process installed last; nil before the first success.
+    public private(set) var installed: GitHubToken?
+
+    public init() {}
+
+    /// Fails with the variable named and the previous files untouched.
+    public func login(_ token: GitHubToken, context: StepContext, done: @escaping (Result<String, SettingError>) -> Void) {
+        let user: UserAccount
+        let api: GitHubAPI
+        switch context.user {
+        case .success(let found): user = found
+        case .failure(let error): return done(.failure(error))
+        }
+        do {
+            api = try GitHubAPI.fromSettings(context.settings)
+        } catch {
+            return done(.failure(error))
+        }
+        let host = api.host(settings: context.settings)
+        guard host.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || ".-:".contains($0)) }) else {
+            return done(.failure(SettingError("GH_HOST='\(host)': expected a host name, like github.com")))
+        }
+        let credentials = GitHubCredentials(user: user, host: host, gh: findExecutable("gh", settings: context.settings),
+                                            gitName: context.settings.value("GIT_USER_NAME"), gitEmail: context.settings.value("GIT_USER_EMAIL"))
+        api.identify(token, on: context.loop) { [self] result in
+            switch result {
+            case .failure(let error):
+                done(.failure(error))
+            case .success(let identity):
+                guard identity.login.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "-" || $0 == "_") }) else {
+                    return done(.failure(SettingError("GITHUB_API_URL: the API answered a login that is not a GitHub login")))
+                }
+                do {
+                    let detail = try credentials.install(token, for: identity)
+                    installed = token
+                    done(.success(detail))
+                } catch {
+                    done(.failure(SettingError("\(error)")))
+                }
+            }
+        }
+    }
+}
+
+/// Why the workspace user's files cannot be written, or nil.
+func cannotWriteUserFiles(_ inputs: StepInputs) -> String? {
+    if case .success(let user) = inputs.user, !inputs.runningAsRoot, getuid() != user.uid {
+        return "needs root or to run as \(user.name) to write \(user.home)"
+    }
+    return nil
+}
