@@ -110,6 +110,9 @@ enum NativeFace {
         if arguments.first == "provision" {
             return ProvisionCommand.run(arguments: Array(arguments.dropFirst()), environment: environment)
         }
+        if arguments.first == "health" {
+            return HealthCommand.run(arguments: Array(arguments.dropFirst()), environment: environment)
+        }
         let parsed: NativeOptions
         do {
             parsed = try parse(arguments)
@@ -131,7 +134,7 @@ enum NativeFace {
         }
         var policy = settings.policy
         do {
-            if let plan = try NativeProvisioning.plan(environment: environment, verbosity: settings.verbosity) {
+            if let plan = try NativeProvisioning.plan(environment: environment, verbosity: settings.verbosity, persistent: true) {
                 policy.beforeChild = plan.preparation
                 policy.childEnvironment = plan.childEnvironment
             }

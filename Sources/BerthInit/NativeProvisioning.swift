@@ -4,12 +4,13 @@ import GitHubAuthPlugin
 import Glibc
 import SSHDPlugin
 import SSHKeysPlugin
+import TokenRefreshPlugin
 
 /// Provisioning as berth's own face runs it, before the child starts.
 enum NativeProvisioning {
     static func allSteps() -> [ProvisioningStep] {
         let github = GitHubLogin()
-        return [SSHKeysStep(), SSHDStep(), GitHubAuthStep(login: github)]
+        return [SSHKeysStep(), SSHDStep(), GitHubAuthStep(login: github), TokenRefreshStep(login: github)]
     }
 
     struct Plan {
@@ -21,7 +22,9 @@ enum NativeProvisioning {
     /// writes nothing.
     /// `only`: run just that step (`berth provision --only STEP`).
     /// `onResults` sees every outcome once the run is over.
-    static func plan(environment: [String: String], verbosity: Int, only: String? = nil,
+    /// `persistent`: berth goes on running the command afterwards, so
+    /// periodic steps (token-refresh) keep their timers.
+    static func plan(environment: [String: String], verbosity: Int, only: String? = nil, persistent: Bool = false,
                      onResults: @escaping ([StepResult]) -> Void = { _ in }) throws(UsageError) -> Plan? {
         let settings = Settings(environment: environment)
         let builtIns = allSteps()
@@ -73,7 +76,7 @@ enum NativeProvisioning {
         var provisioner: Provisioner?
         let preparation = InitPolicy.Preparation(
             start: { loop, proceed in
-                let context = StepContext(loop: loop, inputs: inputs)
+                let context = StepContext(loop: loop, inputs: inputs, persistent: persistent)
                 do {
                     provisioner = try Provisioner(steps: steps, context: context, disabled: disabled, excluded: excluded, timeout: timeout)
                 } catch {

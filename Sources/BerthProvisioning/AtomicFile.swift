@@ -85,7 +85,7 @@ public enum AtomicFile {
         guard fchmod(fd, mode) == 0 else { throw WriteError(path: path, operation: "chmod", errno: errno) }
     }
 
-    static func split(_ path: String) -> (directory: String, name: String) {
+    public static func split(_ path: String) -> (directory: String, name: String) {
         guard let slash = path.lastIndex(of: "/") else { return (".", path) }
         let directory = String(path[..<slash])
         return (directory.isEmpty ? "/" : directory, String(path[path.index(after: slash)...]))

@@ -57,10 +57,14 @@ public struct StepInputs: Sendable {
 public struct StepContext {
     public let loop: EventLoop
     public let inputs: StepInputs
+    /// berth keeps running after provisioning (its start, not `berth
+    /// provision`): periodic work may schedule itself on the loop.
+    public let persistent: Bool
 
-    public init(loop: EventLoop, inputs: StepInputs) {
+    public init(loop: EventLoop, inputs: StepInputs, persistent: Bool = false) {
         self.loop = loop
         self.inputs = inputs
+        self.persistent = persistent
     }
 
     public var settings: Settings { inputs.settings }

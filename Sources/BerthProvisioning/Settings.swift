@@ -64,9 +64,15 @@ public struct Settings: Sendable {
         }
         if let direct { return Secret(Array(direct.utf8)) }
         guard let file else { return nil }
-        var bytes = try readSecretFile(file, variable: name + "_FILE")
+        return try secret(fromFile: file, variable: name + "_FILE")
+    }
+
+    /// A secret file's contents, trailing newlines dropped; errors name
+    /// `variable` (the setting that gave the path).
+    public func secret(fromFile file: String, variable: String) throws(SettingError) -> Secret {
+        var bytes = try readSecretFile(file, variable: variable)
         while let last = bytes.last, last == UInt8(ascii: "\n") || last == UInt8(ascii: "\r") { bytes.removeLast() }
-        guard !bytes.isEmpty else { throw SettingError("\(name)_FILE=\(file): the file is empty") }
+        guard !bytes.isEmpty else { throw SettingError("\(variable)=\(file): the file is empty") }
         return Secret(bytes)
     }
 
