@@ -35,6 +35,7 @@ let package = Package(
         .target(name: "SSHKeysPlugin", dependencies: ["BerthProvisioning"], path: "plugins/ssh-keys"),
         .target(name: "SSHDPlugin", dependencies: ["BerthProvisioning"], path: "plugins/sshd"),
         .target(name: "GitHubAuthPlugin", dependencies: ["BerthProvisioning", "BerthHTTP"], path: "plugins/github-auth"),
+        .target(name: "CodeServerPlugin", dependencies: ["BerthProvisioning"], path: "plugins/code-server"),
         .target(name: "TokenRefreshPlugin", dependencies: ["GitHubAuthPlugin", "BerthProvisioning", "BerthHTTP"], path: "plugins/token-refresh"),
         // The init's life cycle and its three faces (berth, tini, dumb-init).
         .target(
@@ -46,6 +47,7 @@ let package = Package(
                 "SSHDPlugin",
                 "GitHubAuthPlugin",
                 "TokenRefreshPlugin",
+                "CodeServerPlugin",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -63,6 +65,7 @@ let package = Package(
         .testTarget(name: "SSHDPluginTests", dependencies: ["SSHDPlugin", "TestSupport"], path: "Tests/Plugins/SSHDPluginTests"),
         .testTarget(name: "SSHKeysPluginTests", dependencies: ["SSHKeysPlugin", "BerthProvisioning", "TestSupport"], path: "Tests/Plugins/SSHKeysPluginTests"),
         .testTarget(name: "GitHubAuthPluginTests", dependencies: ["GitHubAuthPlugin", "BerthProvisioning", "TestSupport"], path: "Tests/Plugins/GitHubAuthPluginTests"),
+        .testTarget(name: "CodeServerPluginTests", dependencies: ["CodeServerPlugin", "TestSupport"], path: "Tests/Plugins/CodeServerPluginTests"),
         .testTarget(name: "TokenRefreshPluginTests", dependencies: ["TokenRefreshPlugin", "TestSupport"], path: "Tests/Plugins/TokenRefreshPluginTests"),
         .testTarget(name: "BerthInitTests", dependencies: ["BerthInit", "BerthCore", "TestSupport"]),
     ]

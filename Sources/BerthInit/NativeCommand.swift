@@ -1,5 +1,6 @@
 import ArgumentParser
 import BerthCore
+import CodeServerPlugin
 import BerthProvisioning
 import Glibc
 
@@ -109,6 +110,9 @@ enum NativeFace {
     static func run(arguments: [String], environment: [String: String]) -> Int32 {
         if arguments.first == "provision" {
             return ProvisionCommand.run(arguments: Array(arguments.dropFirst()), environment: environment)
+        }
+        if arguments.first == "hash-password" {
+            return PasswordHash.runCommand()
         }
         if arguments.first == "health" {
             return HealthCommand.run(arguments: Array(arguments.dropFirst()), environment: environment)

@@ -1,5 +1,6 @@
 import BerthCore
 import BerthProvisioning
+import CodeServerPlugin
 import GitHubAuthPlugin
 import Glibc
 import SSHDPlugin
@@ -10,7 +11,7 @@ import TokenRefreshPlugin
 enum NativeProvisioning {
     static func allSteps() -> [ProvisioningStep] {
         let github = GitHubLogin()
-        return [SSHKeysStep(), SSHDStep(), GitHubAuthStep(login: github), TokenRefreshStep(login: github)]
+        return [SSHKeysStep(), SSHDStep(), GitHubAuthStep(login: github), TokenRefreshStep(login: github), CodeServerStep()]
     }
 
     struct Plan {

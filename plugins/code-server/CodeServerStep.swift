@@ -1,0 +1,163 @@
+import BerthCore
+import BerthProvisioning
+import Glibc
+
+/// code-server: `~/.config/code-server/config.yaml` with bind-addr and auth,
+/// and never a default password: CODE_SERVER_PASSWORD, or a random one kept
+/// in a 0600 file whose path (not the password) berth prints. Only the
+/// argon2id hash goes into config.yaml.
+public final class CodeServerStep: ProvisioningStep {
+    public let name = "code-server"
+    public let dependencies: [String] = []
+    public let inputVariables = ["CODE_SERVER_PASSWORD", "CODE_SERVER_AUTH", "CODE_SERVER_BIND"]
+    public let secretVariables = ["CODE_SERVER_PASSWORD"]
+
+    static let header = "# Written by berth at every start from CODE_SERVER_BIND, CODE_SERVER_AUTH and CODE_SERVER_PASSWORD."
+    static let ownKeys: Set<String> = ["bind-addr", "auth", "password", "hashed-password"]
+
+    public init() {}
+
+    public func skipReason(given inputs: StepInputs) -> String? {
+        if findExecutable("code-server", settings: inputs.settings) == nil && !inputVariables.contains(where: inputs.settings.isSet) {
+            return "code-server is not installed and no CODE_SERVER_* variable is set"
+        }
+        if case .success(let user) = inputs.user, !inputs.runningAsRoot, getuid() != user.uid {
+            return "needs root or to run as \(user.name) to write \(user.home)/.config/code-server"
+        }
+        return nil
+    }
+
+    struct Paths {
+        let directory: String
+        var config: String { directory + "/config.yaml" }
+        var password: String { directory + "/password" }
+    }
+
+    public func run(in context: StepContext, done: @escaping (StepOutcome) -> Void) {
+        let settings = context.settings
+        let auth = settings.value("CODE_SERVER_AUTH", default: "password")
+        guard auth == "password" || auth == "none" else {
+            return done(.failed("CODE_SERVER_AUTH='\(auth)': expected password or none"))
+        }
+        let bind = settings.value("CODE_SERVER_BIND", default: "0.0.0.0:8080")
+        guard Self.isHostAndPort(bind) else {
+            return done(.failed("CODE_SERVER_BIND='\(bind)': expected HOST:PORT, like 0.0.0.0:8080"))
+        }
+        let user: UserAccount
+        let given: Secret?
+        switch context.user {
+        case .success(let found): user = found
+        case .failure(let error): return done(.failed(error.message))
+        }
+        do {
+            given = try settings.secret("CODE_SERVER_PASSWORD")
+        } catch {
+            return done(.failed(error.message))
+        }
+        if let given, given.bytes.contains(where: { $0 == UInt8(ascii: "\n") || $0 == 0 }) {
+            return done(.failed("CODE_SERVER_PASSWORD: must be one line"))
+        }
+        let owner = AtomicFile.Owner(uid: user.uid, gid: user.gid)
+        let paths = Paths(directory: user.home + "/.config/code-server")
+        let existing = readUserFile(paths.config, owner: user.uid)
+        do {
+            try AtomicFile.ensureDirectory(user.home + "/.config", mode: 0o755, owner: owner)
+            try AtomicFile.ensureDirectory(paths.directory, mode: 0o700, owner: owner)
+            if auth == "none" {
+                try AtomicFile.write(Array(config(bind: bind, auth: auth, hash: nil, existing: existing).utf8), to: paths.config, mode: 0o600, owner: owner)
+                return done(.ok("\(bind), auth none"))
+            }
+        } catch {
+            return done(.failed("\(error)"))
+        }
+
+        // The password: given; else the one generated at an earlier start
+        // (a restart keeps it); else a new random one.
+        let password: [UInt8]
+        let generated: Bool
+        if let given {
+            password = given.bytes
+            generated = false
+            unlink(paths.password)
+        } else if let kept = readUserFile(paths.password, owner: user.uid)?.trimmingWhitespace(), kept.count >= 16 {
+            password = Array(kept.utf8)
+            generated = true
+        } else {
+            password = Self.randomPassword()
+            generated = true
+        }
+        let currentHash = existing.flatMap { Self.value(of: "hashed-password", in: $0) } ?? ""
+        var command = HelperCommand(arguments: [Self.selfExecutable(), "hash-password"], timeout: .seconds(60))
+        command.input = password + Array("\n\(currentHash)\n".utf8)
+        context.loop.runHelper(command) { [self] result in
+            let hash = String(decoding: result.standardOutput, as: UTF8.self).trimmingWhitespace()
+            guard result.succeeded, hash.hasPrefix("$argon2id$") else {
+                let why = String(decoding: result.standardError, as: UTF8.self).trimmingWhitespace()
+                return done(.failed("cannot hash the password: \(why.isEmpty ? "berth hash-password failed" : why)"))
+            }
+            do {
+                if generated {
+                    try AtomicFile.write(password + [UInt8(ascii: "\n")], to: paths.password, mode: 0o600, owner: owner)
+                }
+                try AtomicFile.write(Array(config(bind: bind, auth: auth, hash: hash, existing: existing).utf8), to: paths.config, mode: 0o600, owner: owner)
+            } catch {
+                return done(.failed("\(error)"))
+            }
+            if generated {
+                StandardError.write("berth: code-server: no CODE_SERVER_PASSWORD given; the password is in \(paths.password) (readable by \(user.name) only)\n")
+                done(.ok("\(bind), password in \(paths.password)"))
+            } else {
+                done(.ok("\(bind), password from CODE_SERVER_PASSWORD"))
+            }
+        }
+    }
+
+    /// berth's keys first, then the user's other lines (cert, user-data-dir…)
+    /// as they were; a plain `password:` line never survives.
+    func config(bind: String, auth: String, hash: String?, existing: String?) -> String {
+        var lines = [Self.header, "bind-addr: \(bind)", "auth: \(auth)"]
+        if let hash { lines.append("hashed-password: \"\(hash)\"") }
+        for line in (existing ?? "").split(separator: "\n", omittingEmptySubsequences: false) {
+            if line == Self.header { continue }
+            if let key = Self.topLevelKey(line), Self.ownKeys.contains(key) { continue }
+            lines.append(String(line))
+        }
+        while let last = lines.last, last.isEmpty { lines.removeLast() }
+        return lines.joined(separator: "\n") + "\n"
+    }
+
+    static func topLevelKey(_ line: Substring) -> String? {
+        guard let first = line.first, first != " ", first != "\t", first != "#", let colon = line.firstIndex(of: ":") else { return nil }
+        return String(line[..<colon])
+    }
+
+    static func value(of key: String, in text: String) -> String? {
+        for line in text.split(separator: "\n") where topLevelKey(line) == key {
+            var value = line[line.index(after: line.firstIndex(of: ":")!)...].trimmingWhitespace()
+            if value.hasPrefix("\""), value.hasSuffix("\""), value.count >= 2 { value = String(value.dropFirst().dropLast()) }
+            return value
+        }
+        return nil
+    }
+
+    static func isHostAndPort(_ text: String) -> Bool {
+        guard let colon = text.lastIndex(of: ":"), let port = Int(text[text.index(after: colon)...]), (1...65535).contains(port) else { return false }
+        let host = text[..<colon]
+        return !host.isEmpty && host.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || ".-:[]".contains($0)) }
+    }
+
+    /// 24 characters from 62: about 143 bits from the system's CSPRNG.
+    static func randomPassword() -> [UInt8] {
+        let alphabet = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789".utf8)
+        var generator = SystemRandomNumberGenerator()
+        return (0..<24).map { _ in alphabet.randomElement(using: &generator)! }
+    }
+
+    /// This very binary, to run `berth hash-password` as a helper.
+    static func selfExecutable() -> String {
+        var buffer = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
+        let length = readlink("/proc/self/exe", &buffer, buffer.count - 1)
+        guard length > 0 else { return "/usr/local/bin/berth" }
+        return String(decoding: buffer[..<length].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
+}
