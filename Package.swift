@@ -35,6 +35,7 @@ let package = Package(
         .target(name: "SSHKeysPlugin", dependencies: ["BerthProvisioning"], path: "plugins/ssh-keys"),
         .target(name: "SSHDPlugin", dependencies: ["BerthProvisioning"], path: "plugins/sshd"),
         .target(name: "GitHubAuthPlugin", dependencies: ["BerthProvisioning", "BerthHTTP"], path: "plugins/github-auth"),
+        .target(name: "AICLIPlugin", dependencies: ["BerthProvisioning"], path: "plugins/ai-cli"),
         .target(name: "CodeServerPlugin", dependencies: ["BerthProvisioning"], path: "plugins/code-server"),
         .target(name: "TokenRefreshPlugin", dependencies: ["GitHubAuthPlugin", "BerthProvisioning", "BerthHTTP"], path: "plugins/token-refresh"),
         // The init's life cycle and its three faces (berth, tini, dumb-init).
@@ -48,6 +49,7 @@ let package = Package(
                 "GitHubAuthPlugin",
                 "TokenRefreshPlugin",
                 "CodeServerPlugin",
+                "AICLIPlugin",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -65,6 +67,7 @@ let package = Package(
         .testTarget(name: "SSHDPluginTests", dependencies: ["SSHDPlugin", "TestSupport"], path: "Tests/Plugins/SSHDPluginTests"),
         .testTarget(name: "SSHKeysPluginTests", dependencies: ["SSHKeysPlugin", "BerthProvisioning", "TestSupport"], path: "Tests/Plugins/SSHKeysPluginTests"),
         .testTarget(name: "GitHubAuthPluginTests", dependencies: ["GitHubAuthPlugin", "BerthProvisioning", "TestSupport"], path: "Tests/Plugins/GitHubAuthPluginTests"),
+        .testTarget(name: "AICLIPluginTests", dependencies: ["AICLIPlugin", "TestSupport"], path: "Tests/Plugins/AICLIPluginTests"),
         .testTarget(name: "CodeServerPluginTests", dependencies: ["CodeServerPlugin", "TestSupport"], path: "Tests/Plugins/CodeServerPluginTests"),
         .testTarget(name: "TokenRefreshPluginTests", dependencies: ["TokenRefreshPlugin", "TestSupport"], path: "Tests/Plugins/TokenRefreshPluginTests"),
         .testTarget(name: "BerthInitTests", dependencies: ["BerthInit", "BerthCore", "TestSupport"]),

@@ -1,4 +1,5 @@
 import BerthCore
+import AICLIPlugin
 import BerthProvisioning
 import CodeServerPlugin
 import GitHubAuthPlugin
@@ -11,7 +12,7 @@ import TokenRefreshPlugin
 enum NativeProvisioning {
     static func allSteps() -> [ProvisioningStep] {
         let github = GitHubLogin()
-        return [SSHKeysStep(), SSHDStep(), GitHubAuthStep(login: github), TokenRefreshStep(login: github), CodeServerStep()]
+        return [SSHKeysStep(), SSHDStep(), GitHubAuthStep(login: github), TokenRefreshStep(login: github), AICLIStep(), CodeServerStep()]
     }
 
     struct Plan {

@@ -57,9 +57,10 @@ public final class ThrowawayRoot {
     }
 
     /// berth as PID 1 of a new PID namespace, chrooted here.
-    public func berth(_ arguments: [String], environment: [String: String]) throws -> Subprocess {
-        try Subprocess(["unshare", "--pid", "--fork", "--mount-proc=\(path)/proc", "/usr/sbin/chroot", path, "/berth"] + arguments,
-                       environment: environment)
+    /// `user`: run berth as that uid:gid (a container started with --user).
+    public func berth(_ arguments: [String], environment: [String: String], user: String? = nil) throws -> Subprocess {
+        let chroot = ["/usr/sbin/chroot"] + (user.map { ["--userspec=\($0)"] } ?? []) + [path, "/berth"]
+        return try Subprocess(["unshare", "--pid", "--fork", "--mount-proc=\(path)/proc"] + chroot + arguments, environment: environment)
     }
 
     /// `arguments` run inside the root as the workspace user, with a login
