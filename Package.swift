@@ -40,6 +40,8 @@ let package = Package(
         .target(name: "AICLIPlugin", dependencies: ["BerthProvisioning"], path: "plugins/ai-cli"),
         .target(name: "CodeServerPlugin", dependencies: ["BerthProvisioning"], path: "plugins/code-server"),
         .target(name: "TokenRefreshPlugin", dependencies: ["GitHubAuthPlugin", "BerthProvisioning", "BerthHTTP"], path: "plugins/token-refresh"),
+        // Services as berth's children: readiness, restarts, health, logs.
+        .target(name: "BerthSupervision", dependencies: ["BerthCore", "BerthProvisioning", "CBerth", .product(name: "SystemPackage", package: "swift-system")]),
         // The init's life cycle and its three faces (berth, tini, dumb-init).
         .target(
             name: "BerthInit",
@@ -52,6 +54,7 @@ let package = Package(
                 "TokenRefreshPlugin",
                 "CodeServerPlugin",
                 "AICLIPlugin",
+                "BerthSupervision",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -72,6 +75,7 @@ let package = Package(
         .testTarget(name: "AICLIPluginTests", dependencies: ["AICLIPlugin", "TestSupport"], path: "Tests/Plugins/AICLIPluginTests"),
         .testTarget(name: "CodeServerPluginTests", dependencies: ["CodeServerPlugin", "TestSupport"], path: "Tests/Plugins/CodeServerPluginTests"),
         .testTarget(name: "TokenRefreshPluginTests", dependencies: ["TokenRefreshPlugin", "TestSupport"], path: "Tests/Plugins/TokenRefreshPluginTests"),
+        .testTarget(name: "BerthSupervisionTests", dependencies: ["BerthSupervision", "TestSupport"]),
         .testTarget(name: "BerthInitTests", dependencies: ["BerthInit", "BerthCore", "TestSupport"]),
     ]
 )

@@ -47,8 +47,13 @@ public struct InitPolicy {
     /// Work that must finish on the loop before the child starts
     /// (provisioning). A terminating signal meanwhile cancels it.
     public var beforeChild: Preparation?
+    /// Services started after the preparation and before the child, which
+    /// waits until the required ones are ready; stopped after it exits.
+    public var supervision: Supervision?
     /// The child's environment; nil: berth's own.
     public var childEnvironment: [String]?
+    /// Run the child as this user (the workspace user, when berth supervises).
+    public var childIdentity: SpawnRequest.Identity?
     public var execFailureStatus: Int32 = 0
     public var childNote: String?
 
@@ -59,6 +64,22 @@ public struct InitPolicy {
         public init(start: @escaping (EventLoop, @escaping (Bool) -> Void) -> Void, cancel: @escaping () -> Void) {
             self.start = start
             self.cancel = cancel
+        }
+    }
+
+    public struct Supervision {
+        /// Starts the services; calls `ready` once the child may start and
+        /// `fatal` when a critical service failed for good.
+        public var start: (EventLoop, _ ready: @escaping () -> Void, _ fatal: @escaping (String) -> Void) -> Void
+        /// Stops every service (reverse dependency order), then calls back.
+        public var stopAll: (_ done: @escaping () -> Void) -> Void
+        /// Bound on the whole shutdown; then everything left gets SIGKILL.
+        public var shutdownTimeout: Duration
+        public init(start: @escaping (EventLoop, @escaping () -> Void, @escaping (String) -> Void) -> Void,
+                    stopAll: @escaping (@escaping () -> Void) -> Void, shutdownTimeout: Duration) {
+            self.start = start
+            self.stopAll = stopAll
+            self.shutdownTimeout = shutdownTimeout
         }
     }
 

@@ -24,6 +24,9 @@ public final class InitProcess {
     private var killRounds = 0
     private var orphansReaped = 0
     private var preparing = false
+    private var servicesStarted = false
+    private var servicesStopping = false
+    private var criticalFailure = false
 
     public init(policy: InitPolicy, diagnostics: InitDiagnostics) throws {
         self.policy = policy
@@ -60,11 +63,15 @@ public final class InitProcess {
             preparation.start(loop) { [unowned self] proceed in
                 guard preparing else { return }
                 preparing = false
-                if !proceed || !spawnChild() {
-                    if !proceed { exitCode = 1 }
+                if !proceed {
+                    exitCode = 1
                     loop.stop()
+                } else {
+                    startServicesThenChild()
                 }
             }
+        } else if policy.supervision != nil {
+            startServicesThenChild()
         } else {
             guard spawnChild() else { return exitCode }
         }
@@ -114,6 +121,43 @@ public final class InitProcess {
         }
     }
 
+    /// Services first; the child once the required ones are ready. Without
+    /// a command berth just keeps the services running until stopped.
+    private func startServicesThenChild() {
+        guard let supervision = policy.supervision else {
+            if !spawnChild() { loop.stop() }
+            return
+        }
+        servicesStarted = true
+        supervision.start(loop, { [unowned self] in
+            guard !servicesStopping, !policy.command.isEmpty else { return }
+            if !spawnChild() { stopServices() }
+        }, { [unowned self] message in
+            StandardError.write("berth: \(message): stopping the container\n")
+            criticalFailure = true
+            if childAlive { sendToTarget(SIGTERM) } else { stopServices() }
+        })
+    }
+
+    /// Every service down (bounded by the shutdown timeout), then the usual
+    /// end: everyone else gets SIGTERM, a grace, SIGKILL.
+    private func stopServices() {
+        guard let supervision = policy.supervision, servicesStarted, !servicesStopping else {
+            return finishAfterMainExit()
+        }
+        servicesStopping = true
+        loop.schedule(after: supervision.shutdownTimeout) { [unowned self] in
+            StandardError.write("berth: shutdown took longer than \(supervision.shutdownTimeout.components.seconds) s: SIGKILL to everything left\n")
+            ProcessSweep.signalEveryoneElse(SIGKILL)
+            if criticalFailure { exitCode = 1 }
+            loop.stop()
+        }
+        supervision.stopAll { [unowned self] in
+            if criticalFailure { exitCode = 1 }
+            finishAfterMainExit()
+        }
+    }
+
     private func spawnChild() -> Bool {
         var request = SpawnRequest(arguments: policy.command)
         request.isolation = policy.isolation
@@ -125,6 +169,7 @@ public final class InitProcess {
         gaveTerminalToChild = request.takeTerminal && policy.isolation == .newProcessGroup
         loop.reportsStops = gaveTerminalToChild && policy.followChildJobControl
         request.environment = policy.childEnvironment
+        request.identity = policy.childIdentity
         request.execFailureStatus = policy.execFailureStatus
         request.childNote = policy.childNote
         // berth keeps no directory busy; the child starts in the caller's.
@@ -180,6 +225,12 @@ public final class InitProcess {
             resumeStoppedChild()
         }
         guard childAlive else {
+            if servicesStarted && [SIGTERM, SIGINT, SIGHUP, SIGQUIT].contains(number) && signal.wasSentByProcess {
+                // No command (or not yet): the signal stops the container.
+                if childPID == 0 { exitCode = policy.command.isEmpty ? 0 : 128 + number }
+                stopServices()
+                return
+            }
             say.notForwarded(number, reason: .childGone)
             return
         }
@@ -219,7 +270,7 @@ public final class InitProcess {
             exitCode = policy.exitCode(for: status)
             say.reaped(pid: childPID, status: status, isMain: true)
             say.mainExited(status: status, exitCode: exitCode)
-            finishAfterMainExit()
+            if servicesStarted { stopServices() } else { finishAfterMainExit() }
         }
     }
 

@@ -146,6 +146,20 @@ enum NativeFace {
             StandardError.write("berth: \(error.message)\n")
             return 2
         }
+        do {
+            if let services = try NativeServices.plan(environment: environment, childEnvironment: policy.childEnvironment, verbosity: settings.verbosity) {
+                policy.supervision = services.supervision
+                policy.childIdentity = services.commandIdentity
+                policy.childEnvironment = services.commandEnvironment
+            }
+        } catch {
+            StandardError.write("berth: \(error.message)\n")
+            return 2
+        }
+        if policy.command.isEmpty && policy.supervision == nil {
+            StandardError.write("berth: missing COMMAND (usage: berth [OPTIONS] [--] COMMAND [ARGS...]); with no command berth needs services to run\n")
+            return 2
+        }
         let diagnostics = NativeDiagnostics(verbosity: settings.verbosity, warnOnReap: settings.warnOnReap)
         do {
             return try InitProcess(policy: policy, diagnostics: diagnostics).run()
@@ -167,10 +181,9 @@ enum NativeFace {
     }
 
     static func resolve(_ command: NativeOptions, environment: [String: String]) throws(UsageError) -> NativeSettings {
+        // An empty command is allowed here: berth then runs its services
+        // until stopped (checked once the services are known).
         let argv = command.command
-        guard !argv.isEmpty else {
-            throw UsageError(message: "missing COMMAND (usage: berth [OPTIONS] [--] COMMAND [ARGS...])")
-        }
 
         var policy = InitPolicy(command: argv)
         let env = EnvironmentReader(environment)

@@ -46,6 +46,13 @@ public final class SSHDStep: ProvisioningStep {
         guard includesDropIns() else {
             return done(.failed("\(mainConfig) does not Include \(configDirectory)/sshd_config.d/*.conf, so berth's settings would not apply"))
         }
+        // Debian's sshd refuses to start without its privilege separation
+        // directory, and /run is an empty tmpfs in most containers.
+        do {
+            try AtomicFile.ensureDirectory("/run/sshd", mode: 0o755)
+        } catch {
+            return done(.failed("\(error)"))
+        }
         ensureHostKeys(Self.hostKeyTypes[...], loop: context.loop, generated: []) { [self] result in
             switch result {
             case .failure(let message): done(.failed(message))

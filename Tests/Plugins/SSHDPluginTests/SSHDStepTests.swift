@@ -39,7 +39,7 @@ final class SSHDStepTests: XCTestCase {
 
     func test_hardened_config_and_host_keys_then_a_real_key_login() throws {
         let root = try ThrowawayRoot(withSSH: true)
-        let server = try root.berth(["--", "/usr/sbin/sshd", "-D", "-e"], environment: ["SSH_PUBLIC_KEY": publicKey, "SSH_PORT": port])
+        let server = try root.berth(["--", "/usr/sbin/sshd", "-D", "-e"], environment: ["SSHD_ENABLED": "0", "SSH_PUBLIC_KEY": publicKey, "SSH_PORT": port])
         defer {
             // docker stop, in effect: SIGTERM to berth, which stops sshd.
             if let berth = childOf(server.pid) { kill(berth, SIGTERM) }
@@ -84,7 +84,7 @@ final class SSHDStepTests: XCTestCase {
         let first = try ThrowawayRoot(withSSH: true)
         let second = try ThrowawayRoot(withSSH: true)
         for root in [first, second] {
-            let run = try root.berth(["--", "/testkit", "zombies", "0"], environment: ["SSH_PUBLIC_KEY": publicKey])
+            let run = try root.berth(["--", "/testkit", "zombies", "0"], environment: ["SSHD_ENABLED": "0", "SSH_PUBLIC_KEY": publicKey])
             XCTAssertEqual(run.wait(timeout: 60), .exited(0), run.errorText)
         }
         let key = "/etc/ssh/ssh_host_ed25519_key.pub"
@@ -92,7 +92,7 @@ final class SSHDStepTests: XCTestCase {
         XCTAssertNotEqual(first.read(key), second.read(key))
 
         let before = first.read(key)
-        let again = try first.berth(["--", "/testkit", "zombies", "0"], environment: ["SSH_PUBLIC_KEY": publicKey])
+        let again = try first.berth(["--", "/testkit", "zombies", "0"], environment: ["SSHD_ENABLED": "0", "SSH_PUBLIC_KEY": publicKey])
         XCTAssertEqual(again.wait(timeout: 60), .exited(0))
         XCTAssertEqual(first.read(key), before)
         XCTAssertEqual(try steps(first)["sshd"]?["detail"] as? String, "port 2222, host keys kept")
@@ -100,7 +100,7 @@ final class SSHDStepTests: XCTestCase {
 
     func test_a_bad_port_fails_the_step_and_installs_nothing() throws {
         let root = try ThrowawayRoot(withSSH: true)
-        let run = try root.berth(["--", "/testkit", "zombies", "0"], environment: ["SSH_PUBLIC_KEY": publicKey, "SSH_PORT": "70000"])
+        let run = try root.berth(["--", "/testkit", "zombies", "0"], environment: ["SSHD_ENABLED": "0", "SSH_PUBLIC_KEY": publicKey, "SSH_PORT": "70000"])
         XCTAssertEqual(run.wait(timeout: 60), .exited(0))
         XCTAssertEqual(try steps(root)["sshd"]?["message"] as? String, "SSH_PORT='70000': expected a port number from 1 to 65535")
         XCTAssertNil(root.status("/etc/ssh/sshd_config.d/berth.conf"))
@@ -111,7 +111,7 @@ final class SSHDStepTests: XCTestCase {
         // A user name sshd cannot parse in AllowUsers would do; simplest is
         // a broken main config the candidate is checked together with.
         try root.write("/etc/ssh/sshd_config", "Include /etc/ssh/sshd_config.d/*.conf\nUsePAM no\nNoSuchKeyword yes\n")
-        let run = try root.berth(["--", "/testkit", "zombies", "0"], environment: ["SSH_PUBLIC_KEY": publicKey])
+        let run = try root.berth(["--", "/testkit", "zombies", "0"], environment: ["SSHD_ENABLED": "0", "SSH_PUBLIC_KEY": publicKey])
         XCTAssertEqual(run.wait(timeout: 60), .exited(0))
         let message = try XCTUnwrap(steps(root)["sshd"]?["message"] as? String)
         XCTAssertTrue(message.hasPrefix("sshd -t rejected the configuration"), message)
@@ -121,7 +121,7 @@ final class SSHDStepTests: XCTestCase {
 
     func test_without_openssh_server_the_step_is_skipped_with_the_reason() throws {
         let root = try ThrowawayRoot()
-        let run = try root.berth(["--", "/testkit", "zombies", "0"], environment: ["SSH_PUBLIC_KEY": publicKey])
+        let run = try root.berth(["--", "/testkit", "zombies", "0"], environment: ["SSHD_ENABLED": "0", "SSH_PUBLIC_KEY": publicKey])
         XCTAssertEqual(run.wait(timeout: 60), .exited(0))
         XCTAssertEqual(try steps(root)["sshd"]?["reason"] as? String, "openssh-server is not installed (no /usr/sbin/sshd)")
     }

@@ -1,0 +1,102 @@
+import BerthCore
+import BerthProvisioning
+import BerthSupervision
+import Glibc
+
+/// The services berth's own face supervises: the built-in ones whose
+/// program is installed (each switched off by its variable) and the image's
+/// own from BERTH_SERVICES_DIR.
+enum NativeServices {
+    struct Plan {
+        var supervision: InitPolicy.Supervision
+        var commandIdentity: SpawnRequest.Identity?
+        var commandEnvironment: [String]
+    }
+
+    /// nil when there is nothing to supervise.
+    static func plan(environment: [String: String], childEnvironment: [String]?, verbosity: Int) throws(UsageError) -> Plan? {
+        let settings = Settings(environment: environment)
+        var definitions: [ServiceDefinition] = []
+        do {
+            definitions = try builtIns(settings) + ServiceFile.loadDirectory(settings.value("BERTH_SERVICES_DIR", default: "/etc/berth/services.d"))
+        } catch let error as ServiceFile.LoadError {
+            throw UsageError(message: "\(error)")
+        } catch let error as SettingError {
+            throw UsageError(message: error.message)
+        } catch {
+            throw UsageError(message: "\(error)")
+        }
+        guard !definitions.isEmpty else { return nil }
+        let shutdownTimeout: Duration
+        if let text = settings.value("BERTH_SHUTDOWN_TIMEOUT") {
+            guard let seconds = NativeFace.parseSeconds(text), seconds > .zero else {
+                throw UsageError(message: "BERTH_SHUTDOWN_TIMEOUT='\(text)': expected seconds, like 8")
+            }
+            shutdownTimeout = seconds
+        } else {
+            // Inside docker stop's default 10 s, with room to spare.
+            shutdownTimeout = .seconds(8)
+        }
+        let inherited = Dictionary(uniqueKeysWithValues: (childEnvironment ?? environment.map { "\($0.key)=\($0.value)" }).compactMap { line -> (String, String)? in
+            guard let equals = line.firstIndex(of: "=") else { return nil }
+            return (String(line[..<equals]), String(line[line.index(after: equals)...]))
+        })
+        // Check users, dependencies and cycles now: a bad file stops berth
+        // before anything starts, naming the service.
+        do {
+            _ = try Supervisor.order(definitions)
+        } catch {
+            throw UsageError(message: "\(error)")
+        }
+        var supervisor: Supervisor?
+        let runDirectory = settings.value("BERTH_RUN_DIR", default: "/run/berth")
+        let supervision = InitPolicy.Supervision(
+            start: { loop, ready, fatal in
+                do {
+                    let made = try Supervisor(definitions: definitions, loop: loop, environment: inherited, secrets: environment,
+                                              runDirectory: runDirectory,
+                                              standardOutput: OutputSink(descriptor: STDOUT_FILENO, loop: loop),
+                                              standardError: OutputSink(descriptor: STDERR_FILENO, loop: loop),
+                                              log: { line in if verbosity >= 1 { StandardError.write("berth: \(line)\n") } })
+                    supervisor = made
+                    made.start(requiredReady: ready, fatal: fatal)
+                } catch {
+                    fatal("\(error)")
+                }
+            },
+            stopAll: { done in
+                guard let supervisor else { return done() }
+                supervisor.stopAll(done: done)
+            },
+            shutdownTimeout: shutdownTimeout
+        )
+        // The command runs as the workspace user, like the sessions it
+        // stands beside, when berth is root and that user exists.
+        var identity: SpawnRequest.Identity?
+        var commandEnvironment = inherited
+        if getuid() == 0, let user = try? UserAccount.lookup(settings.value("BERTH_USER", default: "dev8")) {
+            identity = SpawnRequest.Identity(uid: user.uid, gid: user.gid, groups: user.groups)
+            commandEnvironment["HOME"] = user.home
+            commandEnvironment["USER"] = user.name
+            commandEnvironment["LOGNAME"] = user.name
+            commandEnvironment["SHELL"] = user.shell
+        }
+        return Plan(supervision: supervision, commandIdentity: identity,
+                    commandEnvironment: commandEnvironment.map { "\($0.key)=\($0.value)" }.sorted())
+    }
+
+    /// sshd when openssh-server is installed, berth is root and a key is
+    /// set (the sshd step's conditions: without them it could not start or
+    /// nobody could log in); SSHD_ENABLED=0 turns it off.
+    static func builtIns(_ settings: Settings) throws(SettingError) -> [ServiceDefinition] {
+        var definitions: [ServiceDefinition] = []
+        if try settings.boolean("SSHD_ENABLED", default: true), getuid() == 0, access("/usr/sbin/sshd", X_OK) == 0, settings.isSet("SSH_PUBLIC_KEY") {
+            let port = Int(settings.value("SSH_PORT", default: "2222")) ?? 2222
+            var sshd = ServiceDefinition(name: "sshd", command: ["/usr/sbin/sshd", "-D", "-e"])
+            sshd.readiness = .tcp(port: port)
+            sshd.readinessTimeout = .seconds(30)
+            definitions.append(sshd)
+        }
+        return definitions
+    }
+}

@@ -1,0 +1,195 @@
+import BerthCore
+import CBerth
+import Glibc
+
+/// berth's own stdout or stderr, written without ever blocking the loop.
+/// It writes through a separate open file description of the same file
+/// (opened via /proc/self/fd/N) set to O_NONBLOCK, so the flag never leaks
+/// to the command or the services sharing the original. Bytes the reader
+/// (docker's log driver) has not taken yet wait in a bounded buffer; past
+/// it, whole lines are dropped and counted.
+public final class OutputSink {
+    let fd: Int32
+    let loop: EventLoop
+    let limit: Int
+    private var pending: [UInt8] = []
+    private var sent = 0
+    private var watching = false
+    public private(set) var droppedLines = 0
+    private var droppedSinceReport = 0
+
+    public init(descriptor: Int32, loop: EventLoop, limit: Int = 1 << 20) {
+        let own = open("/proc/self/fd/\(descriptor)", O_WRONLY | O_NONBLOCK | O_CLOEXEC | O_APPEND | O_NOCTTY)
+        // Without /proc, the shared descriptor itself: writes may block then.
+        fd = own >= 0 ? own : descriptor
+        self.loop = loop
+        self.limit = limit
+    }
+
+    /// One whole line (with its newline); dropped when the buffer is full.
+    public func write(line: [UInt8]) {
+        if pending.count - sent + line.count > limit {
+            droppedLines += 1
+            droppedSinceReport += 1
+            return
+        }
+        if droppedSinceReport > 0 {
+            let note = Array("berth: \(droppedSinceReport) log line\(droppedSinceReport == 1 ? "" : "s") dropped: output was not read fast enough\n".utf8)
+            droppedSinceReport = 0
+            pending.append(contentsOf: note)
+        }
+        pending.append(contentsOf: line)
+        flush()
+    }
+
+    private func flush() {
+        while sent < pending.count {
+            let written = pending[sent...].withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) }
+            if written > 0 {
+                sent += written
+            } else if written < 0 && errno == EINTR {
+                continue
+            } else if written < 0 && errno == EAGAIN {
+                if !watching {
+                    watching = (try? loop.watch(fd, events: .writable) { [unowned self] _ in flush() }) != nil
+                }
+                compact()
+                return
+            } else {
+                // The reader is gone (EPIPE) or the file broke: nothing to wait for.
+                pending.removeAll()
+                sent = 0
+                break
+            }
+        }
+        pending.removeAll(keepingCapacity: pending.count < 64 << 10)
+        sent = 0
+        if watching {
+            loop.unwatch(fd)
+            watching = false
+        }
+    }
+
+    private func compact() {
+        if sent > 64 << 10 {
+            pending.removeFirst(sent)
+            sent = 0
+        }
+    }
+}
+
+/// One service stream (stdout or stderr): read from its pipe on the loop,
+/// cut into lines, each sent on prefixed with the service's name and kept
+/// in a bounded ring for `berth logs`. Partial lines wait for their end
+/// (flushed when the stream closes); lines over `maxLine` bytes are cut;
+/// bytes that are not UTF-8 pass as they are.
+final class ServiceStream {
+    let prefix: [UInt8]
+    let sink: OutputSink
+    let recent: RecentLines
+    let maxLine: Int
+    private var partial: [UInt8] = []
+    private(set) var fd: Int32 = -1
+    private weak var loop: EventLoop?
+    private let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 64 << 10, alignment: 1)
+    var onClose: () -> Void = {}
+
+    init(name: String, sink: OutputSink, recent: RecentLines, maxLine: Int = 16 << 10) {
+        prefix = Array("\(name) | ".utf8)
+        self.sink = sink
+        self.recent = recent
+        self.maxLine = maxLine
+    }
+
+    deinit {
+        buffer.deallocate()
+        if fd >= 0 { close(fd) }
+    }
+
+    /// Starts reading `fd` (the read end of the service's pipe).
+    func attach(_ fd: Int32, loop: EventLoop) {
+        self.fd = fd
+        self.loop = loop
+        _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK)
+        do {
+            try loop.watch(fd, events: .readable) { [unowned self] _ in readOnce() }
+        } catch {
+            closeStream()
+        }
+    }
+
+    /// One read per wake-up: a flooding service gets its turn like everyone
+    /// else, and the loop goes back to signals in between.
+    private func readOnce() {
+        let count = read(fd, buffer.baseAddress, buffer.count)
+        if count > 0 {
+            take(UnsafeRawBufferPointer(rebasing: buffer[0..<count]))
+        } else if count == 0 || (errno != EINTR && errno != EAGAIN) {
+            closeStream()
+        }
+    }
+
+    private func take(_ bytes: UnsafeRawBufferPointer) {
+        var start = bytes.startIndex
+        while let newline = bytes[start...].firstIndex(of: UInt8(ascii: "\n")) {
+            partial.append(contentsOf: bytes[start..<newline])
+            emit()
+            start = newline + 1
+        }
+        partial.append(contentsOf: bytes[start...])
+        while partial.count >= maxLine {
+            let rest = Array(partial[maxLine...])
+            partial.removeSubrange(maxLine...)
+            emit()
+            partial = rest
+        }
+    }
+
+    private func emit() {
+        var line = prefix
+        line.append(contentsOf: partial)
+        line.append(UInt8(ascii: "\n"))
+        recent.append(partial)
+        sink.write(line: line)
+        partial.removeAll(keepingCapacity: true)
+    }
+
+    func closeStream() {
+        guard fd >= 0 else { return }
+        // Whatever is left in the pipe, then the unterminated last line.
+        while true {
+            let count = read(fd, buffer.baseAddress, buffer.count)
+            if count > 0 { take(UnsafeRawBufferPointer(rebasing: buffer[0..<count])) } else if count < 0 && errno == EINTR { continue } else { break }
+        }
+        if !partial.isEmpty { emit() }
+        loop?.unwatch(fd)
+        close(fd)
+        fd = -1
+        onClose()
+    }
+}
+
+/// The last lines of a service's output, bounded in count and bytes.
+public final class RecentLines {
+    let maxLines: Int
+    let maxBytes: Int
+    private var lines: [[UInt8]] = []
+    private var bytes = 0
+
+    public init(maxLines: Int = 500, maxBytes: Int = 256 << 10) {
+        self.maxLines = maxLines
+        self.maxBytes = maxBytes
+    }
+
+    func append(_ line: [UInt8]) {
+        lines.append(line)
+        bytes += line.count
+        while lines.count > maxLines || (bytes > maxBytes && lines.count > 1) {
+            bytes -= lines.removeFirst().count
+        }
+    }
+
+    public var text: String {
+        lines.map { String(decoding: $0, as: UTF8.self) + "\n" }.joined()
+    }
+}

@@ -1,0 +1,112 @@
+import BerthCore
+import CBerth
+import Glibc
+import SystemPackage
+
+/// One attempt at "does 127.0.0.1:port accept a connection?", on the loop:
+/// a non-blocking connect, answered when the socket turns writable.
+func probeTCP(port: Int, loop: EventLoop, timeout: Duration, done: @escaping (Bool) -> Void) {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+    guard fd >= 0 else { return done(false) }
+    var address = sockaddr_in()
+    address.sin_family = sa_family_t(AF_INET)
+    address.sin_port = in_port_t(UInt16(port).bigEndian)
+    address.sin_addr.s_addr = in_addr_t(UInt32(0x7f00_0001).bigEndian)
+    let rc = withUnsafePointer(to: &address) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+    }
+    if rc == 0 {
+        close(fd)
+        return done(true)
+    }
+    guard errno == EINPROGRESS else {
+        close(fd)
+        return done(false)
+    }
+    var finished = false
+    let timer = loop.schedule(after: timeout) {
+        guard !finished else { return }
+        finished = true
+        loop.unwatch(fd)
+        close(fd)
+        done(false)
+    }
+    do {
+        try loop.watch(fd, events: .writable) { _ in
+            guard !finished else { return }
+            finished = true
+            loop.cancel(timer)
+            var error: Int32 = 0
+            var length = socklen_t(MemoryLayout<Int32>.size)
+            getsockopt(fd, SOL_SOCKET, SO_ERROR, &error, &length)
+            loop.unwatch(fd)
+            close(fd)
+            done(error == 0)
+        }
+    } catch {
+        finished = true
+        loop.cancel(timer)
+        close(fd)
+        done(false)
+    }
+}
+
+/// The sd_notify protocol from a service to berth: a datagram socket the
+/// service finds in NOTIFY_SOCKET, one per service (so a message's socket
+/// says who sent it), writable only by root and the service's user.
+final class NotifySocket {
+    let path: String
+    let fd: Int32
+    var onMessage: ([String: String]) -> Void = { _ in }
+    private weak var loop: EventLoop?
+
+    init(path: String, owner: uid_t?, loop: EventLoop) throws(Errno) {
+        unlink(path)
+        let fd = socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard fd >= 0 else { throw Errno(rawValue: errno) }
+        var address = sockaddr_un()
+        address.sun_family = sa_family_t(AF_UNIX)
+        let bytes = Array(path.utf8)
+        guard bytes.count < MemoryLayout.size(ofValue: address.sun_path) else {
+            close(fd)
+            throw Errno.fileNameTooLong
+        }
+        withUnsafeMutableBytes(of: &address.sun_path) { raw in
+            for (index, byte) in bytes.enumerated() { raw[index] = byte }
+        }
+        let rc = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+        }
+        guard rc == 0 else {
+            let failure = errno
+            close(fd)
+            throw Errno(rawValue: failure)
+        }
+        if let owner { _ = chown(path, owner, gid_t(bitPattern: -1)) }
+        _ = chmod(path, 0o600)
+        self.fd = fd
+        self.path = path
+        self.loop = loop
+        try loop.watch(fd, events: .readable) { [unowned self] _ in receive() }
+    }
+
+    deinit {
+        loop?.unwatch(fd)
+        close(fd)
+        unlink(path)
+    }
+
+    private func receive() {
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        while true {
+            let count = recv(fd, &buffer, buffer.count, Int32(MSG_DONTWAIT))
+            guard count > 0 else { return }
+            var fields: [String: String] = [:]
+            for line in buffer[0..<count].split(separator: UInt8(ascii: "\n")) {
+                guard let equals = line.firstIndex(of: UInt8(ascii: "=")) else { continue }
+                fields[String(decoding: line[..<equals], as: UTF8.self)] = String(decoding: line[(equals + 1)...], as: UTF8.self)
+            }
+            onMessage(fields)
+        }
+    }
+}

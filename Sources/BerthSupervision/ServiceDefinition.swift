@@ -1,0 +1,71 @@
+import BerthCore
+import Glibc
+
+/// One service berth keeps running: what to start, as whom, when it counts
+/// as ready and healthy, and what to do when it stops. Plain data, from a
+/// built-in definition or a file in services.d.
+public struct ServiceDefinition: Sendable {
+    public enum Readiness: Equatable, Sendable {
+        /// Ready as soon as it started.
+        case started
+        /// Ready when 127.0.0.1:port accepts a connection.
+        case tcp(port: Int)
+        /// Ready when this command exits 0 (tried every 200 ms).
+        case command([String])
+        /// Ready when the service sends READY=1 to its NOTIFY_SOCKET.
+        case notify
+    }
+
+    public enum RestartPolicy: String, Sendable, CaseIterable {
+        case always
+        case onFailure = "on-failure"
+        case never
+    }
+
+    public struct HealthCheck: Equatable, Sendable {
+        public var command: [String]
+        public var interval: Duration = .seconds(30)
+        public var timeout: Duration = .seconds(5)
+        /// Failures in a row before the service is unhealthy.
+        public var retries = 3
+        /// Restart it when unhealthy (else only report).
+        public var restart = true
+    }
+
+    public var name: String
+    public var command: [String]
+    /// Run as this user (with its groups, HOME, USER, LOGNAME, SHELL);
+    /// nil: as berth.
+    public var user: String?
+    public var group: String?
+    /// Added to (and overriding) the environment services inherit, which
+    /// holds no provisioning secrets.
+    public var environment: [String: String] = [:]
+    /// Secret variables this service asks for by name (opt-in).
+    public var passSecrets: [String] = []
+    public var workingDirectory: String?
+    public var dependsOn: [String] = []
+    public var readiness: Readiness = .started
+    public var readinessTimeout: Duration = .seconds(60)
+    public var health: HealthCheck?
+    public var restart: RestartPolicy = .always
+    public var stopSignal: Int32 = SIGTERM
+    public var stopGrace: Duration = .seconds(5)
+    /// Failing for good stops the container.
+    public var critical = false
+    /// The container's command waits until this one is ready.
+    public var required = true
+    /// Backoff between restarts: base doubling up to cap, with jitter.
+    public var backoffBase: Duration = .milliseconds(500)
+    public var backoffCap: Duration = .seconds(30)
+    /// A run at least this long resets the backoff and the crash count.
+    public var stableAfter: Duration = .seconds(10)
+    /// This many failed runs within `crashWindow`: failed for good.
+    public var crashLimit = 5
+    public var crashWindow: Duration = .seconds(60)
+
+    public init(name: String, command: [String]) {
+        self.name = name
+        self.command = command
+    }
+}

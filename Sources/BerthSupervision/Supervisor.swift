@@ -1,0 +1,493 @@
+import BerthCore
+import BerthProvisioning
+import CBerth
+import Glibc
+
+/// Keeps services running as berth's children, all on berth's loop: starts
+/// each once its dependencies are ready, restarts it by its policy with
+/// backoff, checks its health, relays its output, and stops them in
+/// reverse dependency order.
+public final class Supervisor {
+    public enum State: String, Sendable {
+        case waiting, starting, ready, backoff, stopping, stopped, failed
+    }
+
+    public struct SetupError: Error, CustomStringConvertible {
+        public let description: String
+    }
+
+    /// A service as it is now.
+    public final class Service {
+        public let definition: ServiceDefinition
+        public internal(set) var state: State = .waiting
+        public internal(set) var pid: pid_t = 0
+        public internal(set) var restarts = 0
+        public internal(set) var lastExit: ChildStatus?
+        public internal(set) var healthy = true
+        public internal(set) var reason: String?
+        public internal(set) var startedAt: UInt64 = 0
+        public let recent = RecentLines()
+        let identity: UserAccount?
+        var crashTimes: [UInt64] = []
+        var backoffAttempt = 0
+        var healthFailures = 0
+        var timers: [EventLoop.TimerID] = []
+        var notify: NotifySocket?
+        var streams: [ServiceStream] = []
+        var restartWhenDown = false
+        var stopRequested = false
+
+        init(definition: ServiceDefinition, identity: UserAccount?) {
+            self.definition = definition
+            self.identity = identity
+        }
+
+        public var name: String { definition.name }
+        public var isReady: Bool { state == .ready }
+        /// Ready, or failed/stopped for good: nothing more to wait for.
+        var isSettled: Bool { state == .ready || state == .failed || state == .stopped }
+    }
+
+    public let services: [Service]
+    let loop: EventLoop
+    let environment: [String: String]
+    let secrets: [String: String]
+    let runDirectory: String
+    let standardOutput: OutputSink
+    let standardError: OutputSink
+    let log: (String) -> Void
+    private var onRequiredReady: (() -> Void)?
+    private var onFatal: ((String) -> Void)?
+    private var onAllStopped: (() -> Void)?
+    private(set) var stopping = false
+
+    /// `environment`: what services inherit (no provisioning secrets);
+    /// `secrets`: the values a service may opt into with pass_secrets.
+    public init(definitions: [ServiceDefinition], loop: EventLoop, environment: [String: String], secrets: [String: String],
+                runDirectory: String, standardOutput: OutputSink, standardError: OutputSink,
+                log: @escaping (String) -> Void) throws(SetupError) {
+        let ordered = try Self.order(definitions)
+        var services: [Service] = []
+        for definition in ordered {
+            var identity: UserAccount?
+            if let user = definition.user {
+                do {
+                    identity = try UserAccount.lookup(user)
+                } catch {
+                    throw SetupError(description: "service \(definition.name): user '\(user)': no such user in /etc/passwd")
+                }
+                if let group = definition.group, let gid = Self.groupID(group) {
+                    identity = UserAccount(name: identity!.name, uid: identity!.uid, gid: gid, home: identity!.home, shell: identity!.shell, groups: [gid])
+                } else if let group = definition.group {
+                    throw SetupError(description: "service \(definition.name): group '\(group)': no such group in /etc/group")
+                }
+            }
+            services.append(Service(definition: definition, identity: identity))
+        }
+        self.services = services
+        self.loop = loop
+        self.environment = environment
+        self.secrets = secrets
+        self.runDirectory = runDirectory
+        self.standardOutput = standardOutput
+        self.standardError = standardError
+        self.log = log
+    }
+
+    public func service(named name: String) -> Service? {
+        services.first { $0.name == name }
+    }
+
+    // MARK: start
+
+    /// Starts every service whose dependencies allow. `requiredReady` runs
+    /// once, when every required service is ready (or failed for good
+    /// without being critical); `fatal` when a critical one fails for good.
+    public func start(requiredReady: @escaping () -> Void, fatal: @escaping (String) -> Void) {
+        onRequiredReady = requiredReady
+        onFatal = fatal
+        if services.contains(where: { $0.definition.readiness == .notify }) {
+            _ = try? AtomicFile.ensureDirectory(runDirectory, mode: 0o755)
+            _ = try? AtomicFile.ensureDirectory(runDirectory + "/notify", mode: 0o755)
+        }
+        startWhatCan()
+    }
+
+    private func startWhatCan() {
+        guard !stopping else { return }
+        for service in services where service.state == .waiting {
+            let dependencies = service.definition.dependsOn.compactMap(self.service(named:))
+            if let failed = dependencies.first(where: { $0.state == .failed || $0.state == .stopped }) {
+                fail(service, "needs \(failed.name), which \(failed.state == .failed ? "failed" : "stopped")")
+                continue
+            }
+            if dependencies.allSatisfy(\.isReady) { spawn(service) }
+        }
+        checkRequiredReady()
+    }
+
+    private func checkRequiredReady() {
+        guard let ready = onRequiredReady else { return }
+        if services.filter(\.definition.required).allSatisfy(\.isSettled) {
+            onRequiredReady = nil
+            ready()
+        }
+    }
+
+    private func spawn(_ service: Service) {
+        let definition = service.definition
+        var request = SpawnRequest(arguments: definition.command)
+        request.isolation = .newProcessGroup
+        var environment = self.environment
+        for name in definition.passSecrets { environment[name] = secrets[name] }
+        if let user = service.identity {
+            request.identity = SpawnRequest.Identity(uid: user.uid, gid: user.gid, groups: user.groups)
+            environment["HOME"] = user.home
+            environment["USER"] = user.name
+            environment["LOGNAME"] = user.name
+            environment["SHELL"] = user.shell
+        }
+        for (key, value) in definition.environment { environment[key] = value }
+        if definition.readiness == .notify {
+            let path = "\(runDirectory)/notify/\(definition.name)"
+            do {
+                let socket = try NotifySocket(path: path, owner: service.identity?.uid, loop: loop)
+                socket.onMessage = { [unowned self, unowned service] in notified(service, $0) }
+                service.notify = socket
+                environment["NOTIFY_SOCKET"] = path
+            } catch {
+                return fail(service, "cannot create its notify socket \(path): \(error)")
+            }
+        }
+        request.environment = environment.map { "\($0.key)=\($0.value)" }.sorted()
+        request.workingDirectory = definition.workingDirectory ?? service.identity?.home ?? "/"
+        var outPipe: [Int32] = [-1, -1]
+        var errPipe: [Int32] = [-1, -1]
+        guard berth_pipe_cloexec(&outPipe) == 0, berth_pipe_cloexec(&errPipe) == 0 else {
+            return fail(service, "cannot create pipes: \(String(cString: strerror(errno)))")
+        }
+        let devNull = open("/dev/null", O_RDONLY | O_CLOEXEC)
+        request.standardInput = devNull
+        request.standardOutput = outPipe[1]
+        request.standardError = errPipe[1]
+        defer {
+            close(outPipe[1])
+            close(errPipe[1])
+            if devNull >= 0 { close(devNull) }
+        }
+        let out = ServiceStream(name: definition.name, sink: standardOutput, recent: service.recent)
+        let err = ServiceStream(name: definition.name, sink: standardError, recent: service.recent)
+        service.streams = [out, err]
+        out.attach(outPipe[0], loop: loop)
+        err.attach(errPipe[0], loop: loop)
+        service.state = .starting
+        service.startedAt = MonotonicClock.now()
+        service.healthy = true
+        service.healthFailures = 0
+        service.reason = nil
+        do {
+            service.pid = try Spawner.spawn(request)
+        } catch {
+            log("\(definition.name): cannot start: \(error)")
+            guard let pid = error.pid else {
+                service.streams.forEach { $0.closeStream() }
+                return ended(service, status: .exited(127))
+            }
+            service.pid = pid
+        }
+        log("\(definition.name): started (pid \(service.pid))")
+        loop.onExit(of: service.pid) { [unowned self, unowned service] in ended(service, status: $0) }
+        awaitReadiness(service)
+    }
+
+    // MARK: readiness and health
+
+    private func awaitReadiness(_ service: Service) {
+        let definition = service.definition
+        if definition.readiness == .started { return markReady(service) }
+        let deadline = MonotonicClock.now() + UInt64(definition.readinessTimeout.components.seconds) * 1_000_000_000
+            + UInt64(definition.readinessTimeout.components.attoseconds / 1_000_000_000)
+        service.timers.append(loop.schedule(after: definition.readinessTimeout) { [unowned self, unowned service] in
+            guard service.state == .starting else { return }
+            log("\(service.name): not ready within \(definition.readinessTimeout.components.seconds) s; stopping it")
+            service.reason = "not ready in time"
+            signalGroup(service, definition.stopSignal)
+            scheduleKill(service)
+        })
+        switch definition.readiness {
+        case .started, .notify:
+            break
+        case .tcp(let port):
+            pollReadiness(service, until: deadline) { [unowned self] done in
+                probeTCP(port: port, loop: loop, timeout: .seconds(1), done: done)
+            }
+        case .command(let probe):
+            pollReadiness(service, until: deadline) { [unowned self] done in
+                loop.runHelper(HelperCommand(arguments: probe, timeout: .seconds(5))) { done($0.succeeded) }
+            }
+        }
+    }
+
+    /// Tries `attempt` every 100 ms while the service is starting.
+    private func pollReadiness(_ service: Service, until deadline: UInt64, attempt: @escaping (@escaping (Bool) -> Void) -> Void) {
+        let pid = service.pid
+        attempt { [unowned self, weak service] ok in
+            guard let service, service.state == .starting, service.pid == pid else { return }
+            if ok { return markReady(service) }
+            guard MonotonicClock.now() < deadline else { return }
+            service.timers.append(loop.schedule(after: .milliseconds(100)) { [unowned self] in
+                pollReadiness(service, until: deadline, attempt: attempt)
+            })
+        }
+    }
+
+    private func notified(_ service: Service, _ fields: [String: String]) {
+        if let status = fields["STATUS"] { log("\(service.name): \(status)") }
+        if fields["READY"] == "1", service.state == .starting { markReady(service) }
+    }
+
+    private func markReady(_ service: Service) {
+        service.state = .ready
+        log("\(service.name): ready")
+        scheduleHealthCheck(service)
+        startWhatCan()
+    }
+
+    private func scheduleHealthCheck(_ service: Service) {
+        guard let check = service.definition.health else { return }
+        let pid = service.pid
+        service.timers.append(loop.schedule(after: check.interval) { [unowned self, weak service] in
+            guard let service, service.pid == pid, service.state == .ready else { return }
+            loop.runHelper(HelperCommand(arguments: check.command, timeout: check.timeout)) { [unowned self, weak service] result in
+                guard let service, service.pid == pid, service.state == .ready else { return }
+                if result.succeeded {
+                    if !service.healthy { log("\(service.name): healthy again") }
+                    service.healthy = true
+                    service.healthFailures = 0
+                } else {
+                    service.healthFailures += 1
+                    if service.healthFailures >= check.retries && service.healthy {
+                        service.healthy = false
+                        log("\(service.name): unhealthy (\(service.healthFailures) failed checks)\(check.restart ? "; restarting it" : "")")
+                        if check.restart { return restart(service) }
+                    }
+                }
+                scheduleHealthCheck(service)
+            }
+        })
+    }
+
+    // MARK: exits, restarts, failure
+
+    private func ended(_ service: Service, status: ChildStatus) {
+        if case .stopped = status { return }
+        if case .continued = status { return }
+        cancelTimers(service)
+        service.notify = nil
+        service.lastExit = status
+        service.pid = 0
+        let ranFor = MonotonicClock.now() &- service.startedAt
+        if service.stopRequested {
+            service.stopRequested = false
+            service.state = .stopped
+            log("\(service.name): stopped (\(describe(status)))")
+            if service.restartWhenDown && !stopping {
+                service.restartWhenDown = false
+                service.restarts += 1
+                service.state = .waiting
+                spawn(service)
+            }
+            stopWhatCan()
+            return
+        }
+        let definition = service.definition
+        let failedRun = status != .exited(0)
+        log("\(service.name): \(describe(status))")
+        if stopping { service.state = .stopped; return stopWhatCan() }
+        let restart = switch definition.restart {
+        case .always: true
+        case .onFailure: failedRun
+        case .never: false
+        }
+        let stable = ranFor >= nanoseconds(definition.stableAfter)
+        if stable { service.backoffAttempt = 0 }
+        if failedRun || !stable {
+            let now = MonotonicClock.now()
+            service.crashTimes = service.crashTimes.filter { now &- $0 < nanoseconds(definition.crashWindow) } + [now]
+            if restart && service.crashTimes.count >= definition.crashLimit {
+                return fail(service, "\(service.crashTimes.count) failed runs within \(definition.crashWindow.components.seconds) s")
+            }
+        }
+        guard restart else {
+            if failedRun && service.state == .starting { return fail(service, "exited before it was ready (\(describe(status)))") }
+            service.state = failedRun ? .failed : .stopped
+            service.reason = describe(status)
+            if failedRun && definition.critical { onFatal?("critical service \(service.name) failed: \(describe(status))") }
+            return startWhatCan()
+        }
+        let delay = backoff(for: service)
+        service.state = .backoff
+        log("\(service.name): restarting in \(milliseconds(delay)) ms")
+        service.timers.append(loop.schedule(after: delay) { [unowned self, unowned service] in
+            guard service.state == .backoff, !stopping else { return }
+            service.restarts += 1
+            spawn(service)
+        })
+        startWhatCan()
+    }
+
+    /// base × 2^attempt, capped, then ±20 % jitter so services that fail
+    /// together do not retry in lockstep.
+    func backoff(for service: Service) -> Duration {
+        let definition = service.definition
+        let base = Double(milliseconds(definition.backoffBase))
+        let cap = Double(milliseconds(definition.backoffCap))
+        let raw = min(cap, base * Double(1 << min(service.backoffAttempt, 20)))
+        service.backoffAttempt += 1
+        return .milliseconds(Int(raw * Double.random(in: 0.8...1.2)))
+    }
+
+    private func fail(_ service: Service, _ reason: String) {
+        cancelTimers(service)
+        service.state = .failed
+        service.reason = reason
+        log("\(service.name): failed: \(reason)")
+        if service.pid > 0 {
+            service.stopRequested = true
+            signalGroup(service, SIGKILL)
+        }
+        if service.definition.critical {
+            onFatal?("critical service \(service.name) failed: \(reason)")
+        }
+        startWhatCan()
+    }
+
+    private func cancelTimers(_ service: Service) {
+        service.timers.forEach(loop.cancel)
+        service.timers.removeAll()
+    }
+
+    // MARK: control
+
+    /// Stops it (stop signal, grace, SIGKILL) and starts it again.
+    public func restart(_ service: Service) {
+        guard !stopping else { return }
+        if service.pid > 0 {
+            service.restartWhenDown = true
+            stop(service)
+        } else {
+            cancelTimers(service)
+            service.crashTimes.removeAll()
+            service.backoffAttempt = 0
+            service.state = .waiting
+            startWhatCan()
+        }
+    }
+
+    public func stop(_ service: Service) {
+        cancelTimers(service)
+        guard service.pid > 0 else {
+            service.state = .stopped
+            return
+        }
+        service.stopRequested = true
+        service.state = .stopping
+        signalGroup(service, service.definition.stopSignal)
+        scheduleKill(service)
+    }
+
+    private func scheduleKill(_ service: Service) {
+        let pid = service.pid
+        service.timers.append(loop.schedule(after: service.definition.stopGrace) { [unowned self, weak service] in
+            guard let service, service.pid == pid, pid > 0 else { return }
+            log("\(service.name): still running \(milliseconds(service.definition.stopGrace)) ms after \(Signals.name(of: service.definition.stopSignal)); SIGKILL")
+            signalGroup(service, SIGKILL)
+        })
+    }
+
+    private func signalGroup(_ service: Service, _ signal: Int32) {
+        guard service.pid > 0 else { return }
+        // The whole group: a shell wrapper's children go with it.
+        if kill(-service.pid, signal) != 0 { kill(service.pid, signal) }
+    }
+
+    /// Every service down, dependents before what they depend on; `done`
+    /// once none is left running.
+    public func stopAll(done: @escaping () -> Void) {
+        stopping = true
+        onRequiredReady = nil
+        onAllStopped = done
+        for service in services where service.pid == 0 {
+            cancelTimers(service)
+            if service.state != .failed { service.state = .stopped }
+        }
+        stopWhatCan()
+    }
+
+    private func stopWhatCan() {
+        guard stopping else { return }
+        let running = services.filter { $0.pid > 0 }
+        if running.isEmpty {
+            let done = onAllStopped
+            onAllStopped = nil
+            done?()
+            return
+        }
+        for service in running where !service.stopRequested {
+            let dependentsUp = services.contains { $0.pid > 0 && $0.definition.dependsOn.contains(service.name) }
+            if !dependentsUp { stop(service) }
+        }
+    }
+
+    // MARK: helpers
+
+    /// Dependencies first, otherwise in the given order; unknown names and
+    /// cycles are errors.
+    public static func order(_ definitions: [ServiceDefinition]) throws(SetupError) -> [ServiceDefinition] {
+        var seen = Set<String>()
+        for definition in definitions {
+            guard seen.insert(definition.name).inserted else { throw SetupError(description: "two services are named \(definition.name)") }
+        }
+        for definition in definitions {
+            for dependency in definition.dependsOn where !seen.contains(dependency) {
+                throw SetupError(description: "service \(definition.name): depends_on '\(dependency)', which is not a service")
+            }
+        }
+        var ordered: [ServiceDefinition] = []
+        var placed = Set<String>()
+        var remaining = definitions
+        while !remaining.isEmpty {
+            guard let next = remaining.firstIndex(where: { $0.dependsOn.allSatisfy(placed.contains) }) else {
+                throw SetupError(description: "services depend on each other in a cycle: \(remaining.map(\.name).joined(separator: ", "))")
+            }
+            placed.insert(remaining[next].name)
+            ordered.append(remaining.remove(at: next))
+        }
+        return ordered
+    }
+
+    static func groupID(_ group: String) -> gid_t? {
+        if let number = gid_t(group) { return number }
+        for line in (readTextFile("/etc/group") ?? "").split(separator: "\n") {
+            let parts = line.split(separator: ":", omittingEmptySubsequences: false)
+            if parts.count >= 3, parts[0] == group, let id = gid_t(parts[2]) { return id }
+        }
+        return nil
+    }
+}
+
+func describe(_ status: ChildStatus) -> String {
+    switch status {
+    case .exited(let code): return "exited with status \(code)"
+    case .signaled(let signal, _): return "killed by \(Signals.name(of: signal))"
+    default: return "\(status)"
+    }
+}
+
+func nanoseconds(_ duration: Duration) -> UInt64 {
+    UInt64(max(0, duration.components.seconds)) * 1_000_000_000 + UInt64(max(0, duration.components.attoseconds) / 1_000_000_000)
+}
+
+func milliseconds(_ duration: Duration) -> Int {
+    Int(duration.components.seconds * 1000 + duration.components.attoseconds / 1_000_000_000_000_000)
+}

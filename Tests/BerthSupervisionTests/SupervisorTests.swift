@@ -1,0 +1,241 @@
+import Foundation
+import Glibc
+import TestSupport
+import XCTest
+
+/// Supervision end to end: berth as PID 1 of a fresh PID namespace running
+/// services from a services.d directory, as the container would.
+final class SupervisorTests: XCTestCase {
+    var directory = ""
+
+    override func setUpWithError() throws {
+        directory = "/tmp/berth-services-\(getpid())-\(Int.random(in: 0..<1_000_000))"
+        XCTAssertEqual(mkdir(directory, 0o755), 0)
+        XCTAssertEqual(mkdir(directory + "/services.d", 0o755), 0)
+        XCTAssertEqual(mkdir(directory + "/run", 0o755), 0)
+    }
+
+    override func tearDown() {
+        _ = system("rm -rf '\(directory)'")
+    }
+
+    func service(_ name: String, _ text: String) throws {
+        try text.write(toFile: "\(directory)/services.d/\(name).toml", atomically: true, encoding: .utf8)
+    }
+
+    func berth(_ command: [String], _ extra: [String: String] = [:]) throws -> Subprocess {
+        let environment = ["PATH": "/usr/bin:/bin", "BERTH_SERVICES_DIR": directory + "/services.d", "BERTH_RUN_DIR": directory + "/run"]
+            .merging(extra) { $1 }
+        return try Subprocess(asPID1(command.isEmpty ? [] : ["--"] + command), environment: environment)
+    }
+
+    static func freePort() -> Int {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(fd) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = in_addr_t(UInt32(0x7f00_0001).bigEndian)
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) } }
+        _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) } }
+        return Int(UInt16(bigEndian: address.sin_port))
+    }
+
+    /// Lines of berth's stderr (its own log) in order.
+    func log(_ run: Subprocess) -> [String] {
+        run.errorText.split(separator: "\n").map(String.init)
+    }
+
+    func index(of needle: String, in lines: [String]) -> Int? {
+        lines.firstIndex { $0.contains(needle) }
+    }
+
+    func test_a_service_starts_only_once_its_dependency_accepts_connections_and_the_command_last() throws {
+        let port = Self.freePort()
+        // The web server needs a moment before it listens: the dependent
+        // must not start in that moment.
+        try service("web", """
+        command = ["/bin/sh", "-c", "sleep 0.7; exec /usr/bin/python3 -m http.server \(port) --bind 127.0.0.1"]
+        [readiness]
+        tcp = \(port)
+        """)
+        try service("worker", """
+        command = ["/bin/sh", "-c", "echo worker-up; exec sleep 30"]
+        depends_on = ["web"]
+        """)
+        let run = try berth(["/bin/sh", "-c", "echo command-ran"])
+        XCTAssertEqual(run.wait(timeout: 30), .exited(0), run.errorText)
+        let lines = log(run)
+        let webReady = try XCTUnwrap(index(of: "berth: web: ready", in: lines), run.errorText)
+        let workerStarted = try XCTUnwrap(index(of: "berth: worker: started", in: lines), run.errorText)
+        XCTAssertLessThan(webReady, workerStarted)
+        let output = run.outputText
+        XCTAssertTrue(output.contains("worker | worker-up\n"), output)
+        XCTAssertTrue(output.hasSuffix("command-ran\n") || output.contains("command-ran\n"), output)
+        // Stopped in reverse order once the command exited.
+        let workerStopped = try XCTUnwrap(index(of: "berth: worker: stopped", in: lines), run.errorText)
+        let webStopped = try XCTUnwrap(index(of: "berth: web: stopped", in: lines), run.errorText)
+        XCTAssertLessThan(workerStopped, webStopped)
+    }
+
+    func test_sd_notify_ready_gates_the_command_and_status_is_logged() throws {
+        try service("notifier", """
+        command = ["/usr/bin/python3", "-c", "import os,socket,time; time.sleep(0.5); s=socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM); s.sendto(b'STATUS=warming up', os.environ['NOTIFY_SOCKET']); s.sendto(b'READY=1\\\\nSTATUS=serving', os.environ['NOTIFY_SOCKET']); time.sleep(30)"]
+        [readiness]
+        notify = true
+        """)
+        let started = now()
+        let run = try berth(["/bin/sh", "-c", "echo command-ran"])
+        XCTAssertEqual(run.wait(timeout: 30), .exited(0), run.errorText)
+        XCTAssertGreaterThan(now() - started, 0.5, "the command waited for READY=1")
+        let lines = log(run)
+        let ready = try XCTUnwrap(index(of: "berth: notifier: ready", in: lines), run.errorText)
+        XCTAssertNotNil(index(of: "berth: notifier: warming up", in: lines))
+        XCTAssertLessThan(index(of: "berth: notifier: warming up", in: lines) ?? .max, ready)
+        XCTAssertTrue(run.outputText.contains("command-ran"))
+    }
+
+    func test_a_crashing_service_backs_off_exponentially_then_fails_without_taking_the_container_down() throws {
+        try service("crasher", """
+        command = ["/bin/sh", "-c", "date +%s.%N; exit 3"]
+        restart = "on-failure"
+        backoff_base = 0.2
+        crash_limit = 5
+        required = false
+        """)
+        let run = try berth([])
+        let berthPID = try XCTUnwrap(childOf(run.pid))
+        var times: [Double] = []
+        let deadline = now() + 20
+        while times.count < 5, now() < deadline, let line = run.readLine(timeout: 20) {
+            if line.hasPrefix("crasher | "), let time = Double(line.dropFirst("crasher | ".count)) { times.append(time) }
+        }
+        XCTAssertEqual(times.count, 5, run.errorText)
+        let gaps = zip(times.dropFirst(), times).map { $0 - $1 }
+        // 0.2, 0.4, 0.8, 1.6 s, each ±20 %, plus the start-up of sh.
+        for (index, gap) in gaps.enumerated() {
+            let expected = 0.2 * pow(2, Double(index))
+            XCTAssertGreaterThan(gap, expected * 0.75, "gap \(index): \(gaps)")
+            XCTAssertLessThan(gap, expected * 1.25 + 0.3, "gap \(index): \(gaps)")
+        }
+        // Failed for good after 5 runs; berth keeps running (not critical).
+        let waitUntil = now() + 5
+        while !run.errorText.contains("crasher: failed"), now() < waitUntil { _ = run.readLine(timeout: 0.1) }
+        XCTAssertTrue(run.errorText.contains("berth: crasher: failed: 5 failed runs within 60 s"), run.errorText)
+        XCTAssertNil(run.status)
+        kill(berthPID, SIGTERM)
+        XCTAssertEqual(run.wait(timeout: 10), .exited(0), "a requested stop of a service-only container is a clean exit")
+    }
+
+    func test_a_critical_service_failing_for_good_stops_the_command_and_the_container() throws {
+        try service("vital", """
+        command = ["/bin/sh", "-c", "exit 1"]
+        restart = "on-failure"
+        backoff_base = 0.05
+        crash_limit = 3
+        critical = true
+        required = false
+        """)
+        let run = try berth([Built.testkit, "print-signals", "\(SIGTERM)", "30"])
+        XCTAssertEqual(run.wait(timeout: 20), .exited(1), run.errorText)
+        XCTAssertTrue(run.errorText.contains("critical service vital failed: 3 failed runs"), run.errorText)
+        XCTAssertTrue(run.outputText.contains("\(SIGTERM)\n"), "the command got SIGTERM: \(run.outputText)")
+    }
+
+    func test_a_service_that_ignores_its_stop_signal_is_killed_after_its_grace() throws {
+        try service("stubborn", """
+        command = ["/bin/sh", "-c", "trap '' TERM; echo up; while :; do sleep 0.1; done"]
+        stop_grace = 0.5
+        """)
+        let run = try berth([])
+        XCTAssertEqual(run.readLine(timeout: 10), "stubborn | up")
+        let berthPID = try XCTUnwrap(childOf(run.pid))
+        let started = now()
+        kill(berthPID, SIGTERM)
+        XCTAssertEqual(run.wait(timeout: 10), .exited(0), run.errorText)
+        let took = now() - started
+        XCTAssertGreaterThan(took, 0.45)
+        XCTAssertLessThan(took, 3)
+        XCTAssertTrue(run.errorText.contains("berth: stubborn: still running 500 ms after SIGTERM; SIGKILL"), run.errorText)
+    }
+
+    func test_docker_stop_finishes_within_the_shutdown_timeout_whatever_the_graces() throws {
+        try service("slow", """
+        command = ["/bin/sh", "-c", "trap '' TERM; echo up; while :; do sleep 0.1; done"]
+        stop_grace = 30
+        """)
+        let run = try berth([], ["BERTH_SHUTDOWN_TIMEOUT": "1"])
+        XCTAssertEqual(run.readLine(timeout: 10), "slow | up")
+        let berthPID = try XCTUnwrap(childOf(run.pid))
+        let started = now()
+        kill(berthPID, SIGTERM)
+        _ = run.wait(timeout: 10)
+        XCTAssertNotNil(run.status)
+        XCTAssertLessThan(now() - started, 2.5)
+        XCTAssertTrue(run.errorText.contains("shutdown took longer than 1 s"), run.errorText)
+    }
+
+    func test_a_flood_of_output_never_delays_signal_forwarding() throws {
+        // 100 MB as fast as the pipe takes it, in 100-byte lines. The test
+        // reads berth's output only now and then, so berth's buffer fills
+        // and it must drop lines rather than wait.
+        try service("flood", """
+        command = ["/bin/sh", "-c", "head -c 100000000 /dev/zero | tr '\\\\0' 'a' | fold -w 99"]
+        restart = "never"
+        required = false
+        """)
+        let signals = directory + "/signals"
+        let run = try berth(["/bin/sh", "-c", "exec \(Built.testkit) print-signals \(SIGTERM) 60 > \(signals)"])
+        let berthPID = try XCTUnwrap(childOf(run.pid))
+        func signalLines() -> [String] { (readText(signals) ?? "").split(separator: "\n").map(String.init) }
+        let ready = now() + 10
+        while signalLines().isEmpty, now() < ready { _ = run.readLine(timeout: 0.01) }
+        XCTAssertEqual(signalLines().first?.hasPrefix("ready"), true, "the command started")
+        var slowest = 0.0
+        for round in 1...20 {
+            let sent = now()
+            kill(berthPID, SIGUSR1)
+            let deadline = sent + 5
+            while signalLines().count < round + 1, now() < deadline { usleep(200) }
+            slowest = max(slowest, now() - sent)
+            _ = run.readLine(timeout: 0.01)
+        }
+        let stillFlooding = try Subprocess(["pgrep", "-f", "fold -w 99"], environment: ["PATH": "/usr/bin:/bin"])
+        XCTAssertEqual(stillFlooding.wait(), .exited(0), "the flood was still running when the last signal went")
+        XCTAssertEqual(signalLines().count, 21, "every signal arrived")
+        XCTAssertLessThan(slowest, 0.5, "forwarded within half a second while 100 MB flowed")
+        let status = readText("/proc/\(berthPID)/status") ?? ""
+        let peak = status.split(separator: "\n").first { $0.hasPrefix("VmHWM:") }.flatMap { Int($0.split(separator: " ", omittingEmptySubsequences: true)[1]) } ?? 0
+        XCTAssertLessThan(peak, 64 * 1024, "berth's peak memory stays bounded (KiB)")
+        kill(berthPID, SIGTERM)
+        XCTAssertEqual(run.wait(timeout: 60), .exited(0), String(run.errorText.suffix(500)))
+        XCTAssertTrue(run.errorText.contains("log lines dropped") || run.outputText.contains("log lines dropped"),
+                      "what was dropped is counted and reported")
+    }
+
+    func test_a_bad_service_file_stops_berth_before_anything_starts() throws {
+        try service("broken", "command = [\"/bin/true\"]\nrestart = 'sometimes'\n")
+        let run = try berth(["/bin/sh", "-c", "echo should-not-run"])
+        XCTAssertEqual(run.wait(timeout: 10), .exited(2))
+        XCTAssertEqual(run.errorText, "berth: \(directory)/services.d/broken.toml: line 2: restart: expected always, on-failure or never, not 'sometimes'\n")
+        XCTAssertFalse(run.outputText.contains("should-not-run"))
+    }
+
+    func test_an_idle_berth_uses_no_cpu() throws {
+        try service("idle", "command = [\"/bin/sleep\", \"60\"]\n")
+        let run = try berth([])
+        let berthPID = try XCTUnwrap(childOf(run.pid))
+        usleep(500_000)
+        func ticks() -> Int {
+            let fields = (readText("/proc/\(berthPID)/stat") ?? "").split(separator: ")").last?.split(separator: " ") ?? []
+            return fields.count > 13 ? (Int(fields[11]) ?? 0) + (Int(fields[12]) ?? 0) : -1
+        }
+        let before = ticks()
+        sleep(10)
+        let after = ticks()
+        XCTAssertGreaterThanOrEqual(before, 0)
+        XCTAssertLessThanOrEqual(after - before, 1, "CPU ticks (10 ms each) over 10 s of idling")
+        kill(berthPID, SIGTERM)
+        XCTAssertEqual(run.wait(timeout: 10), .exited(0))
+    }
+}
