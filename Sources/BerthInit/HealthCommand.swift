@@ -2,10 +2,10 @@ import BerthCore
 import BerthProvisioning
 import Glibc
 
-/// `berth health`: 0 and "healthy", or 1 and one line per problem, from
-/// the files berth keeps in BERTH_RUN_DIR: a failed provisioning step, a
-/// token refresh that keeps failing. Made for Docker's HEALTHCHECK, so it
-/// reads files and never talks to PID 1.
+/// `berth health`: 0 and "healthy", or 1 and one line per problem: a failed
+/// provisioning step or a token refresh that keeps failing (from the files
+/// berth keeps in BERTH_RUN_DIR), and a required service not ready, failed
+/// or unhealthy (asked over the control socket). Docker's HEALTHCHECK.
 enum HealthCommand {
     static func run(arguments: [String], environment: [String: String]) -> Int32 {
         if arguments == ["--help"] || arguments == ["-h"] {
@@ -17,7 +17,15 @@ enum HealthCommand {
             return 2
         }
         let runDirectory = Settings(environment: environment).value("BERTH_RUN_DIR", default: "/run/berth")
-        let problems = self.problems(runDirectory: runDirectory)
+        var problems = self.problems(runDirectory: runDirectory)
+        // Services, when this berth supervises some: asked live.
+        let socket = runDirectory + "/control.sock"
+        if access(socket, F_OK) == 0 {
+            switch ControlClient.request("health", socket: socket) {
+            case .success(let answer): problems += answer.text.split(separator: "\n").map(String.init)
+            case .failure(let error): problems.append(error.message)
+            }
+        }
         if problems.isEmpty {
             StandardOutput.write("healthy\n")
             return 0

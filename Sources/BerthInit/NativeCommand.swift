@@ -114,6 +114,9 @@ enum NativeFace {
         if arguments.first == "hash-password" {
             return PasswordHash.runCommand()
         }
+        if let verb = arguments.first, ["status", "logs", "restart", "stop", "start"].contains(verb) {
+            return ControlClient.run(arguments, environment: environment)
+        }
         if arguments.first == "health" {
             return HealthCommand.run(arguments: Array(arguments.dropFirst()), environment: environment)
         }

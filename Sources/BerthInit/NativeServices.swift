@@ -50,6 +50,7 @@ enum NativeServices {
         }
         var supervisor: Supervisor?
         let runDirectory = settings.value("BERTH_RUN_DIR", default: "/run/berth")
+        let workspaceUser = try? UserAccount.lookup(settings.value("BERTH_USER", default: "dev8"))
         let supervision = InitPolicy.Supervision(
             start: { loop, ready, fatal in
                 do {
@@ -59,6 +60,13 @@ enum NativeServices {
                                               standardError: OutputSink(descriptor: STDERR_FILENO, loop: loop),
                                               log: { line in if verbosity >= 1 { StandardError.write("berth: \(line)\n") } })
                     supervisor = made
+                    do {
+                        try AtomicFile.ensureDirectory(runDirectory, mode: 0o755)
+                        try made.serveControl(at: runDirectory + "/control.sock", group: workspaceUser?.gid,
+                                              allowedUsers: Set(workspaceUser.map { [$0.uid] } ?? []))
+                    } catch {
+                        StandardError.write("berth: no control socket in \(runDirectory): \(error)\n")
+                    }
                     made.start(requiredReady: ready, fatal: fatal)
                 } catch {
                     fatal("\(error)")

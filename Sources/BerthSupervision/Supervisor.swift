@@ -2,6 +2,7 @@ import BerthCore
 import BerthProvisioning
 import CBerth
 import Glibc
+import SystemPackage
 
 /// Keeps services running as berth's children, all on berth's loop: starts
 /// each once its dependencies are ready, restarts it by its policy with
@@ -60,6 +61,7 @@ public final class Supervisor {
     private var onFatal: ((String) -> Void)?
     private var onAllStopped: (() -> Void)?
     private(set) var stopping = false
+    private var control: ControlServer?
 
     /// `environment`: what services inherit (no provisioning secrets);
     /// `secrets`: the values a service may opt into with pass_secrets.
@@ -411,10 +413,16 @@ public final class Supervisor {
         if kill(-service.pid, signal) != 0 { kill(service.pid, signal) }
     }
 
+    /// Answers `berth status` and friends on a UNIX socket until stopAll.
+    public func serveControl(at path: String, group: gid_t?, allowedUsers: Set<uid_t>) throws(Errno) {
+        control = try ControlServer(path: path, group: group, allowedUsers: allowedUsers, loop: loop) { [unowned self] in answer($0) }
+    }
+
     /// Every service down, dependents before what they depend on; `done`
     /// once none is left running.
     public func stopAll(done: @escaping () -> Void) {
         stopping = true
+        control = nil
         onRequiredReady = nil
         onAllStopped = done
         for service in services where service.pid == 0 {

@@ -96,6 +96,10 @@ int berth_detach_controlling_tty(int fd);
 int berth_pipe_cloexec(int fds[2]);
 // The current directory as an O_PATH descriptor (close-on-exec), or -1.
 int berth_open_current_directory(void);
+// accept4 with SOCK_NONBLOCK | SOCK_CLOEXEC (a GNU extension Swift cannot see).
+int berth_accept_nonblocking(int fd);
+// The uid of a UNIX socket peer (SO_PEERCRED).
+int berth_peer_uid(int fd, uid_t *uid);
 
 // getopt_long for the compatibility faces, which must parse and complain
 // exactly like tini and dumb-init (glibc's getopt.h is not in Swift's Glibc).

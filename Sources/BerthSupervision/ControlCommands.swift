@@ -1,0 +1,99 @@
+import BerthCore
+import Glibc
+
+/// What the control socket answers, from the supervisor's live state.
+extension Supervisor {
+    public func answer(_ request: String) -> (text: String, ok: Bool) {
+        let words = request.split(separator: " ").map(String.init)
+        switch (words.first ?? "", words.count) {
+        case ("status", 1): return (statusTable(), true)
+        case ("status", 2) where words[1] == "--json": return (statusJSON(), true)
+        case ("health", 1):
+            let problems = healthProblems()
+            return (problems.map { $0 + "\n" }.joined(), problems.isEmpty)
+        case ("logs", 2):
+            guard let service = service(named: words[1]) else { return (unknown(words[1]), false) }
+            return (service.recent.text, true)
+        case ("restart", 2), ("stop", 2), ("start", 2):
+            guard let service = service(named: words[1]) else { return (unknown(words[1]), false) }
+            guard !stopping else { return ("berth is shutting down\n", false) }
+            switch words[0] {
+            case "stop":
+                guard service.pid > 0 || service.state == .backoff else { return ("\(service.name) is not running\n", false) }
+                stop(service)
+                return ("stopping \(service.name)\n", true)
+            case "start":
+                guard service.pid == 0, service.state != .backoff else { return ("\(service.name) is already running\n", false) }
+                restart(service)
+                return ("starting \(service.name)\n", true)
+            default:
+                restart(service)
+                return ("restarting \(service.name)\n", true)
+            }
+        default:
+            return ("unknown request '\(request)' (status [--json], health, logs NAME, restart NAME, stop NAME, start NAME)\n", false)
+        }
+    }
+
+    private func unknown(_ name: String) -> String {
+        "no service named '\(name)' (services: \(services.map(\.name).joined(separator: ", ")))\n"
+    }
+
+    /// Required services not ready, and any service unhealthy or failed.
+    public func healthProblems() -> [String] {
+        var problems: [String] = []
+        for service in services {
+            if service.state == .failed {
+                problems.append("service \(service.name) failed: \(service.reason ?? "")")
+            } else if service.definition.required && service.state != .ready {
+                problems.append("service \(service.name) is not ready (\(service.state.rawValue))")
+            } else if !service.healthy {
+                problems.append("service \(service.name) is unhealthy (\(service.healthFailures) failed checks)")
+            }
+        }
+        return problems
+    }
+
+    struct Row {
+        let name, state, pid, uptime, restarts, ready, healthy, lastExit: String
+    }
+
+    private func rows() -> [(service: Service, uptime: Int?)] {
+        let now = MonotonicClock.now()
+        return services.map { service in
+            (service, service.pid > 0 ? Int((now &- service.startedAt) / 1_000_000_000) : nil)
+        }
+    }
+
+    func statusTable() -> String {
+        var table = [["SERVICE", "STATE", "PID", "UPTIME", "RESTARTS", "READY", "HEALTHY", "LAST EXIT"]]
+        for (service, uptime) in rows() {
+            table.append([
+                service.name, service.state.rawValue, service.pid > 0 ? String(service.pid) : "-",
+                uptime.map(formatUptime) ?? "-", String(service.restarts), service.isReady ? "yes" : "no",
+                service.healthy ? "yes" : "no", service.lastExit.map(describe) ?? "-",
+            ])
+        }
+        let widths = (0..<table[0].count).map { column in table.map { $0[column].count }.max() ?? 0 }
+        return table.map { row in
+            row.enumerated().map { index, cell in
+                index == row.count - 1 ? cell : cell + String(repeating: " ", count: widths[index] - cell.count + 2)
+            }.joined()
+        }.joined(separator: "\n") + "\n"
+    }
+
+    func statusJSON() -> String {
+        let entries = rows().map { service, uptime in
+            "{\"name\": \"\(service.name)\", \"state\": \"\(service.state.rawValue)\", \"pid\": \(service.pid > 0 ? String(service.pid) : "null"), "
+                + "\"uptimeSeconds\": \(uptime.map(String.init) ?? "null"), \"restarts\": \(service.restarts), \"ready\": \(service.isReady), "
+                + "\"healthy\": \(service.healthy), \"lastExit\": \(service.lastExit.map { "\"\(describe($0))\"" } ?? "null")}"
+        }
+        return "[" + entries.joined(separator: ",\n ") + "]\n"
+    }
+}
+
+func formatUptime(_ seconds: Int) -> String {
+    if seconds < 60 { return "\(seconds)s" }
+    if seconds < 3600 { return "\(seconds / 60)m\(seconds % 60)s" }
+    return "\(seconds / 3600)h\(seconds / 60 % 60)m"
+}

@@ -1,0 +1,138 @@
+import BerthCore
+import CBerth
+import Glibc
+import SystemPackage
+
+/// berth's control socket: a UNIX stream socket under the run directory
+/// (mode 0660, group of the workspace user) taking one request line per
+/// connection and answering with text, then closing. Peers are checked
+/// again with SO_PEERCRED: root, berth's own user and the workspace user
+/// only. Every read and write is non-blocking on the loop; a client that
+/// stalls is dropped after two seconds.
+public final class ControlServer {
+    public typealias Handler = (_ request: String) -> (text: String, ok: Bool)
+    let path: String
+    let fd: Int32
+    let loop: EventLoop
+    let allowed: Set<uid_t>
+    let handler: Handler
+
+    public init(path: String, group: gid_t?, allowedUsers: Set<uid_t>, loop: EventLoop, handler: @escaping Handler) throws(Errno) {
+        unlink(path)
+        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard fd >= 0 else { throw Errno(rawValue: errno) }
+        var address = sockaddr_un()
+        address.sun_family = sa_family_t(AF_UNIX)
+        let bytes = Array(path.utf8)
+        guard bytes.count < MemoryLayout.size(ofValue: address.sun_path) else {
+            close(fd)
+            throw Errno.fileNameTooLong
+        }
+        withUnsafeMutableBytes(of: &address.sun_path) { raw in for (index, byte) in bytes.enumerated() { raw[index] = byte } }
+        // Created 0600 and widened once the group is right: never a moment
+        // when others could connect.
+        let previous = umask(0o177)
+        let bound = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+        }
+        umask(previous)
+        guard bound == 0, listen(fd, 16) == 0 else {
+            let failure = errno
+            close(fd)
+            throw Errno(rawValue: failure)
+        }
+        if let group, chown(path, uid_t(bitPattern: -1), group) == 0 { chmod(path, 0o660) }
+        self.path = path
+        self.fd = fd
+        self.loop = loop
+        self.allowed = allowedUsers.union([0, getuid()])
+        self.handler = handler
+        try loop.watch(fd, events: .readable) { [unowned self] _ in acceptAll() }
+    }
+
+    deinit {
+        loop.unwatch(fd)
+        close(fd)
+        unlink(path)
+    }
+
+    private func acceptAll() {
+        while true {
+            let client = berth_accept_nonblocking(fd)
+            guard client >= 0 else { return }
+            var peer: uid_t = 0
+            guard berth_peer_uid(client, &peer) == 0, allowed.contains(peer) else {
+                close(client)
+                continue
+            }
+            ControlConnection(fd: client, loop: loop, handler: handler).start()
+        }
+    }
+}
+
+private final class ControlConnection {
+    let fd: Int32
+    let loop: EventLoop
+    let handler: ControlServer.Handler
+    var request: [UInt8] = []
+    var response: [UInt8] = []
+    var sent = 0
+    var timer: EventLoop.TimerID?
+    var keepAlive: ControlConnection?
+
+    init(fd: Int32, loop: EventLoop, handler: @escaping ControlServer.Handler) {
+        self.fd = fd
+        self.loop = loop
+        self.handler = handler
+    }
+
+    func start() {
+        keepAlive = self
+        timer = loop.schedule(after: .seconds(2)) { [unowned self] in finish() }
+        do {
+            try loop.watch(fd, events: .readable) { [unowned self] _ in readRequest() }
+        } catch {
+            finish()
+        }
+    }
+
+    private func readRequest() {
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        let count = read(fd, &buffer, buffer.count)
+        if count < 0 && (errno == EAGAIN || errno == EINTR) { return }
+        guard count > 0 else { return finish() }
+        request.append(contentsOf: buffer[0..<count])
+        guard let newline = request.firstIndex(of: UInt8(ascii: "\n")) else {
+            if request.count > 4096 { finish() }
+            return
+        }
+        let line = String(decoding: request[..<newline], as: UTF8.self)
+        let answer = handler(line)
+        // First line: "ok" or "error", then the text.
+        response = Array(((answer.ok ? "ok\n" : "error\n") + answer.text).utf8)
+        loop.unwatch(fd)
+        do {
+            try loop.watch(fd, events: .writable) { [unowned self] _ in writeResponse() }
+        } catch {
+            finish()
+        }
+    }
+
+    private func writeResponse() {
+        while sent < response.count {
+            let count = response[sent...].withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+            if count > 0 { sent += count; continue }
+            if count < 0 && (errno == EAGAIN || errno == EINTR) { return }
+            break
+        }
+        finish()
+    }
+
+    private func finish() {
+        guard keepAlive != nil else { return }
+        if let timer { loop.cancel(timer) }
+        loop.unwatch(fd)
+        close(fd)
+        keepAlive = nil
+    }
+}
