@@ -40,8 +40,14 @@ let package = Package(
         .target(name: "AICLIPlugin", dependencies: ["BerthProvisioning"], path: "plugins/ai-cli"),
         .target(name: "CodeServerPlugin", dependencies: ["BerthProvisioning"], path: "plugins/code-server"),
         .target(name: "TokenRefreshPlugin", dependencies: ["GitHubAuthPlugin", "BerthProvisioning", "BerthHTTP"], path: "plugins/token-refresh"),
+        // libsystemd's headers only, loaded on demand by CBerthSystemd (the
+        // same reason as CCurl: no per-start cost for an optional feature).
+        .systemLibrary(name: "CSystemd", providers: [.apt(["libsystemd-dev"])]),
+        .target(name: "CBerthSystemd", dependencies: ["CSystemd"]),
+        // sd_notify to an outer manager, entries to journald.
+        .target(name: "BerthSystemd", dependencies: ["CBerthSystemd"]),
         // Services as berth's children: readiness, restarts, health, logs.
-        .target(name: "BerthSupervision", dependencies: ["BerthCore", "BerthProvisioning", "CBerth", .product(name: "SystemPackage", package: "swift-system")]),
+        .target(name: "BerthSupervision", dependencies: ["BerthCore", "BerthProvisioning", "BerthSystemd", "CBerth", .product(name: "SystemPackage", package: "swift-system")]),
         // The init's life cycle and its three faces (berth, tini, dumb-init).
         .target(
             name: "BerthInit",
@@ -76,6 +82,7 @@ let package = Package(
         .testTarget(name: "CodeServerPluginTests", dependencies: ["CodeServerPlugin", "TestSupport"], path: "Tests/Plugins/CodeServerPluginTests"),
         .testTarget(name: "TokenRefreshPluginTests", dependencies: ["TokenRefreshPlugin", "TestSupport"], path: "Tests/Plugins/TokenRefreshPluginTests"),
         .testTarget(name: "BerthSupervisionTests", dependencies: ["BerthSupervision", "TestSupport"]),
+        .testTarget(name: "BerthSystemdTests", dependencies: ["TestSupport"]),
         .testTarget(name: "BerthInitTests", dependencies: ["BerthInit", "BerthCore", "TestSupport"]),
     ]
 )

@@ -50,6 +50,9 @@ public struct InitPolicy {
     /// Services started after the preparation and before the child, which
     /// waits until the required ones are ready; stopped after it exits.
     public var supervision: Supervision?
+    /// Tells an outer service manager how berth is doing (sd_notify
+    /// states: READY=1, STATUS=..., STOPPING=1); nil: nobody to tell.
+    public var tellManager: ((String) -> Void)?
     /// The child's environment; nil: berth's own.
     public var childEnvironment: [String]?
     /// Run the child as this user (the workspace user, when berth supervises).

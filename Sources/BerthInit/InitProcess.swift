@@ -60,6 +60,7 @@ public final class InitProcess {
         loop.reapChildren()
         if let preparation = policy.beforeChild {
             preparing = true
+            policy.tellManager?("STATUS=provisioning")
             preparation.start(loop) { [unowned self] proceed in
                 guard preparing else { return }
                 preparing = false
@@ -129,8 +130,13 @@ public final class InitProcess {
             return
         }
         servicesStarted = true
+        policy.tellManager?("STATUS=starting services")
         supervision.start(loop, { [unowned self] in
-            guard !servicesStopping, !policy.command.isEmpty else { return }
+            guard !servicesStopping else { return }
+            guard !policy.command.isEmpty else {
+                policy.tellManager?("READY=1\nSTATUS=services running")
+                return
+            }
             if !spawnChild() { stopServices() }
         }, { [unowned self] message in
             StandardError.write("berth: \(message): stopping the container\n")
@@ -146,6 +152,7 @@ public final class InitProcess {
             return finishAfterMainExit()
         }
         servicesStopping = true
+        policy.tellManager?("STOPPING=1\nSTATUS=stopping services")
         loop.schedule(after: supervision.shutdownTimeout) { [unowned self] in
             StandardError.write("berth: shutdown took longer than \(supervision.shutdownTimeout.components.seconds) s: SIGKILL to everything left\n")
             ProcessSweep.signalEveryoneElse(SIGKILL)
@@ -194,6 +201,7 @@ public final class InitProcess {
         }
         childAlive = true
         loop.onExit(of: childPID) { [unowned self] in mainChildChanged($0) }
+        policy.tellManager?("READY=1\nSTATUS=running \(policy.command[0])")
         return true
     }
 
@@ -270,6 +278,7 @@ public final class InitProcess {
             exitCode = policy.exitCode(for: status)
             say.reaped(pid: childPID, status: status, isMain: true)
             say.mainExited(status: status, exitCode: exitCode)
+            policy.tellManager?("STOPPING=1")
             if servicesStarted { stopServices() } else { finishAfterMainExit() }
         }
     }

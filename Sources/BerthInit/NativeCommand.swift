@@ -1,5 +1,6 @@
 import ArgumentParser
 import BerthCore
+import BerthSystemd
 import CodeServerPlugin
 import BerthProvisioning
 import Glibc
@@ -158,6 +159,13 @@ enum NativeFace {
         } catch {
             StandardError.write("berth: \(error.message)\n")
             return 2
+        }
+        if environment["NOTIFY_SOCKET"] != nil {
+            // For berth alone: the command and services must not speak to
+            // the outer manager in berth's name.
+            policy.tellManager = { ServiceManager.notify($0) }
+            let inherited = policy.childEnvironment ?? environment.map { "\($0.key)=\($0.value)" }.sorted()
+            policy.childEnvironment = inherited.filter { !$0.hasPrefix("NOTIFY_SOCKET=") }
         }
         if policy.command.isEmpty && policy.supervision == nil {
             StandardError.write("berth: missing COMMAND (usage: berth [OPTIONS] [--] COMMAND [ARGS...]); with no command berth needs services to run\n")

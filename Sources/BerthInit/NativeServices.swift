@@ -37,10 +37,11 @@ enum NativeServices {
             // Inside docker stop's default 10 s, with room to spare.
             shutdownTimeout = .seconds(8)
         }
-        let inherited = Dictionary(uniqueKeysWithValues: (childEnvironment ?? environment.map { "\($0.key)=\($0.value)" }).compactMap { line -> (String, String)? in
+        var inherited = Dictionary(uniqueKeysWithValues: (childEnvironment ?? environment.map { "\($0.key)=\($0.value)" }).compactMap { line -> (String, String)? in
             guard let equals = line.firstIndex(of: "=") else { return nil }
             return (String(line[..<equals]), String(line[line.index(after: equals)...]))
         })
+        inherited["NOTIFY_SOCKET"] = nil
         // Check users, dependencies and cycles now: a bad file stops berth
         // before anything starts, naming the service.
         do {

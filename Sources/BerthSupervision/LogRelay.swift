@@ -1,4 +1,5 @@
 import BerthCore
+import BerthSystemd
 import CBerth
 import Glibc
 
@@ -88,14 +89,20 @@ final class ServiceStream {
     let sink: OutputSink
     let recent: RecentLines
     let maxLine: Int
+    let name: String
+    let journal: Journal?
+    let isStandardError: Bool
     private var partial: [UInt8] = []
     private(set) var fd: Int32 = -1
     private weak var loop: EventLoop?
     private let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 64 << 10, alignment: 1)
     var onClose: () -> Void = {}
 
-    init(name: String, sink: OutputSink, recent: RecentLines, maxLine: Int = 16 << 10) {
+    init(name: String, sink: OutputSink, recent: RecentLines, journal: Journal? = nil, isStandardError: Bool = false, maxLine: Int = 16 << 10) {
         prefix = Array("\(name) | ".utf8)
+        self.name = name
+        self.journal = journal
+        self.isStandardError = isStandardError
         self.sink = sink
         self.recent = recent
         self.maxLine = maxLine
@@ -151,6 +158,7 @@ final class ServiceStream {
         line.append(UInt8(ascii: "\n"))
         recent.append(partial)
         sink.write(line: line)
+        journal?.send(service: name, line: String(decoding: partial, as: UTF8.self), fromStandardError: isStandardError)
         partial.removeAll(keepingCapacity: true)
     }
 

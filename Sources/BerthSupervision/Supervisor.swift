@@ -1,5 +1,6 @@
 import BerthCore
 import BerthProvisioning
+import BerthSystemd
 import CBerth
 import Glibc
 import SystemPackage
@@ -62,6 +63,8 @@ public final class Supervisor {
     private var onAllStopped: (() -> Void)?
     private(set) var stopping = false
     private var control: ControlServer?
+    /// journald, when its socket is there: every line also as an entry.
+    private let journal = Journal.ifPresent()
 
     /// `environment`: what services inherit (no provisioning secrets);
     /// `secrets`: the values a service may opt into with pass_secrets.
@@ -177,8 +180,8 @@ public final class Supervisor {
             close(errPipe[1])
             if devNull >= 0 { close(devNull) }
         }
-        let out = ServiceStream(name: definition.name, sink: standardOutput, recent: service.recent)
-        let err = ServiceStream(name: definition.name, sink: standardError, recent: service.recent)
+        let out = ServiceStream(name: definition.name, sink: standardOutput, recent: service.recent, journal: journal)
+        let err = ServiceStream(name: definition.name, sink: standardError, recent: service.recent, journal: journal, isStandardError: true)
         service.streams = [out, err]
         out.attach(outPipe[0], loop: loop)
         err.attach(errPipe[0], loop: loop)
