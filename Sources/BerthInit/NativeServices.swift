@@ -96,7 +96,9 @@ enum NativeServices {
 
     /// sshd when openssh-server is installed, berth is root and a key is
     /// set (the sshd step's conditions: without them it could not start or
-    /// nobody could log in); SSHD_ENABLED=0 turns it off.
+    /// nobody could log in); code-server and workspace-supervisor when
+    /// installed. SSHD_ENABLED, CODE_SERVER_ENABLED, SUPERVISOR_ENABLED=0
+    /// turn each off.
     static func builtIns(_ settings: Settings) throws(SettingError) -> [ServiceDefinition] {
         var definitions: [ServiceDefinition] = []
         if try settings.boolean("SSHD_ENABLED", default: true), getuid() == 0, access("/usr/sbin/sshd", X_OK) == 0, settings.isSet("SSH_PUBLIC_KEY") {
@@ -105,6 +107,32 @@ enum NativeServices {
             sshd.readiness = .tcp(port: port)
             sshd.readinessTimeout = .seconds(30)
             definitions.append(sshd)
+        }
+        // code-server and the workspace supervisor run as the workspace
+        // user when berth is root (as berth's own user otherwise).
+        let user: UserAccount?
+        if getuid() == 0 {
+            let name = settings.value("BERTH_USER", default: "dev8")
+            guard let found = try? UserAccount.lookup(name) else { return definitions }
+            user = found
+        } else {
+            user = nil
+        }
+        if try settings.boolean("CODE_SERVER_ENABLED", default: true), let codeServer = findExecutable("code-server", settings: settings) {
+            let home = user?.home ?? settings.value("HOME", default: "/")
+            var definition = ServiceDefinition(name: "code-server", command: [
+                codeServer, "--config", home + "/.config/code-server/config.yaml", settings.value("WORKSPACE_DIR", default: "/workspace"),
+            ])
+            definition.user = user?.name
+            let bind = settings.value("CODE_SERVER_BIND", default: "0.0.0.0:8080")
+            definition.readiness = .tcp(port: bind.split(separator: ":").last.flatMap { Int($0) } ?? 8080)
+            definitions.append(definition)
+        }
+        if try settings.boolean("SUPERVISOR_ENABLED", default: true), let daemon = findExecutable("workspace-supervisor", settings: settings) {
+            // Its SUPERVISOR_* settings reach it with the rest of the environment.
+            var definition = ServiceDefinition(name: "workspace-supervisor", command: [daemon])
+            definition.user = user?.name
+            definitions.append(definition)
         }
         return definitions
     }

@@ -164,10 +164,19 @@ final class ServiceStream {
 
     func closeStream() {
         guard fd >= 0 else { return }
-        // Whatever is left in the pipe, then the unterminated last line.
-        while true {
+        // Whatever is left in the pipe (at most 1 MiB: a daemon the service
+        // left behind could keep writing), then the unterminated last line.
+        var rounds = 0
+        while rounds < 16 {
             let count = read(fd, buffer.baseAddress, buffer.count)
-            if count > 0 { take(UnsafeRawBufferPointer(rebasing: buffer[0..<count])) } else if count < 0 && errno == EINTR { continue } else { break }
+            if count > 0 {
+                take(UnsafeRawBufferPointer(rebasing: buffer[0..<count]))
+                rounds += 1
+            } else if count < 0 && errno == EINTR {
+                continue
+            } else {
+                break
+            }
         }
         if !partial.isEmpty { emit() }
         loop?.unwatch(fd)

@@ -288,6 +288,10 @@ public final class Supervisor {
         if case .stopped = status { return }
         if case .continued = status { return }
         cancelTimers(service)
+        // Its last lines are in the pipe now: relay them before berth
+        // may exit (a daemon it left behind keeps its own end open).
+        service.streams.forEach { $0.closeStream() }
+        service.streams.removeAll()
         service.notify = nil
         service.lastExit = status
         service.pid = 0

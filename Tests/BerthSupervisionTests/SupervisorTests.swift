@@ -59,9 +59,12 @@ final class SupervisorTests: XCTestCase {
         [readiness]
         tcp = \(port)
         """)
+        // Ready by a probe command: once it has said hello.
         try service("worker", """
-        command = ["/bin/sh", "-c", "echo worker-up; exec sleep 30"]
+        command = ["/bin/sh", "-c", "echo worker-up; touch \(directory)/worker-up; exec sleep 30"]
         depends_on = ["web"]
+        [readiness]
+        command = ["/bin/sh", "-c", "test -f \(directory)/worker-up"]
         """)
         let run = try berth(["/bin/sh", "-c", "echo command-ran"])
         XCTAssertEqual(run.wait(timeout: 30), .exited(0), run.errorText)

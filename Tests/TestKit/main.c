@@ -1,7 +1,11 @@
 // berth-testkit: small, predictable processes for berth's integration tests
 // and benchmarks. Every loop here is bounded in count and time.
 #define _GNU_SOURCE
+#include <arpa/inet.h>
 #include <errno.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
@@ -205,12 +209,54 @@ static int print_environment(void) {
     return 0;
 }
 
+// Prints who it runs as: "uid=U gid=G groups=A,B".
+static int print_identity(void) {
+    gid_t groups[64];
+    int count = getgroups(64, groups);
+    printf("uid=%d gid=%d groups=", (int)getuid(), (int)getgid());
+    for (int i = 0; i < count; i++) printf("%s%d", i ? "," : "", (int)groups[i]);
+    printf("\n");
+    return 0;
+}
+
+// A real, minimal HTTP server on 127.0.0.1:port: answers every request with
+// 200 and "berth-testkit", for `seconds`. Prints "listening" once bound.
+static int http_server(int port, double seconds) {
+    int server = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    int one = 1;
+    setsockopt(server, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    struct sockaddr_in address = { .sin_family = AF_INET, .sin_port = htons((unsigned short)port) };
+    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (bind(server, (struct sockaddr *)&address, sizeof address) != 0 || listen(server, 16) != 0) {
+        perror("http-server");
+        return 1;
+    }
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    printf("listening on %d\n", port);
+    double deadline = now_seconds() + seconds;
+    while (now_seconds() < deadline) {
+        struct pollfd poller = { .fd = server, .events = POLLIN };
+        if (poll(&poller, 1, 100) <= 0) continue;
+        int client = accept(server, NULL, NULL);
+        if (client < 0) continue;
+        char request[4096];
+        ssize_t got = read(client, request, sizeof request);
+        (void)got;
+        const char *answer = "HTTP/1.1 200 OK\r\nContent-Length: 13\r\nConnection: close\r\n\r\nberth-testkit";
+        ssize_t sent = write(client, answer, strlen(answer));
+        (void)sent;
+        close(client);
+    }
+    return 0;
+}
+
 static void usage(void) {
     fprintf(stderr,
             "usage: berth-testkit orphans N | zombies SECONDS | print-signals [STOP [SECONDS]]\n"
             "       | print-signals-ignoring-term SECONDS | stubborn-daemon SECONDS [PIDFILE]\n"
             "       | reuse-pid PID SECONDS | foreground | with-signal-state CMD...\n"
-            "       | with-open-fd CMD... | signal-clock COUNT | env\n");
+            "       | with-open-fd CMD... | signal-clock COUNT | env | ids\n"
+            "       | http-server PORT SECONDS\n");
 }
 
 int main(int argc, char **argv) {
@@ -229,6 +275,8 @@ int main(int argc, char **argv) {
     if (!strcmp(verb, "with-open-fd") && argc > 2) return with_open_fd(argv + 2);
     if (!strcmp(verb, "signal-clock") && argc == 3) return signal_clock(atoi(argv[2]));
     if (!strcmp(verb, "env")) return print_environment();
+    if (!strcmp(verb, "ids")) return print_identity();
+    if (!strcmp(verb, "http-server") && argc == 4) return http_server(atoi(argv[2]), atof(argv[3]));
     usage();
     return 2;
 }

@@ -1,0 +1,83 @@
+import Foundation
+import Glibc
+import TestSupport
+import XCTest
+
+/// code-server and the workspace supervisor as built-in services. Neither
+/// is packaged for Debian, so each is a small script here: the code-server
+/// one serves real HTTP (the test kit's server) on the port of the
+/// bind-addr that provisioning wrote to its config.
+final class BuiltInServicesTests: XCTestCase {
+    let port = Int.random(in: 40_000..<50_000)
+
+    func root() throws -> ThrowawayRoot {
+        let root = try ThrowawayRoot(tools: ["/usr/lib/x86_64-linux-gnu/libargon2.so.1"])
+        XCTAssertEqual(system("mkdir -p '\(root.path)/usr/bin'"), 0)
+        try root.write("/usr/bin/code-server", """
+        #!/bin/sh
+        # Stands in for code-server: HTTP on the port of bind-addr in --config.
+        port=8080
+        while read -r key value; do
+          case "$key" in bind-addr:) port=${value##*:} ;; esac
+        done < "$2"
+        echo "workspace=$3 home=$HOME"
+        exec /testkit http-server "$port" 60
+
+        """, mode: 0o755)
+        try root.write("/usr/bin/workspace-supervisor", """
+        #!/bin/sh
+        echo "mode=$SUPERVISOR_MODE"
+        /testkit ids
+        exec /testkit print-signals 15 60
+
+        """, mode: 0o755)
+        return root
+    }
+
+    func test_code_server_runs_as_the_workspace_user_and_is_ready_before_the_command() throws {
+        let root = try root()
+        let run = try root.berth(["--", "/testkit", "ids"], environment: [
+            "PATH": "/usr/bin:/bin", "CODE_SERVER_BIND": "127.0.0.1:\(port)", "CODE_SERVER_PASSWORD": "pw", "SUPERVISOR_ENABLED": "0",
+        ])
+        XCTAssertEqual(run.wait(timeout: 60), .exited(0), run.errorText)
+        let output = run.outputText
+        XCTAssertTrue(output.contains("code-server | listening on \(port)\n"), output)
+        XCTAssertTrue(output.contains("code-server | workspace=/workspace home=/home/dev8\n"), output)
+        // The command: as the workspace user, after code-server answered.
+        XCTAssertTrue(output.contains("\nuid=1000 gid=1000 groups=1000\n") || output.hasPrefix("uid=1000 gid=1000 groups=1000\n"), output)
+        let lines = run.errorText.split(separator: "\n")
+        let ready = try XCTUnwrap(lines.firstIndex { $0.contains("berth: code-server: ready") }, run.errorText)
+        XCTAssertNotNil(lines.firstIndex { $0.contains("berth: code-server: stopped") }.map { XCTAssertGreaterThan($0, ready) })
+    }
+
+    func test_the_workspace_supervisor_runs_as_the_workspace_user_with_its_settings() throws {
+        let root = try root()
+        let run = try root.berth([], environment: ["PATH": "/usr/bin:/bin", "CODE_SERVER_ENABLED": "0", "SUPERVISOR_MODE": "strict"])
+        var lines: [String] = []
+        while lines.count < 3, let line = run.readLine(timeout: 20) { lines.append(line) }
+        XCTAssertEqual(lines.prefix(2), ["workspace-supervisor | mode=strict", "workspace-supervisor | uid=1000 gid=1000 groups=1000"], run.errorText)
+        if let berth = childOf(run.pid) { kill(berth, SIGTERM) }
+        XCTAssertEqual(run.wait(timeout: 15), .exited(0), run.errorText)
+    }
+
+    func test_code_server_answers_http_while_berth_runs_and_can_be_switched_off() throws {
+        let root = try root()
+        let run = try root.berth([], environment: ["PATH": "/usr/bin:/bin", "CODE_SERVER_BIND": "127.0.0.1:\(port)", "CODE_SERVER_PASSWORD": "pw",
+                                                   "SUPERVISOR_ENABLED": "0"])
+        let deadline = now() + 30
+        while !run.errorText.contains("code-server: ready"), now() < deadline { _ = run.readLine(timeout: 0.1) }
+        let fetch = try Subprocess(["/usr/bin/python3", "-c", "import urllib.request; print(urllib.request.urlopen('http://127.0.0.1:\(port)/').read().decode())"],
+                                   environment: ["PATH": "/usr/bin:/bin"])
+        XCTAssertEqual(fetch.wait(), .exited(0), fetch.errorText)
+        XCTAssertEqual(fetch.outputText, "berth-testkit\n")
+        XCTAssertFalse(run.errorText.contains("workspace-supervisor"), "SUPERVISOR_ENABLED=0")
+        if let berth = childOf(run.pid) { kill(berth, SIGTERM) }
+        XCTAssertEqual(run.wait(timeout: 15), .exited(0), run.errorText)
+
+        let off = try root.berth(["--", "/testkit", "ids"], environment: ["PATH": "/usr/bin:/bin", "CODE_SERVER_ENABLED": "0", "SUPERVISOR_ENABLED": "0",
+                                                                        "CODE_SERVER_PASSWORD": "pw"])
+        XCTAssertEqual(off.wait(timeout: 30), .exited(0))
+        XCTAssertFalse(off.errorText.contains("code-server: started"), off.errorText)
+        XCTAssertTrue(off.outputText.hasPrefix("uid=0 gid=0 "), "no services: a plain init, the command as berth's user: \(off.outputText)")
+    }
+}
