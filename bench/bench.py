@@ -16,11 +16,14 @@ import subprocess
 import sys
 import time
 
+import supervise
+
 TARGETS = {
     "startup": 2.0,        # berth / tini, median wall time of INIT -- /bin/true
     "reap_cpu": 1.0,       # berth / tini, init CPU per 10,000 reaped orphans
     "forward_p99": 1.5,    # berth / tini, signal forwarding latency p99
     "idle_rss_kib": 8192,  # berth alone
+    "supervise_rss_kib": 6144,  # berth supervising sshd + 2 services; also below s6 and supervisord
 }
 
 
@@ -165,6 +168,8 @@ def main():
     print("measuring memory ...", file=sys.stderr)
     rss = idle_rss(peers, 3)
     size = sizes(peers)
+    print("measuring supervision memory ...", file=sys.stderr)
+    supervised, proportional, complete = supervise.supervision_memory(peers["berth"][0], 3)
 
     names = list(peers)
     def row(label, values, fmt):
@@ -185,12 +190,23 @@ def main():
     print(f"\n`/bin/true` alone: {start['(no init)']:.2f} ms. tini-static: {size.get('tini-static', 0) / 1024:.0f} KiB. "
           "tini runs with -s; catatonit and the others with their defaults.")
 
+    print()
+    print("| supervising sshd + 2 services (median RSS, KiB) | " + " | ".join(supervised) + " |")
+    print("|---|" + "---|" * len(supervised))
+    print("| PID 1 (s6: s6-svscan + 3 s6-supervise) | " + " | ".join(f"{v:.0f}" for v in supervised.values()) + " |")
+    print("| PSS, same processes | " + " | ".join(f"{v:.0f}" for v in proportional.values()) + " |")
+    print("| all 3 services running | " + " | ".join("yes" if ok else "NO" for ok in complete.values()) + " |")
+
     checks = [
         ("startup <= %.1fx tini" % TARGETS["startup"], start["berth"] / start["tini"] <= TARGETS["startup"]),
         ("reap CPU <= %.1fx tini" % TARGETS["reap_cpu"], reap["berth"][0] <= TARGETS["reap_cpu"] * reap["tini"][0]),
         ("forwarding p99 <= %.1fx tini" % TARGETS["forward_p99"], forward["berth"][1] <= TARGETS["forward_p99"] * forward["tini"][1]),
         ("idle RSS <= 8 MiB", rss["berth"] <= TARGETS["idle_rss_kib"]),
         ("zero zombies", reap["berth"][1] == 0),
+        ("supervising: berth RSS <= 6 MiB", supervised["berth"] <= TARGETS["supervise_rss_kib"]),
+        ("supervising: berth below s6 and supervisord",
+         supervised["berth"] < supervised["s6"] and supervised["berth"] < supervised["supervisord"]),
+        ("supervising: every supervisor ran all 3 services", all(complete.values())),
     ]
     print()
     for label, ok in checks:

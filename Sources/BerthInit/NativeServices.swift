@@ -109,7 +109,11 @@ enum NativeServices {
             definitions.append(sshd)
         }
         // code-server and the workspace supervisor run as the workspace
-        // user when berth is root (as berth's own user otherwise).
+        // user when berth is root (as berth's own user otherwise). Looked
+        // for first: the usual `berth -- cmd` reads no passwd file.
+        let codeServer = try settings.boolean("CODE_SERVER_ENABLED", default: true) ? findExecutable("code-server", settings: settings) : nil
+        let daemon = try settings.boolean("SUPERVISOR_ENABLED", default: true) ? findExecutable("workspace-supervisor", settings: settings) : nil
+        guard codeServer != nil || daemon != nil else { return definitions }
         let user: UserAccount?
         if getuid() == 0 {
             let name = settings.value("BERTH_USER", default: "dev8")
@@ -118,7 +122,7 @@ enum NativeServices {
         } else {
             user = nil
         }
-        if try settings.boolean("CODE_SERVER_ENABLED", default: true), let codeServer = findExecutable("code-server", settings: settings) {
+        if let codeServer {
             let home = user?.home ?? settings.value("HOME", default: "/")
             var definition = ServiceDefinition(name: "code-server", command: [
                 codeServer, "--config", home + "/.config/code-server/config.yaml", settings.value("WORKSPACE_DIR", default: "/workspace"),
@@ -128,7 +132,7 @@ enum NativeServices {
             definition.readiness = .tcp(port: bind.split(separator: ":").last.flatMap { Int($0) } ?? 8080)
             definitions.append(definition)
         }
-        if try settings.boolean("SUPERVISOR_ENABLED", default: true), let daemon = findExecutable("workspace-supervisor", settings: settings) {
+        if let daemon {
             // Its SUPERVISOR_* settings reach it with the rest of the environment.
             var definition = ServiceDefinition(name: "workspace-supervisor", command: [daemon])
             definition.user = user?.name
