@@ -33,7 +33,11 @@ public final class Supervisor {
         var crashTimes: [UInt64] = []
         var backoffAttempt = 0
         var healthFailures = 0
+        /// One-off timers of the current run (readiness deadline, backoff,
+        /// kill after grace); the repeating ones each hold one slot.
         var timers: [EventLoop.TimerID] = []
+        var pollTimer: EventLoop.TimerID?
+        var healthTimer: EventLoop.TimerID?
         var notify: NotifySocket?
         var streams: [ServiceStream] = []
         var restartWhenDown = false
@@ -240,9 +244,9 @@ public final class Supervisor {
             guard let service, service.state == .starting, service.pid == pid else { return }
             if ok { return markReady(service) }
             guard MonotonicClock.now() < deadline else { return }
-            service.timers.append(loop.schedule(after: .milliseconds(100)) { [unowned self] in
+            service.pollTimer = loop.schedule(after: .milliseconds(100)) { [unowned self] in
                 pollReadiness(service, until: deadline, attempt: attempt)
-            })
+            }
         }
     }
 
@@ -261,7 +265,7 @@ public final class Supervisor {
     private func scheduleHealthCheck(_ service: Service) {
         guard let check = service.definition.health else { return }
         let pid = service.pid
-        service.timers.append(loop.schedule(after: check.interval) { [unowned self, weak service] in
+        service.healthTimer = loop.schedule(after: check.interval) { [unowned self, weak service] in
             guard let service, service.pid == pid, service.state == .ready else { return }
             loop.runHelper(HelperCommand(arguments: check.command, timeout: check.timeout)) { [unowned self, weak service] result in
                 guard let service, service.pid == pid, service.state == .ready else { return }
@@ -279,7 +283,7 @@ public final class Supervisor {
                 }
                 scheduleHealthCheck(service)
             }
-        })
+        }
     }
 
     // MARK: exits, restarts, failure
@@ -298,7 +302,8 @@ public final class Supervisor {
         let ranFor = MonotonicClock.now() &- service.startedAt
         if service.stopRequested {
             service.stopRequested = false
-            service.state = .stopped
+            // Killed because it failed for good: it stays failed.
+            if service.state != .failed { service.state = .stopped }
             log("\(service.name): stopped (\(describe(status)))")
             if service.restartWhenDown && !stopping {
                 service.restartWhenDown = false
@@ -374,6 +379,10 @@ public final class Supervisor {
     private func cancelTimers(_ service: Service) {
         service.timers.forEach(loop.cancel)
         service.timers.removeAll()
+        if let timer = service.pollTimer { loop.cancel(timer) }
+        if let timer = service.healthTimer { loop.cancel(timer) }
+        service.pollTimer = nil
+        service.healthTimer = nil
     }
 
     // MARK: control
