@@ -27,6 +27,7 @@ public final class InitProcess {
     private var servicesStarted = false
     private var servicesStopping = false
     private var criticalFailure = false
+    private var releasedStartupMemory = false
 
     public init(policy: InitPolicy, diagnostics: InitDiagnostics) throws {
         self.policy = policy
@@ -135,6 +136,7 @@ public final class InitProcess {
             guard !servicesStopping else { return }
             guard !policy.command.isEmpty else {
                 policy.tellManager?("READY=1\nSTATUS=services running")
+                releaseStartupMemorySoon()
                 return
             }
             if !spawnChild() { stopServices() }
@@ -202,7 +204,20 @@ public final class InitProcess {
         childAlive = true
         loop.onExit(of: childPID) { [unowned self] in mainChildChanged($0) }
         policy.tellManager?("READY=1\nSTATUS=running \(policy.command[0])")
+        releaseStartupMemorySoon()
         return true
+    }
+
+    /// Start-up is over once the command runs (or the services are ready).
+    /// A second later berth lets go of the code pages only start-up used
+    /// (parsing, provisioning, the Swift runtime's first-use paths): an
+    /// idle PID 1 then holds about what its loop needs.
+    private func releaseStartupMemorySoon() {
+        guard !releasedStartupMemory else { return }
+        releasedStartupMemory = true
+        loop.schedule(after: .seconds(1)) {
+            _ = berth_drop_code_pages()
+        }
     }
 
     // MARK: the loop's work

@@ -100,6 +100,12 @@ int berth_open_current_directory(void);
 int berth_accept_nonblocking(int fd);
 // The uid of a UNIX socket peer (SO_PEERCRED).
 int berth_peer_uid(int fd, uid_t *uid);
+// Once start-up is over: drops the page-table entries of the code mappings
+// (berth's and its libraries', read-only and never written) and trims the
+// heap, so code only start-up ran stops counting as resident. Code needed
+// again comes back as a minor fault from the page cache. Returns how many
+// mappings it dropped, -1 without /proc.
+int berth_drop_code_pages(void);
 
 // getopt_long for the compatibility faces, which must parse and complain
 // exactly like tini and dumb-init (glibc's getopt.h is not in Swift's Glibc).
