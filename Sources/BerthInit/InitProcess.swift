@@ -204,14 +204,17 @@ public final class InitProcess {
         childAlive = true
         loop.onExit(of: childPID) { [unowned self] in mainChildChanged($0) }
         policy.tellManager?("READY=1\nSTATUS=running \(policy.command[0])")
-        releaseStartupMemorySoon()
+        if servicesStarted { releaseStartupMemorySoon() }
         return true
     }
 
-    /// Start-up is over once the command runs (or the services are ready).
-    /// A second later berth lets go of the code pages only start-up used
-    /// (parsing, provisioning, the Swift runtime's first-use paths): an
-    /// idle PID 1 then holds about what its loop needs.
+    /// When berth supervises, start-up is over once the command runs (or
+    /// the services are ready). A second later berth lets go of the code
+    /// pages only start-up used (parsing, provisioning, the Swift runtime's
+    /// first-use paths): a long-lived supervisor then holds about what its
+    /// loop needs. A plain init skips it: the timer would cost it the
+    /// signal-only fast path, and the pages faulted back in would cost its
+    /// first forwarded signals (measured: forwarding p99 1.07x -> 1.67x tini).
     private func releaseStartupMemorySoon() {
         guard !releasedStartupMemory else { return }
         releasedStartupMemory = true

@@ -71,6 +71,35 @@ public final class OutputSink {
         }
     }
 
+    /// At shutdown: what is still pending gets up to `seconds` to drain (a
+    /// bounded wait, once, when nothing else is left to do); returns how
+    /// many lines were dropped in all.
+    public func finish(within seconds: Double = 0.5) -> Int {
+        if watching {
+            loop.unwatch(fd)
+            watching = false
+        }
+        if droppedSinceReport > 0 {
+            pending.append(contentsOf: Array("berth: \(droppedSinceReport) log line\(droppedSinceReport == 1 ? "" : "s") dropped: output was not read fast enough\n".utf8))
+            droppedSinceReport = 0
+        }
+        let deadline = MonotonicClock.now() + UInt64(seconds * 1e9)
+        while sent < pending.count, MonotonicClock.now() < deadline {
+            let written = pending[sent...].withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) }
+            if written > 0 {
+                sent += written
+            } else if written < 0 && errno == EAGAIN {
+                var poller = pollfd(fd: fd, events: Int16(POLLOUT), revents: 0)
+                _ = poll(&poller, 1, 50)
+            } else if !(written < 0 && errno == EINTR) {
+                break
+            }
+        }
+        pending.removeAll()
+        sent = 0
+        return droppedLines
+    }
+
     private func compact() {
         if sent > 64 << 10 {
             pending.removeFirst(sent)

@@ -452,6 +452,8 @@ public final class Supervisor {
         guard stopping else { return }
         let running = services.filter { $0.pid > 0 }
         if running.isEmpty {
+            let dropped = standardOutput.finish() + standardError.finish()
+            if dropped > 0 { log("\(dropped) log lines were dropped in all: berth's output was not read fast enough") }
             let done = onAllStopped
             onAllStopped = nil
             done?()
