@@ -167,17 +167,23 @@ final class ServiceStream {
 
     private func take(_ bytes: UnsafeRawBufferPointer) {
         var start = bytes.startIndex
-        while let newline = bytes[start...].firstIndex(of: UInt8(ascii: "\n")) {
-            partial.append(contentsOf: bytes[start..<newline])
-            emit()
-            start = newline + 1
-        }
-        partial.append(contentsOf: bytes[start...])
-        while partial.count >= maxLine {
-            let rest = Array(partial[maxLine...])
-            partial.removeSubrange(maxLine...)
-            emit()
-            partial = rest
+        while start < bytes.endIndex {
+            let room = maxLine - partial.count
+            // One byte past the room: a newline right at the limit still
+            // ends the line instead of leaving an empty one behind.
+            let end = min(bytes.endIndex, start + room + 1)
+            if let newline = bytes[start..<end].firstIndex(of: UInt8(ascii: "\n")) {
+                partial.append(contentsOf: bytes[start..<newline])
+                emit()
+                start = newline + 1
+            } else if end - start > room {
+                partial.append(contentsOf: bytes[start..<(start + room)])
+                emit()
+                start += room
+            } else {
+                partial.append(contentsOf: bytes[start..<end])
+                start = end
+            }
         }
     }
 

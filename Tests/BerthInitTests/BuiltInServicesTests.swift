@@ -81,3 +81,26 @@ final class BuiltInServicesTests: XCTestCase {
         XCTAssertTrue(off.outputText.hasPrefix("uid=0 gid=0 "), "no services: a plain init, the command as berth's user: \(off.outputText)")
     }
 }
+
+/// Secrets provisioning consumed reach a service only when it asks for them.
+final class ServiceSecretsTests: XCTestCase {
+    /// Each service prints its environment and is ready once it has (the
+    /// command waits for that), then stays up until the container stops.
+    func test_a_secret_reaches_only_the_service_that_opts_in() throws {
+        let root = try ThrowawayRoot()
+        XCTAssertEqual(system("mkdir -p '\(root.path)/etc/berth/services.d'"), 0)
+        for (name, optIn) in [("asks", "pass_secrets = [\"OPENAI_API_KEY\"]\n"), ("plain", "")] {
+            try root.write("/etc/berth/services.d/\(name).toml", """
+            command = ["/bin/sh", "-c", "/testkit env; : > /tmp/\(name)-done; exec /testkit print-signals 15 30"]
+            \(optIn)[readiness]
+            command = ["/bin/sh", "-c", "test -f /tmp/\(name)-done"]
+            """)
+        }
+        let run = try root.berth(["--", "/bin/sh", "-c", "echo command-sees=${OPENAI_API_KEY:-nothing}"],
+                                 environment: ["PATH": "/usr/bin:/bin", "OPENAI_API_KEY": "sk-secret-1"])
+        XCTAssertEqual(run.wait(timeout: 30), .exited(0), run.errorText)
+        XCTAssertTrue(run.outputText.contains("asks | OPENAI_API_KEY=sk-secret-1\n"), run.outputText)
+        XCTAssertFalse(run.outputText.contains("plain | OPENAI_API_KEY"), run.outputText)
+        XCTAssertTrue(run.outputText.contains("command-sees=nothing\n"), run.outputText)
+    }
+}

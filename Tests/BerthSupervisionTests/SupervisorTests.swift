@@ -215,6 +215,24 @@ final class SupervisorTests: XCTestCase {
         XCTAssertTrue(run.errorText.contains("log lines were dropped in all"), "what was dropped is counted and reported")
     }
 
+    func test_partial_long_and_binary_lines_are_relayed_whole_cut_and_as_they_are() throws {
+        // No newline at the end; a 40,000-byte line; bytes that are not UTF-8.
+        try service("odd", """
+        command = ["/usr/bin/python3", "-c", "import sys; o=sys.stdout.buffer; o.write(b'x'*40000+b'\\\\n'); o.write(b'bin:\\\\xff\\\\xfe\\\\x00end\\\\n'); o.write(b'partial'); o.flush()"]
+        restart = "never"
+        required = false
+        """)
+        let run = try berth(["/bin/sh", "-c", "sleep 1"])
+        XCTAssertEqual(run.wait(timeout: 20), .exited(0), run.errorText)
+        let lines = run.output.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false)
+        let prefix = Array("odd | ".utf8)
+        let relayed = lines.filter { $0.starts(with: prefix) }.map { Array($0.dropFirst(prefix.count)) }
+        XCTAssertEqual(relayed.count, 5, "16 KiB + 16 KiB + 7,232 bytes, the binary line, the partial one")
+        XCTAssertEqual(relayed.prefix(3).map(\.count), [16384, 16384, 40000 - 32768])
+        XCTAssertEqual(relayed[3], Array("bin:".utf8) + [0xff, 0xfe, 0x00] + Array("end".utf8))
+        XCTAssertEqual(relayed[4], Array("partial".utf8))
+    }
+
     func test_a_bad_service_file_stops_berth_before_anything_starts() throws {
         try service("broken", "command = [\"/bin/true\"]\nrestart = 'sometimes'\n")
         let run = try berth(["/bin/sh", "-c", "echo should-not-run"])
