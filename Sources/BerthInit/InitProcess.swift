@@ -3,9 +3,10 @@ import CBerth
 import Glibc
 
 /// The init's life, in the order it happens: configureSignals →
-/// adoptOrphans → detachTerminal → reap what was inherited → spawnChild →
-/// the loop (forwardSignal, reaping, mainChildChanged) → finishAfterMainExit
-/// → killEveryoneElse → the exit code.
+/// adoptOrphans → detachTerminal → reap what was inherited → the
+/// preparation (provisioning) → startServicesThenChild → spawnChild → the
+/// loop (forwardSignal, reaping, mainChildChanged) → stopServices →
+/// finishAfterMainExit → killEveryoneElse → the exit code.
 public final class InitProcess {
     let policy: InitPolicy
     let say: InitDiagnostics
@@ -150,7 +151,8 @@ public final class InitProcess {
     /// Every service down (bounded by the shutdown timeout), then the usual
     /// end: everyone else gets SIGTERM, a grace, SIGKILL.
     private func stopServices() {
-        guard let supervision = policy.supervision, servicesStarted, !servicesStopping else {
+        if servicesStopping { return }  // a second SIGTERM changes nothing
+        guard let supervision = policy.supervision, servicesStarted else {
             return finishAfterMainExit()
         }
         servicesStopping = true

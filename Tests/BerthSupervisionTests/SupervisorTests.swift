@@ -155,6 +155,9 @@ final class SupervisorTests: XCTestCase {
         let berthPID = try XCTUnwrap(childOf(run.pid))
         let started = now()
         kill(berthPID, SIGTERM)
+        // An impatient second SIGTERM neither skips the grace nor ends berth early.
+        usleep(100_000)
+        kill(berthPID, SIGTERM)
         XCTAssertEqual(run.wait(timeout: 10), .exited(0), run.errorText)
         let took = now() - started
         XCTAssertGreaterThan(took, 0.45)
