@@ -104,3 +104,31 @@ final class ServiceSecretsTests: XCTestCase {
         XCTAssertTrue(run.outputText.contains("command-sees=nothing\n"), run.outputText)
     }
 }
+
+/// The control socket as the workspace user reaches it from an SSH session:
+/// group-readable for that user's group only.
+final class WorkspaceUserControlTests: XCTestCase {
+    func test_the_workspace_user_can_ask_for_status_and_health() throws {
+        let root = try ThrowawayRoot()
+        XCTAssertEqual(system("mkdir -p '\(root.path)/etc/berth/services.d'"), 0)
+        try root.write("/etc/berth/services.d/idle.toml", "command = [\"/testkit\", \"print-signals\", \"15\", \"60\"]\n")
+        let run = try root.berth([], environment: ["PATH": "/usr/bin:/bin"])
+        defer {
+            if let berth = childOf(run.pid) { kill(berth, SIGTERM) }
+            XCTAssertEqual(run.wait(timeout: 15), .exited(0), run.errorText)
+        }
+        let deadline = now() + 20
+        while !run.errorText.contains("berth: idle: started"), now() < deadline { _ = run.readLine(timeout: 0.1) }
+        var info = stat()
+        XCTAssertEqual(stat(root.path + "/run/berth/control.sock", &info), 0)
+        XCTAssertEqual(info.st_mode & 0o777, 0o660)
+        XCTAssertEqual(info.st_gid, 1000, "the workspace user's group")
+        let status = try Subprocess(["/usr/sbin/chroot", "--userspec=1000:1000", root.path, "/berth", "status"], environment: ["PATH": "/usr/bin:/bin"])
+        XCTAssertEqual(status.wait(timeout: 10), .exited(0), status.errorText)
+        XCTAssertTrue(status.outputText.contains("idle"), status.outputText)
+        let health = try Subprocess(["/usr/sbin/chroot", "--userspec=1000:1000", root.path, "/berth", "health"], environment: ["PATH": "/usr/bin:/bin"])
+        XCTAssertEqual(health.wait(timeout: 10), .exited(0), health.outputText + health.errorText)
+        let stranger = try Subprocess(["/usr/sbin/chroot", "--userspec=1001:1001", root.path, "/berth", "status"], environment: ["PATH": "/usr/bin:/bin"])
+        XCTAssertEqual(stranger.wait(timeout: 10), .exited(1), "another user is refused")
+    }
+}
