@@ -83,6 +83,8 @@ let package = Package(
         .testTarget(name: "TokenRefreshPluginTests", dependencies: ["TokenRefreshPlugin", "TestSupport"], path: "Tests/Plugins/TokenRefreshPluginTests"),
         .testTarget(name: "BerthSupervisionTests", dependencies: ["BerthSupervision", "TestSupport"]),
         .testTarget(name: "BerthSystemdTests", dependencies: ["TestSupport"]),
+        // The images in real containers; skipped without a Docker engine.
+        .testTarget(name: "ImageTests", dependencies: ["TestSupport"]),
         .testTarget(name: "BerthInitTests", dependencies: ["BerthInit", "BerthCore", "TestSupport"]),
     ]
 )

@@ -1,0 +1,174 @@
+import Foundation
+import Glibc
+import TestSupport
+import XCTest
+
+/// The base image in real containers (scripts/images builds berth/base:dev
+/// with this build's berth), asserted from outside as a user would: docker,
+/// ssh over a published loopback port, docker exec.
+final class BaseImageTests: XCTestCase {
+    static let image = "berth/base:dev"
+    var containers: [String] = []
+    var keys = ""
+
+    override func setUpWithError() throws {
+        guard (try? docker(["image", "inspect", Self.image]).status) == .exited(0) else {
+            throw XCTSkip("no Docker engine or no \(Self.image) (scripts/images builds it)")
+        }
+        keys = "/tmp/berth-image-keys-\(getpid())-\(Int.random(in: 0..<1_000_000))"
+        mkdir(keys, 0o700)
+        let keygen = try Subprocess(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "image-test", "-f", "\(keys)/id"])
+        XCTAssertEqual(keygen.wait(), .exited(0))
+    }
+
+    override func tearDown() {
+        for name in containers { _ = try? docker(["rm", "-f", name]) }
+        _ = system("rm -rf '\(keys)'")
+    }
+
+    @discardableResult
+    func docker(_ arguments: [String], timeout: Double = 60) throws -> Subprocess {
+        let run = try Subprocess(["docker"] + arguments, environment: ["PATH": "/usr/local/bin:/usr/bin:/bin"])
+        run.wait(timeout: timeout)
+        return run
+    }
+
+    var publicKey: String { (readText("\(keys)/id.pub") ?? "").trimmingCharacters(in: .newlines) }
+
+    /// Starts a container; returns its name and the loopback port of 2222.
+    func start(_ environment: [String: String], port: Int = Int.random(in: 20_000..<30_000)) throws -> (name: String, port: Int) {
+        let name = "berth-test-\(getpid())-\(Int.random(in: 0..<1_000_000))"
+        containers.append(name)
+        let flags = environment.sorted { $0.key < $1.key }.flatMap { ["-e", "\($0.key)=\($0.value)"] }
+        let run = try docker(["run", "-d", "--name", name, "-p", "127.0.0.1:\(port):2222"] + flags + [Self.image])
+        XCTAssertEqual(run.status, .exited(0), run.errorText)
+        return (name, port)
+    }
+
+    func ssh(_ port: Int, _ command: String, user: String = "dev8", extra: [String] = []) throws -> Subprocess {
+        let run = try Subprocess(["ssh", "-i", "\(keys)/id", "-p", String(port), "-o", "StrictHostKeyChecking=no",
+                                  "-o", "UserKnownHostsFile=/dev/null", "-o", "BatchMode=yes", "-o", "ConnectTimeout=3",
+                                  "-o", "LogLevel=ERROR"] + extra + ["\(user)@127.0.0.1", command], environment: ["PATH": "/usr/bin:/bin"])
+        run.wait(timeout: 20)
+        return run
+    }
+
+    /// Tries a key login until it works; the seconds it took.
+    func waitForLogin(_ port: Int, since started: Double) throws -> Double? {
+        while now() - started < 30 {
+            if try ssh(port, "true").status == .exited(0) { return now() - started }
+            usleep(50_000)
+        }
+        return nil
+    }
+
+    func exec(_ name: String, _ command: String) throws -> Subprocess {
+        try docker(["exec", name, "sh", "-c", command])
+    }
+
+    func test_a_container_provisions_sshd_takes_a_key_login_refuses_others_and_turns_healthy() throws {
+        let started = now()
+        let (name, port) = try start(["SSH_PUBLIC_KEY": publicKey])
+        let logs = { (try? self.docker(["logs", name]).errorText) ?? "" }
+        let ready = try XCTUnwrap(try waitForLogin(port, since: started), "no key login: \(logs())")
+        print("time to ready (docker run -> ssh login): \(String(format: "%.2f", ready)) s")
+
+        let report = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(try exec(name, "cat /run/berth/provision.json").output)) as? [String: Any])
+        let steps = Dictionary(uniqueKeysWithValues: (report["steps"] as? [[String: Any]] ?? []).map { ($0["name"] as! String, $0["status"] as! String) })
+        XCTAssertEqual(steps["ssh-keys"], "ok")
+        XCTAssertEqual(steps["sshd"], "ok")
+        XCTAssertEqual(try exec(name, "stat -c '%U %G %a' /home/dev8/.ssh/authorized_keys /home/dev8/.ssh").outputText, "dev8 dev8 600\ndev8 dev8 700\n")
+        XCTAssertTrue(try exec(name, "cat /home/dev8/.ssh/authorized_keys").outputText.contains(publicKey))
+        let settings = try exec(name, "sshd -T").outputText
+        for line in ["port 2222", "permitrootlogin no", "passwordauthentication no", "kbdinteractiveauthentication no",
+                     "pubkeyauthentication yes", "maxauthtries 3", "allowusers dev8", "x11forwarding no", "clientaliveinterval 60"] {
+            XCTAssertTrue(settings.contains(line + "\n"), "sshd -T lacks '\(line)'")
+        }
+        XCTAssertEqual(try ssh(port, "id -un").outputText, "dev8\n")
+        XCTAssertNotEqual(try ssh(port, "true", user: "root").status, .exited(0), "root login refused")
+        let password = try ssh(port, "true", extra: ["-o", "PreferredAuthentications=password,keyboard-interactive", "-o", "PubkeyAuthentication=no"])
+        XCTAssertNotEqual(password.status, .exited(0), "password login refused")
+
+        XCTAssertEqual(try exec(name, "berth health").outputText, "healthy\n")
+        var health = ""
+        let deadline = now() + 40
+        while now() < deadline {
+            health = try docker(["inspect", "-f", "{{.State.Health.Status}}", name]).outputText.trimmingCharacters(in: .whitespacesAndNewlines)
+            if health == "healthy" { break }
+            usleep(500_000)
+        }
+        XCTAssertEqual(health, "healthy")
+
+        let stopping = now()
+        XCTAssertEqual(try docker(["stop", name]).status, .exited(0))
+        let took = now() - stopping
+        print("docker stop: \(String(format: "%.2f", took)) s")
+        XCTAssertLessThan(took, 2)
+        XCTAssertEqual(try docker(["inspect", "-f", "{{.State.ExitCode}}", name]).outputText, "0\n")
+        XCTAssertTrue(try docker(["logs", name]).errorText.contains("berth: sshd: stopped"))
+    }
+
+    func test_host_keys_are_made_per_container_and_kept_across_a_restart() throws {
+        XCTAssertEqual(try docker(["run", "--rm", "--entrypoint", "sh", Self.image, "-c", "ls /etc/ssh | grep -c ssh_host_ || true"]).outputText, "0\n",
+                       "no host key baked into the image")
+        let first = try start(["SSH_PUBLIC_KEY": publicKey])
+        let second = try start(["SSH_PUBLIC_KEY": publicKey])
+        XCTAssertNotNil(try waitForLogin(first.port, since: now()))
+        XCTAssertNotNil(try waitForLogin(second.port, since: now()))
+        let key = "cat /etc/ssh/ssh_host_ed25519_key.pub"
+        let firstKey = try exec(first.name, key).outputText
+        XCTAssertFalse(firstKey.isEmpty)
+        XCTAssertNotEqual(firstKey, try exec(second.name, key).outputText)
+
+        let files = "cat /etc/ssh/ssh_host_ed25519_key.pub /home/dev8/.ssh/authorized_keys /etc/ssh/sshd_config.d/berth.conf"
+        let before = try exec(first.name, files).outputText
+        XCTAssertEqual(try docker(["restart", first.name]).status, .exited(0))
+        XCTAssertNotNil(try waitForLogin(first.port, since: now()))
+        XCTAssertEqual(try exec(first.name, files).outputText, before, "a restart changes nothing")
+    }
+
+    func test_a_killed_sshd_is_restarted_and_orphans_leave_no_zombies() throws {
+        let (name, port) = try start(["SSH_PUBLIC_KEY": publicKey])
+        XCTAssertNotNil(try waitForLogin(port, since: now()))
+        let status = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(try exec(name, "berth status --json").output)) as? [[String: Any]])
+        let pid = try XCTUnwrap(status.first { $0["name"] as? String == "sshd" }?["pid"] as? Int)
+        XCTAssertEqual(try exec(name, "kill -9 \(pid)").status, .exited(0))
+        XCTAssertNotNil(try waitForLogin(port, since: now()), "sshd came back")
+        XCTAssertTrue(try exec(name, "berth status --json").outputText.contains("\"restarts\": 1"))
+
+        // The test kit, built static: the container has glibc but not Swift's runtime.
+        let source = String(#filePath.dropLast("ImageTests/BaseImageTests.swift".count)) + "TestKit/main.c"
+        let kit = "\(keys)/testkit"
+        let compile = try Subprocess(["gcc", "-O2", "-static", "-o", kit, source], environment: ["PATH": "/usr/bin:/bin"])
+        XCTAssertEqual(compile.wait(timeout: 60), .exited(0), compile.errorText)
+        XCTAssertEqual(try docker(["cp", kit, "\(name):/tmp/testkit"]).status, .exited(0))
+        XCTAssertEqual(try exec(name, "/tmp/testkit orphans 1000").status, .exited(0))
+        XCTAssertEqual(try exec(name, "/tmp/testkit zombies 10").outputText, "zombies 0\n")
+    }
+
+    func test_bad_input_leaves_a_running_unhealthy_container_with_the_error() throws {
+        let (name, _) = try start(["SSH_PUBLIC_KEY": "ssh-ed25519 not-a-key"])
+        usleep(1_500_000)
+        XCTAssertEqual(try docker(["inspect", "-f", "{{.State.Running}} {{.RestartCount}}", name]).outputText, "true 0\n")
+        let health = try exec(name, "berth health")
+        XCTAssertEqual(health.status, .exited(1))
+        XCTAssertTrue(health.outputText.contains("provisioning step ssh-keys failed: SSH_PUBLIC_KEY: line 1 is not an OpenSSH public key"), health.outputText)
+        XCTAssertTrue(try docker(["logs", name]).errorText.contains("SSH_PUBLIC_KEY: line 1 is not an OpenSSH public key"))
+    }
+
+    func test_secrets_reach_login_shells_but_no_log_argv_bashrc_world_readable_file_or_service() throws {
+        let secret = "sk-proj-imagetest-\(Int.random(in: 100_000..<999_999))"
+        let (name, port) = try start(["SSH_PUBLIC_KEY": publicKey, "OPENAI_API_KEY": secret])
+        XCTAssertNotNil(try waitForLogin(port, since: now()))
+        XCTAssertEqual(try ssh(port, "bash -lc 'echo $OPENAI_API_KEY'").outputText, secret + "\n", "a login shell has the key")
+        let logs = try docker(["logs", name])
+        XCTAssertFalse((logs.outputText + logs.errorText).contains(secret))
+        XCTAssertFalse(try exec(name, "cat /proc/[0-9]*/cmdline | tr '\\0' ' '").outputText.contains(secret))
+        XCTAssertFalse(try exec(name, "cat /home/dev8/.bashrc").outputText.contains(secret))
+        let readable = try exec(name, "find / -xdev -type f -perm -o+r -exec grep -l -F '\(secret)' {} + 2>/dev/null || true")
+        XCTAssertEqual(readable.outputText, "", "world-readable files holding the key")
+        let sshdPID = try exec(name, "berth status --json").outputText
+        let pid = try XCTUnwrap((JSONSerialization.jsonObject(with: Data(sshdPID.utf8)) as? [[String: Any]])?.first?["pid"] as? Int)
+        XCTAssertFalse(try exec(name, "tr '\\0' '\\n' < /proc/\(pid)/environ").outputText.contains("OPENAI_API_KEY"), "sshd's environment")
+    }
+}
