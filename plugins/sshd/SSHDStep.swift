@@ -53,7 +53,7 @@ public final class SSHDStep: ProvisioningStep {
         } catch {
             return done(.failed("\(error)"))
         }
-        ensureHostKeys(Self.hostKeyTypes[...], loop: context.loop, generated: []) { [self] result in
+        ensureHostKeys(Self.hostKeyTypes, loop: context.loop) { [self] result in
             switch result {
             case .failure(let message): done(.failed(message))
             case .success(let generated):
@@ -92,30 +92,36 @@ public final class SSHDStep: ProvisioningStep {
 
     enum KeysResult { case success([String]), failure(String) }
 
-    /// One type after another; a key that exists is kept (a restart on a
-    /// persistent /etc/ssh changes nothing).
-    private func ensureHostKeys(_ types: ArraySlice<String>, loop: EventLoop, generated: [String], done: @escaping (KeysResult) -> Void) {
-        guard let type = types.first else { return done(.success(generated)) }
-        let path = "\(configDirectory)/ssh_host_\(type)_key"
-        if access(path, F_OK) == 0 {
-            return ensureHostKeys(types.dropFirst(), loop: loop, generated: generated, done: done)
-        }
-        // Generated under a temporary name, renamed once whole.
-        let temporary = "\(configDirectory)/.berth-host-\(type)"
-        unlink(temporary)
-        unlink(temporary + ".pub")
-        let command = HelperCommand(arguments: [keygen, "-q", "-t", type, "-N", "", "-C", "", "-f", temporary], timeout: .seconds(30))
-        loop.runHelper(command) { [self] result in
-            guard result.succeeded else {
-                unlink(temporary)
-                unlink(temporary + ".pub")
-                let why = String(decoding: result.standardError, as: UTF8.self).split(separator: "\n").first.map(String.init) ?? "failed"
-                return done(.failure("ssh-keygen -t \(type): \(why)"))
+    /// All missing types at once (the RSA key alone takes most of a second:
+    /// in parallel the others cost nothing extra); a key that exists is kept
+    /// (a restart on a persistent /etc/ssh changes nothing). Reported in the
+    /// fixed order of `types`, whichever finishes first.
+    private func ensureHostKeys(_ types: [String], loop: EventLoop, done: @escaping (KeysResult) -> Void) {
+        let missing = types.filter { access("\(configDirectory)/ssh_host_\($0)_key", F_OK) != 0 }
+        guard !missing.isEmpty else { return done(.success([])) }
+        var pending = missing.count
+        var failures: [String] = []
+        for type in missing {
+            let path = "\(configDirectory)/ssh_host_\(type)_key"
+            // Generated under a temporary name, renamed once whole.
+            let temporary = "\(configDirectory)/.berth-host-\(type)"
+            unlink(temporary)
+            unlink(temporary + ".pub")
+            let command = HelperCommand(arguments: [keygen, "-q", "-t", type, "-N", "", "-C", "", "-f", temporary], timeout: .seconds(30))
+            loop.runHelper(command) { result in
+                if !result.succeeded {
+                    unlink(temporary)
+                    unlink(temporary + ".pub")
+                    let why = String(decoding: result.standardError, as: UTF8.self).split(separator: "\n").first.map(String.init) ?? "failed"
+                    failures.append("ssh-keygen -t \(type): \(why)")
+                } else if rename(temporary + ".pub", path + ".pub") != 0 || rename(temporary, path) != 0 {
+                    failures.append("\(path): rename failed: \(String(cString: strerror(errno)))")
+                }
+                pending -= 1
+                guard pending == 0 else { return }
+                if let failure = failures.first { return done(.failure(failure)) }
+                done(.success(missing))
             }
-            guard rename(temporary + ".pub", path + ".pub") == 0, rename(temporary, path) == 0 else {
-                return done(.failure("\(path): rename failed: \(String(cString: strerror(errno)))"))
-            }
-            ensureHostKeys(types.dropFirst(), loop: loop, generated: generated + [type], done: done)
         }
     }
 
