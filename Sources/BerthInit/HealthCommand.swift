@@ -39,9 +39,11 @@ enum HealthCommand {
         let refreshPath = runDirectory + "/token-refresh.json"
         let refresh = readTextFile(refreshPath).map { text in Result { () throws(JSON.ParseError) in try JSON.parse(text) } }
         if let text = readTextFile(runDirectory + "/provision.json") {
-            guard case .array(let steps)? = (try? JSON.parse(text))?["steps"] else {
+            let report = try? JSON.parse(text)
+            guard case .array(let steps)? = report?["steps"] else {
                 return ["\(runDirectory)/provision.json: not a provisioning report"]
             }
+            if report?["finishedAt"] == .null { problems.append("provisioning has not finished") }
             for step in steps where step["status"]?.stringValue == "failed" {
                 let name = step["name"]?.stringValue ?? "?"
                 // The refresher's own record, kept current, supersedes its start.

@@ -104,6 +104,8 @@ enum NativeProvisioning {
         let preparation = InitPolicy.Preparation(
             start: { loop, proceed in
                 let context = StepContext(loop: loop, inputs: inputs, persistent: persistent)
+                // Not fatal: the final report says what it can.
+                try? ProvisionReport.writeInProgress(to: runDirectory + "/provision.json")
                 do {
                     provisioner = try Provisioner(steps: steps, context: context, disabled: disabled, excluded: excluded, timeout: timeout)
                 } catch {

@@ -35,6 +35,14 @@ public enum ProvisionReport {
         try AtomicFile.write(Array(json(results).utf8), to: path, mode: 0o644)
     }
 
+    /// While the steps run: a report that says so, so `berth health` never
+    /// calls a workspace healthy before its provisioning has finished.
+    public static func writeInProgress(to path: String = defaultPath) throws(AtomicFile.WriteError) {
+        let (directory, _) = AtomicFile.split(path)
+        try AtomicFile.ensureDirectory(directory, mode: 0o755)
+        try AtomicFile.write(Array("{\n  \"finishedAt\": null,\n  \"healthy\": false,\n  \"steps\": []\n}\n".utf8), to: path, mode: 0o644)
+    }
+
     public static func summary(_ results: [StepResult]) -> String {
         let width = results.map(\.name.count).max() ?? 0
         var lines = ["provisioning:"]

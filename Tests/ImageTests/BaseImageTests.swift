@@ -148,7 +148,8 @@ final class BaseImageTests: XCTestCase {
 
     func test_bad_input_leaves_a_running_unhealthy_container_with_the_error() throws {
         let (name, _) = try start(["SSH_PUBLIC_KEY": "ssh-ed25519 not-a-key"])
-        usleep(1_500_000)
+        let deadline = now() + 20
+        while now() < deadline, !(try docker(["logs", name]).errorText.contains("berth: provisioning:")) { usleep(100_000) }
         XCTAssertEqual(try docker(["inspect", "-f", "{{.State.Running}} {{.RestartCount}}", name]).outputText, "true 0\n")
         let health = try exec(name, "berth health")
         XCTAssertEqual(health.status, .exited(1))
