@@ -42,7 +42,7 @@ enum NativeServices {
             return (String(line[..<equals]), String(line[line.index(after: equals)...]))
         })
         inherited["NOTIFY_SOCKET"] = nil
-        // Check users, dependencies and cycles now: a bad file stops berth
+        // Check dependencies and cycles now: a bad file stops berth
         // before anything starts, naming the service.
         do {
             _ = try Supervisor.order(definitions)
