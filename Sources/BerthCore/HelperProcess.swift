@@ -6,6 +6,7 @@ import SystemPackage
 /// readiness probe): its output is collected through non-blocking pipes on
 /// the loop and its status comes from the loop's reaper, so nothing waits.
 public struct HelperCommand: Sendable {
+    /// Its environment defaults to `toolEnvironment()`, not berth's.
     public var request: SpawnRequest
     /// Bytes fed to stdin (secrets go here, never in argv); nil: /dev/null.
     public var input: [UInt8]?
@@ -16,7 +17,16 @@ public struct HelperCommand: Sendable {
     public init(arguments: [String], timeout: Duration) {
         request = SpawnRequest(arguments: arguments)
         request.isolation = .newProcessGroup
+        request.environment = HelperCommand.toolEnvironment()
         self.timeout = timeout
+    }
+
+    /// What a helper gets unless its caller chooses: PATH alone. berth's own
+    /// environment holds the container's secrets (GITHUB_TOKEN, API keys),
+    /// which a tool like ssh-keygen or a probe has no business inheriting.
+    public static func toolEnvironment() -> [String] {
+        let path = getenv("PATH").map { String(cString: $0) } ?? "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+        return ["PATH=" + path]
     }
 }
 

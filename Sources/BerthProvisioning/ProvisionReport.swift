@@ -18,9 +18,9 @@ public enum ProvisionReport {
             case .skipped(let reason): ("skipped", reason)
             case .failed(let message): ("failed", message)
             }
-            out += "    {\"name\": \(quoted(result.name)), \"status\": \"\(status)\""
+            out += "    {\"name\": \(JSON.quote(result.name)), \"status\": \"\(status)\""
             if let text {
-                out += ", \"\(status == "ok" ? "detail" : status == "skipped" ? "reason" : "message")\": \(quoted(text))"
+                out += ", \"\(status == "ok" ? "detail" : status == "skipped" ? "reason" : "message")\": \(JSON.quote(text))"
             }
             out += ", \"durationMs\": \(result.milliseconds)}"
         }
@@ -55,26 +55,5 @@ public enum ProvisionReport {
             }
         }
         return lines.joined(separator: "\n") + "\n"
-    }
-
-    static func quoted(_ text: String) -> String {
-        var out = "\""
-        for scalar in text.unicodeScalars {
-            switch scalar {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            default:
-                if scalar.value < 0x20 {
-                    let hex = String(scalar.value, radix: 16)
-                    out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
-                } else {
-                    out.unicodeScalars.append(scalar)
-                }
-            }
-        }
-        return out + "\""
     }
 }

@@ -143,20 +143,39 @@ public final class Supervisor {
         }
     }
 
-    private func spawn(_ service: Service) {
+    /// What the service (and its readiness and health probes) inherit:
+    /// services' environment (no provisioning secrets), the ones it opted
+    /// into, its user's HOME/USER/LOGNAME/SHELL, its own variables.
+    private func environment(for service: Service) -> [String: String] {
         let definition = service.definition
-        var request = SpawnRequest(arguments: definition.command)
-        request.isolation = .newProcessGroup
         var environment = self.environment
         for name in definition.passSecrets { environment[name] = secrets[name] }
         if let user = service.identity {
-            request.identity = SpawnRequest.Identity(uid: user.uid, gid: user.gid, groups: user.groups)
             environment["HOME"] = user.home
             environment["USER"] = user.name
             environment["LOGNAME"] = user.name
             environment["SHELL"] = user.shell
         }
         for (key, value) in definition.environment { environment[key] = value }
+        return environment
+    }
+
+    /// A readiness or health probe: run like berth's other helpers, but with
+    /// the service's environment (never berth's own, which has the secrets).
+    private func probe(_ service: Service, _ arguments: [String], timeout: Duration) -> HelperCommand {
+        var command = HelperCommand(arguments: arguments, timeout: timeout)
+        command.request.environment = environment(for: service).map { "\($0.key)=\($0.value)" }.sorted()
+        return command
+    }
+
+    private func spawn(_ service: Service) {
+        let definition = service.definition
+        var request = SpawnRequest(arguments: definition.command)
+        request.isolation = .newProcessGroup
+        var environment = environment(for: service)
+        if let user = service.identity {
+            request.identity = SpawnRequest.Identity(uid: user.uid, gid: user.gid, groups: user.groups)
+        }
         if definition.readiness == .notify {
             let path = "\(runDirectory)/notify/\(definition.name)"
             do {
@@ -232,7 +251,7 @@ public final class Supervisor {
             }
         case .command(let probe):
             pollReadiness(service, until: deadline) { [unowned self] done in
-                loop.runHelper(HelperCommand(arguments: probe, timeout: .seconds(5))) { done($0.succeeded) }
+                loop.runHelper(self.probe(service, probe, timeout: .seconds(5))) { done($0.succeeded) }
             }
         }
     }
@@ -267,7 +286,7 @@ public final class Supervisor {
         let pid = service.pid
         service.healthTimer = loop.schedule(after: check.interval) { [unowned self, weak service] in
             guard let service, service.pid == pid, service.state == .ready else { return }
-            loop.runHelper(HelperCommand(arguments: check.command, timeout: check.timeout)) { [unowned self, weak service] result in
+            loop.runHelper(probe(service, check.command, timeout: check.timeout)) { [unowned self, weak service] result in
                 guard let service, service.pid == pid, service.state == .ready else { return }
                 if result.succeeded {
                     if !service.healthy { log("\(service.name): healthy again") }

@@ -24,6 +24,14 @@ final class HelperProcessTests: XCTestCase {
         XCTAssertEqual(try probe("helper-big-stdin")["out"], "1048576")
     }
 
+    func test_a_helper_gets_path_alone_never_berths_secrets() throws {
+        let report = try probe("helper-environment")
+        XCTAssertEqual(report["status"], "exited(0)")
+        let variables = (report["out"] ?? "").split(separator: " ").map { $0.split(separator: "=").first.map(String.init) ?? "" }
+        XCTAssertFalse(report["out"]?.contains("ghp_probe_secret") ?? true, report["out"] ?? "")
+        XCTAssertEqual(Set(variables).subtracting(["PWD", "SHLVL", "_"]), ["PATH"], "sh adds PWD, SHLVL and _ itself")
+    }
+
     func test_timeout_kills_the_helpers_whole_process_group() throws {
         let report = try probe("helper-timeout")
         XCTAssertEqual(report["timedOut"], "true")

@@ -89,11 +89,14 @@ final class ServiceSecretsTests: XCTestCase {
     func test_a_secret_reaches_only_the_service_that_opts_in() throws {
         let root = try ThrowawayRoot()
         XCTAssertEqual(system("mkdir -p '\(root.path)/etc/berth/services.d'"), 0)
-        for (name, optIn) in [("asks", "pass_secrets = [\"OPENAI_API_KEY\"]\n"), ("plain", "")] {
+        // The readiness probes run with their service's environment: the one
+        // that opted in sees the key, the other must not (or never is ready).
+        for (name, optIn, probe) in [("asks", "pass_secrets = [\"OPENAI_API_KEY\"]\n", "-n"), ("plain", "", "-z")] {
             try root.write("/etc/berth/services.d/\(name).toml", """
             command = ["/bin/sh", "-c", "/testkit env; : > /tmp/\(name)-done; exec /testkit print-signals 15 30"]
             \(optIn)[readiness]
-            command = ["/bin/sh", "-c", "test -f /tmp/\(name)-done"]
+            command = ["/bin/sh", "-c", "test -f /tmp/\(name)-done && test \(probe) \\"$OPENAI_API_KEY\\""]
+            timeout = 10
             """)
         }
         let run = try root.berth(["--", "/bin/sh", "-c", "echo command-sees=${OPENAI_API_KEY:-nothing}"],

@@ -64,6 +64,6 @@ final class ProvisionerTests: XCTestCase {
     }
 
     func test_json_strings_are_escaped() {
-        XCTAssertEqual(ProvisionReport.quoted("a\"b\\c\nd\u{1}"), "\"a\\\"b\\\\c\\nd\\u0001\"")
+        XCTAssertEqual(JSON.quote("a\"b\\c\nd\u{1}"), "\"a\\\"b\\\\c\\nd\\u0001\"")
     }
 }

@@ -36,6 +36,13 @@ case "helper":
         report($0)
         loop.stop()
     }
+case "helper-environment":
+    // A secret in berth's own environment must not reach its tools.
+    setenv("GITHUB_TOKEN", "ghp_probe_secret", 1)
+    loop.runHelper(HelperCommand(arguments: ["sh", "-c", "env | sort | tr '\\n' ' '"], timeout: .seconds(10))) {
+        report($0)
+        loop.stop()
+    }
 case "helper-stdin":
     var command = HelperCommand(arguments: ["cat"], timeout: .seconds(10))
     command.input = Array("top secret\n".utf8)
