@@ -17,8 +17,9 @@ enum NativeServices {
     static func plan(environment: [String: String], childEnvironment: [String]?, verbosity: Int) throws(UsageError) -> Plan? {
         let settings = Settings(environment: environment)
         var definitions: [ServiceDefinition] = []
+        var absent: [(String, String)] = []
         do {
-            definitions = try builtIns(settings) + ServiceFile.loadDirectory(settings.value("BERTH_SERVICES_DIR", default: "/etc/berth/services.d"))
+            definitions = try builtIns(settings, absent: &absent) + ServiceFile.loadDirectory(settings.value("BERTH_SERVICES_DIR", default: "/etc/berth/services.d"))
         } catch let error as ServiceFile.LoadError {
             throw UsageError(message: "\(error)")
         } catch let error as SettingError {
@@ -27,6 +28,13 @@ enum NativeServices {
             throw UsageError(message: "\(error)")
         }
         guard !definitions.isEmpty else { return nil }
+        // Said once, at start, and only when berth supervises something:
+        // a plain `berth -- cmd` has no business with either program.
+        if verbosity >= 1 {
+            for (name, variable) in absent {
+                StandardError.write("berth: \(name) is not installed (not on PATH): not started; \(variable)=0 says it is not wanted\n")
+            }
+        }
         let shutdownTimeout: Duration
         if let text = settings.value("BERTH_SHUTDOWN_TIMEOUT") {
             guard let seconds = NativeFace.parseSeconds(text), seconds > .zero else {
@@ -99,7 +107,9 @@ enum NativeServices {
     /// nobody could log in); code-server and workspace-supervisor when
     /// installed. SSHD_ENABLED, CODE_SERVER_ENABLED, SUPERVISOR_ENABLED=0
     /// turn each off.
-    static func builtIns(_ settings: Settings) throws(SettingError) -> [ServiceDefinition] {
+    /// `absent` gets each wanted program that is not installed, with the
+    /// variable that switches it off.
+    static func builtIns(_ settings: Settings, absent: inout [(String, String)]) throws(SettingError) -> [ServiceDefinition] {
         var definitions: [ServiceDefinition] = []
         if try settings.boolean("SSHD_ENABLED", default: true), getuid() == 0, access("/usr/sbin/sshd", X_OK) == 0, settings.isSet("SSH_PUBLIC_KEY") {
             let port = Int(settings.value("SSH_PORT", default: "2222")) ?? 2222
@@ -111,8 +121,16 @@ enum NativeServices {
         // code-server and the workspace supervisor run as the workspace
         // user when berth is root (as berth's own user otherwise). Looked
         // for first: the usual `berth -- cmd` reads no passwd file.
-        let codeServer = try settings.boolean("CODE_SERVER_ENABLED", default: true) ? findExecutable("code-server", settings: settings) : nil
-        let daemon = try settings.boolean("SUPERVISOR_ENABLED", default: true) ? findExecutable("workspace-supervisor", settings: settings) : nil
+        var codeServer: String?
+        if try settings.boolean("CODE_SERVER_ENABLED", default: true) {
+            codeServer = findExecutable("code-server", settings: settings)
+            if codeServer == nil { absent.append(("code-server", "CODE_SERVER_ENABLED")) }
+        }
+        var daemon: String?
+        if try settings.boolean("SUPERVISOR_ENABLED", default: true) {
+            daemon = findExecutable("workspace-supervisor", settings: settings)
+            if daemon == nil { absent.append(("workspace-supervisor", "SUPERVISOR_ENABLED")) }
+        }
         guard codeServer != nil || daemon != nil else { return definitions }
         let user: UserAccount?
         if getuid() == 0 {

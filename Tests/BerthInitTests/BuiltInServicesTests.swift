@@ -60,6 +60,29 @@ final class BuiltInServicesTests: XCTestCase {
         XCTAssertEqual(run.wait(timeout: 15), .exited(0), run.errorText)
     }
 
+    func test_an_absent_workspace_supervisor_is_said_once_and_berth_carries_on() throws {
+        let root = try root()
+        XCTAssertEqual(unlink(root.path + "/usr/bin/workspace-supervisor"), 0)
+        let environment = ["PATH": "/usr/bin:/bin", "CODE_SERVER_BIND": "127.0.0.1:\(port)", "CODE_SERVER_PASSWORD": "pw"]
+        let run = try root.berth(["--", "/testkit", "ids"], environment: environment)
+        XCTAssertEqual(run.wait(timeout: 60), .exited(0), run.errorText)
+        let notice = "berth: workspace-supervisor is not installed (not on PATH): not started; SUPERVISOR_ENABLED=0 says it is not wanted\n"
+        XCTAssertEqual(run.errorText.components(separatedBy: notice).count - 1, 1, run.errorText)
+        XCTAssertTrue(run.errorText.contains("berth: code-server: ready"), run.errorText)
+
+        var quiet = environment
+        quiet["SUPERVISOR_ENABLED"] = "0"
+        let off = try root.berth(["--", "/testkit", "ids"], environment: quiet)
+        XCTAssertEqual(off.wait(timeout: 60), .exited(0), off.errorText)
+        XCTAssertFalse(off.errorText.contains("workspace-supervisor"), off.errorText)
+
+        // Nothing supervised at all: a plain init says nothing about it.
+        XCTAssertEqual(unlink(root.path + "/usr/bin/code-server"), 0)
+        let plain = try root.berth(["--", "/testkit", "ids"], environment: ["PATH": "/usr/bin:/bin"])
+        XCTAssertEqual(plain.wait(timeout: 60), .exited(0), plain.errorText)
+        XCTAssertFalse(plain.errorText.contains("not installed"), plain.errorText)
+    }
+
     func test_code_server_answers_http_while_berth_runs_and_can_be_switched_off() throws {
         let root = try root()
         let run = try root.berth([], environment: ["PATH": "/usr/bin:/bin", "CODE_SERVER_BIND": "127.0.0.1:\(port)", "CODE_SERVER_PASSWORD": "pw",
