@@ -36,6 +36,7 @@ let package = Package(
         // Provisioning plugins, one folder each under plugins/.
         .target(name: "SSHKeysPlugin", dependencies: ["BerthProvisioning"], path: "plugins/ssh-keys"),
         .target(name: "SSHDPlugin", dependencies: ["BerthProvisioning"], path: "plugins/sshd"),
+        .target(name: "SudoPlugin", dependencies: ["BerthProvisioning"], path: "plugins/sudo"),
         .target(name: "GitHubAuthPlugin", dependencies: ["BerthProvisioning", "BerthHTTP"], path: "plugins/github-auth"),
         .target(name: "AICLIPlugin", dependencies: ["BerthProvisioning"], path: "plugins/ai-cli"),
         .target(name: "CodeServerPlugin", dependencies: ["BerthProvisioning"], path: "plugins/code-server"),
@@ -56,6 +57,7 @@ let package = Package(
                 "BerthProvisioning",
                 "SSHKeysPlugin",
                 "SSHDPlugin",
+                "SudoPlugin",
                 "GitHubAuthPlugin",
                 "TokenRefreshPlugin",
                 "CodeServerPlugin",
@@ -76,6 +78,7 @@ let package = Package(
         .testTarget(name: "BerthCoreTests", dependencies: ["BerthCore", "TestSupport"]),
         .testTarget(name: "BerthProvisioningTests", dependencies: ["BerthProvisioning", "TestSupport"]),
         .testTarget(name: "SSHDPluginTests", dependencies: ["SSHDPlugin", "TestSupport"], path: "Tests/Plugins/SSHDPluginTests"),
+        .testTarget(name: "SudoPluginTests", dependencies: ["TestSupport"], path: "Tests/Plugins/SudoPluginTests"),
         .testTarget(name: "SSHKeysPluginTests", dependencies: ["SSHKeysPlugin", "BerthProvisioning", "TestSupport"], path: "Tests/Plugins/SSHKeysPluginTests"),
         .testTarget(name: "GitHubAuthPluginTests", dependencies: ["GitHubAuthPlugin", "BerthProvisioning", "TestSupport"], path: "Tests/Plugins/GitHubAuthPluginTests"),
         .testTarget(name: "AICLIPluginTests", dependencies: ["AICLIPlugin", "TestSupport"], path: "Tests/Plugins/AICLIPluginTests"),

@@ -6,13 +6,14 @@ import GitHubAuthPlugin
 import Glibc
 import SSHDPlugin
 import SSHKeysPlugin
+import SudoPlugin
 import TokenRefreshPlugin
 
 /// Provisioning as berth's own face runs it, before the child starts.
 enum NativeProvisioning {
     static func allSteps() -> [ProvisioningStep] {
         let github = GitHubLogin()
-        return [SSHKeysStep(), SSHDStep(), GitHubAuthStep(login: github), TokenRefreshStep(login: github), AICLIStep(), CodeServerStep()]
+        return [SSHKeysStep(), SSHDStep(), SudoStep(), GitHubAuthStep(login: github), TokenRefreshStep(login: github), AICLIStep(), CodeServerStep()]
     }
 
     /// The variables that ask for some step (each also as NAME_FILE): the
@@ -20,7 +21,7 @@ enum NativeProvisioning {
     static let requestingVariables = [
         "SSH_PUBLIC_KEY", "SSH_PRIVATE_KEY", "GITHUB_TOKEN", "GH_TOKEN", "GITHUB_TOKEN_URL",
         "ANTHROPIC_API_KEY", "OPENAI_API_KEY", "GEMINI_API_KEY", "GOOGLE_API_KEY",
-        "CODE_SERVER_PASSWORD", "CODE_SERVER_AUTH", "CODE_SERVER_BIND",
+        "CODE_SERVER_PASSWORD", "CODE_SERVER_AUTH", "CODE_SERVER_BIND", "BERTH_SUDO",
     ]
 
     /// The common `berth -- CMD` with nothing to provision, decided without

@@ -1,0 +1,84 @@
+import Foundation
+import Glibc
+import TestSupport
+import XCTest
+
+/// sudo: berth as PID 1 chrooted in a throwaway root with Debian's sudo and
+/// visudo; the rule it writes is checked again by this machine's visudo.
+/// (A real `sudo` as dev8 is in the image tests: sudo needs PAM.)
+final class SudoStepTests: XCTestCase {
+    func root(sudoers: String = "Defaults env_reset\nroot ALL=(ALL:ALL) ALL\n@includedir /etc/sudoers.d\n", withSudo: Bool = true) throws -> ThrowawayRoot {
+        let root = try ThrowawayRoot(tools: withSudo ? ["/usr/bin/sudo", "/usr/sbin/visudo"] : [])
+        XCTAssertEqual(mkdir(root.path + "/etc/sudoers.d", 0o755), 0)
+        try root.write("/etc/sudoers", sudoers, mode: 0o440)
+        return root
+    }
+
+    func provision(_ root: ThrowawayRoot, _ environment: [String: String]) throws -> Subprocess {
+        let run = try root.berth(["--", "/testkit", "ids"], environment: ["PATH": "/usr/bin:/bin"].merging(environment) { $1 })
+        run.wait(timeout: 30)
+        return run
+    }
+
+    func step(_ root: ThrowawayRoot) throws -> [String: Any] {
+        let data = try XCTUnwrap(root.read("/run/berth/provision.json")?.data(using: .utf8))
+        let json = try XCTUnwrap(JSONSerialization.jsonObject(with: data) as? [String: Any])
+        let steps = try XCTUnwrap(json["steps"] as? [[String: Any]])
+        return try XCTUnwrap(steps.first { $0["name"] as? String == "sudo" })
+    }
+
+    func test_on_gives_passwordless_sudo_in_a_checked_rule_and_off_takes_it_away() throws {
+        let root = try root()
+        let on = try provision(root, ["BERTH_SUDO": "1"])
+        XCTAssertEqual(on.status, .exited(0), on.errorText)
+        XCTAssertEqual(try step(root)["status"] as? String, "ok")
+        XCTAssertEqual(try step(root)["detail"] as? String, "passwordless sudo for dev8")
+        let rule = try XCTUnwrap(root.read("/etc/sudoers.d/berth"))
+        XCTAssertTrue(rule.hasSuffix("\ndev8 ALL=(ALL:ALL) NOPASSWD: ALL\n"), rule)
+        let info = try XCTUnwrap(root.status("/etc/sudoers.d/berth"))
+        XCTAssertEqual(info.st_mode & 0o7777, 0o440)
+        XCTAssertEqual(info.st_uid, 0)
+        let check = try Subprocess(["/usr/sbin/visudo", "-c", "-f", root.path + "/etc/sudoers.d/berth"])
+        XCTAssertEqual(check.wait(), .exited(0), check.outputText + check.errorText)
+        XCTAssertEqual(try files(in: root.path + "/etc/sudoers.d"), ["berth"], "no candidate left behind")
+
+        let again = try provision(root, ["BERTH_SUDO": "true"])
+        XCTAssertEqual(again.status, .exited(0), again.errorText)
+        XCTAssertEqual(root.read("/etc/sudoers.d/berth"), rule)
+
+        let off = try provision(root, ["BERTH_SUDO": "0"])
+        XCTAssertEqual(off.status, .exited(0), off.errorText)
+        XCTAssertEqual(try step(root)["detail"] as? String, "no sudo rights for dev8")
+        XCTAssertNil(root.status("/etc/sudoers.d/berth"))
+    }
+
+    func test_unset_is_skipped_and_writes_nothing() throws {
+        let root = try root()
+        let run = try provision(root, ["SSH_PUBLIC_KEY": "not checked here"])
+        XCTAssertEqual(run.status, .exited(0), run.errorText)
+        XCTAssertEqual(try step(root)["status"] as? String, "skipped")
+        XCTAssertEqual(try step(root)["reason"] as? String, "BERTH_SUDO is not set: the workspace user has no sudo rights")
+        XCTAssertEqual(try files(in: root.path + "/etc/sudoers.d"), [])
+    }
+
+    func test_bad_input_fails_with_the_reason_and_installs_nothing() throws {
+        let cases: [(sudoers: String?, sudo: Bool, value: String, error: String)] = [
+            (nil, true, "maybe", "BERTH_SUDO='maybe': expected 1/0, true/false, yes/no or on/off"),
+            (nil, false, "1", "BERTH_SUDO is on but sudo is not installed (no /usr/bin/sudo)"),
+            ("root ALL=(ALL:ALL) ALL\n", true, "1", "/etc/sudoers does not include /etc/sudoers.d, so berth's rule would not apply"),
+        ]
+        for (sudoers, sudo, value, error) in cases {
+            let root = try sudoers.map { try self.root(sudoers: $0, withSudo: sudo) } ?? self.root(withSudo: sudo)
+            let run = try provision(root, ["BERTH_SUDO": value])
+            XCTAssertEqual(run.status, .exited(0), "a failed step does not stop the command unless BERTH_STRICT: \(run.errorText)")
+            XCTAssertEqual(try step(root)["status"] as? String, "failed", value)
+            XCTAssertEqual(try step(root)["message"] as? String, error)
+            XCTAssertTrue(run.errorText.contains(error), run.errorText)
+            XCTAssertEqual(try files(in: root.path + "/etc/sudoers.d"), [], value)
+        }
+    }
+
+    func files(in directory: String) throws -> [String] {
+        try FileManager.default.contentsOfDirectory(atPath: directory).sorted()
+    }
+}

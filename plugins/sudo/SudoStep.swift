@@ -1,0 +1,107 @@
+import BerthCore
+import BerthProvisioning
+import Glibc
+
+/// sudo: the workspace user gets no sudo rights unless BERTH_SUDO asks for
+/// passwordless sudo (the user has no password, so sudo with one would be a
+/// lock without a key). The rule lives in its own sudoers.d file, checked
+/// with `visudo -c` before it is installed and removed when BERTH_SUDO is off.
+public final class SudoStep: ProvisioningStep {
+    public let name = "sudo"
+    public let dependencies: [String] = []
+    public let inputVariables = ["BERTH_SUDO"]
+
+    let sudoers: String
+    let dropIns: String
+    let sudo: String
+    let visudo: String
+    var rule: String { dropIns + "/berth" }
+
+    public init(etc: String = "/etc", sudo: String = "/usr/bin/sudo", visudo: String = "/usr/sbin/visudo") {
+        self.sudoers = etc + "/sudoers"
+        self.dropIns = etc + "/sudoers.d"
+        self.sudo = sudo
+        self.visudo = visudo
+    }
+
+    public func skipReason(given inputs: StepInputs) -> String? {
+        if !inputs.settings.isSet("BERTH_SUDO") && access(rule, F_OK) != 0 {
+            return "BERTH_SUDO is not set: the workspace user has no sudo rights"
+        }
+        if !inputs.runningAsRoot { return "needs root to write \(dropIns)" }
+        return nil
+    }
+
+    public func run(in context: StepContext, done: @escaping (StepOutcome) -> Void) {
+        let wanted: Bool
+        do {
+            wanted = try context.settings.boolean("BERTH_SUDO", default: false)
+        } catch {
+            return done(.failed(error.message))
+        }
+        let user: UserAccount
+        switch context.user {
+        case .success(let found): user = found
+        case .failure(let error): return done(.failed(error.message))
+        }
+        guard wanted else {
+            if unlink(rule) != 0 && errno != ENOENT {
+                return done(.failed("\(rule): cannot remove: \(String(cString: strerror(errno)))"))
+            }
+            return done(.ok("no sudo rights for \(user.name)"))
+        }
+        guard access(sudo, X_OK) == 0 else {
+            return done(.failed("BERTH_SUDO is on but sudo is not installed (no \(sudo))"))
+        }
+        guard includesDropIns() else {
+            return done(.failed("\(sudoers) does not include \(dropIns), so berth's rule would not apply"))
+        }
+        // A passwd name is already plain; this keeps sudoers syntax out of it.
+        guard user.name.utf8.allSatisfy({ isalnum(Int32($0)) != 0 || $0 == UInt8(ascii: "_") || $0 == UInt8(ascii: "-") || $0 == UInt8(ascii: ".") }) else {
+            return done(.failed("BERTH_USER='\(user.name)': not a name berth writes into sudoers"))
+        }
+        let text = """
+        # Written by berth because BERTH_SUDO is on; removed when it is off.
+        \(user.name) ALL=(ALL:ALL) NOPASSWD: ALL
+
+        """
+        // sudo skips names with a dot in sudoers.d: the candidate is never live.
+        let candidate = dropIns + "/.berth.candidate"
+        do {
+            try AtomicFile.ensureDirectory(dropIns, mode: 0o755)
+            try AtomicFile.write(Array(text.utf8), to: candidate, mode: 0o440)
+        } catch {
+            return done(.failed("\(error)"))
+        }
+        guard access(visudo, X_OK) == 0 else { return install(text, candidate: candidate, user: user, done: done) }
+        context.loop.runHelper(HelperCommand(arguments: [visudo, "-c", "-q", "-f", candidate], timeout: .seconds(30))) { [self] result in
+            guard result.succeeded else {
+                unlink(candidate)
+                let output = result.standardError + result.standardOutput
+                let why = String(decoding: output, as: UTF8.self).split(separator: "\n").first.map(String.init) ?? "rejected"
+                return done(.failed("visudo -c rejected the rule: \(why)"))
+            }
+            install(text, candidate: candidate, user: user, done: done)
+        }
+    }
+
+    private func install(_ text: String, candidate: String, user: UserAccount, done: (StepOutcome) -> Void) {
+        unlink(candidate)
+        do {
+            try AtomicFile.write(Array(text.utf8), to: rule, mode: 0o440)
+            done(.ok("passwordless sudo for \(user.name)"))
+        } catch {
+            done(.failed("\(error)"))
+        }
+    }
+
+    /// Debian's sudoers ends with `@includedir /etc/sudoers.d` (older ones
+    /// spell it `#includedir`).
+    private func includesDropIns() -> Bool {
+        guard let text = readTextFile(sudoers) else { return false }
+        return text.split(separator: "\n").contains { line in
+            let words = line.split(separator: " ", omittingEmptySubsequences: true)
+            return words.count >= 2 && (words[0] == "@includedir" || words[0] == "#includedir") && words[1] == dropIns
+        }
+    }
+}
