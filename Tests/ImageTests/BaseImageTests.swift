@@ -6,66 +6,7 @@ import XCTest
 /// The base image in real containers (scripts/images builds berth/base:dev
 /// with this build's berth), asserted from outside as a user would: docker,
 /// ssh over a published loopback port, docker exec.
-final class BaseImageTests: XCTestCase {
-    static let image = "berth/base:dev"
-    var containers: [String] = []
-    var keys = ""
-
-    override func setUpWithError() throws {
-        guard (try? docker(["image", "inspect", Self.image]).status) == .exited(0) else {
-            throw XCTSkip("no Docker engine or no \(Self.image) (scripts/images builds it)")
-        }
-        keys = "/tmp/berth-image-keys-\(getpid())-\(Int.random(in: 0..<1_000_000))"
-        mkdir(keys, 0o700)
-        let keygen = try Subprocess(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "image-test", "-f", "\(keys)/id"])
-        XCTAssertEqual(keygen.wait(), .exited(0))
-    }
-
-    override func tearDown() {
-        for name in containers { _ = try? docker(["rm", "-f", name]) }
-        _ = system("rm -rf '\(keys)'")
-    }
-
-    @discardableResult
-    func docker(_ arguments: [String], timeout: Double = 60) throws -> Subprocess {
-        let run = try Subprocess(["docker"] + arguments, environment: ["PATH": "/usr/local/bin:/usr/bin:/bin"])
-        run.wait(timeout: timeout)
-        return run
-    }
-
-    var publicKey: String { (readText("\(keys)/id.pub") ?? "").trimmingCharacters(in: .newlines) }
-
-    /// Starts a container; returns its name and the loopback port of 2222.
-    func start(_ environment: [String: String], port: Int = Int.random(in: 20_000..<30_000)) throws -> (name: String, port: Int) {
-        let name = "berth-test-\(getpid())-\(Int.random(in: 0..<1_000_000))"
-        containers.append(name)
-        let flags = environment.sorted { $0.key < $1.key }.flatMap { ["-e", "\($0.key)=\($0.value)"] }
-        let run = try docker(["run", "-d", "--name", name, "-p", "127.0.0.1:\(port):2222"] + flags + [Self.image])
-        XCTAssertEqual(run.status, .exited(0), run.errorText)
-        return (name, port)
-    }
-
-    func ssh(_ port: Int, _ command: String, user: String = "dev8", extra: [String] = []) throws -> Subprocess {
-        let run = try Subprocess(["ssh", "-i", "\(keys)/id", "-p", String(port), "-o", "StrictHostKeyChecking=no",
-                                  "-o", "UserKnownHostsFile=/dev/null", "-o", "BatchMode=yes", "-o", "ConnectTimeout=3",
-                                  "-o", "LogLevel=ERROR"] + extra + ["\(user)@127.0.0.1", command], environment: ["PATH": "/usr/bin:/bin"])
-        run.wait(timeout: 20)
-        return run
-    }
-
-    /// Tries a key login until it works; the seconds it took.
-    func waitForLogin(_ port: Int, since started: Double) throws -> Double? {
-        while now() - started < 30 {
-            if try ssh(port, "true").status == .exited(0) { return now() - started }
-            usleep(50_000)
-        }
-        return nil
-    }
-
-    func exec(_ name: String, _ command: String) throws -> Subprocess {
-        try docker(["exec", name, "sh", "-c", command])
-    }
-
+final class BaseImageTests: ImageTestCase {
     func test_a_container_provisions_sshd_takes_a_key_login_refuses_others_and_turns_healthy() throws {
         let started = now()
         let (name, port) = try start(["SSH_PUBLIC_KEY": publicKey])
@@ -73,10 +14,9 @@ final class BaseImageTests: XCTestCase {
         let ready = try XCTUnwrap(try waitForLogin(port, since: started), "no key login: \(logs())")
         print("time to ready (docker run -> ssh login): \(String(format: "%.2f", ready)) s")
 
-        let report = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(try exec(name, "cat /run/berth/provision.json").output)) as? [String: Any])
-        let steps = Dictionary(uniqueKeysWithValues: (report["steps"] as? [[String: Any]] ?? []).map { ($0["name"] as! String, $0["status"] as! String) })
-        XCTAssertEqual(steps["ssh-keys"], "ok")
-        XCTAssertEqual(steps["sshd"], "ok")
+        let steps = try provisioned(name)
+        XCTAssertEqual(steps["ssh-keys"]?.status, "ok")
+        XCTAssertEqual(steps["sshd"]?.status, "ok")
         XCTAssertEqual(try exec(name, "stat -c '%U %G %a' /home/dev8/.ssh/authorized_keys /home/dev8/.ssh").outputText, "dev8 dev8 600\ndev8 dev8 700\n")
         XCTAssertTrue(try exec(name, "cat /home/dev8/.ssh/authorized_keys").outputText.contains(publicKey))
         let settings = try exec(name, "sshd -T").outputText
@@ -90,14 +30,7 @@ final class BaseImageTests: XCTestCase {
         XCTAssertNotEqual(password.status, .exited(0), "password login refused")
 
         XCTAssertEqual(try exec(name, "berth health").outputText, "healthy\n")
-        var health = ""
-        let deadline = now() + 40
-        while now() < deadline {
-            health = try docker(["inspect", "-f", "{{.State.Health.Status}}", name]).outputText.trimmingCharacters(in: .whitespacesAndNewlines)
-            if health == "healthy" { break }
-            usleep(500_000)
-        }
-        XCTAssertEqual(health, "healthy")
+        XCTAssertEqual(try health(name, becomes: "healthy", within: 40), "healthy")
 
         let stopping = now()
         XCTAssertEqual(try docker(["stop", name]).status, .exited(0))
@@ -130,8 +63,7 @@ final class BaseImageTests: XCTestCase {
     func test_a_killed_sshd_is_restarted_and_orphans_leave_no_zombies() throws {
         let (name, port) = try start(["SSH_PUBLIC_KEY": publicKey])
         XCTAssertNotNil(try waitForLogin(port, since: now()))
-        let status = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(try exec(name, "berth status --json").output)) as? [[String: Any]])
-        let pid = try XCTUnwrap(status.first { $0["name"] as? String == "sshd" }?["pid"] as? Int)
+        let pid = try XCTUnwrap(try servicePIDs(name)["sshd"])
         XCTAssertEqual(try exec(name, "kill -9 \(pid)").status, .exited(0))
         XCTAssertNotNil(try waitForLogin(port, since: now()), "sshd came back")
         XCTAssertTrue(try exec(name, "berth status --json").outputText.contains("\"restarts\": 1"))
@@ -144,6 +76,17 @@ final class BaseImageTests: XCTestCase {
         XCTAssertEqual(try docker(["cp", kit, "\(name):/tmp/testkit"]).status, .exited(0))
         XCTAssertEqual(try exec(name, "/tmp/testkit orphans 1000").status, .exited(0))
         XCTAssertEqual(try exec(name, "/tmp/testkit zombies 10").outputText, "zombies 0\n")
+    }
+
+    func test_sudo_is_passwordless_with_berth_sudo_and_absent_without() throws {
+        let with = try start(["SSH_PUBLIC_KEY": publicKey, "BERTH_SUDO": "1"])
+        let without = try start(["SSH_PUBLIC_KEY": publicKey])
+        XCTAssertNotNil(try waitForLogin(with.port, since: now()))
+        XCTAssertNotNil(try waitForLogin(without.port, since: now()))
+        XCTAssertEqual(try ssh(with.port, "sudo -n id -u").outputText, "0\n")
+        let refused = try ssh(without.port, "sudo -n id -u")
+        XCTAssertNotEqual(refused.status, .exited(0))
+        XCTAssertTrue(refused.errorText.contains("password is required") || refused.errorText.contains("not allowed"), refused.errorText)
     }
 
     func test_bad_input_leaves_a_running_unhealthy_container_with_the_error() throws {
@@ -168,8 +111,7 @@ final class BaseImageTests: XCTestCase {
         XCTAssertFalse(try exec(name, "cat /home/dev8/.bashrc").outputText.contains(secret))
         let readable = try exec(name, "find / -xdev -type f -perm -o+r -exec grep -l -F '\(secret)' {} + 2>/dev/null || true")
         XCTAssertEqual(readable.outputText, "", "world-readable files holding the key")
-        let sshdPID = try exec(name, "berth status --json").outputText
-        let pid = try XCTUnwrap((JSONSerialization.jsonObject(with: Data(sshdPID.utf8)) as? [[String: Any]])?.first?["pid"] as? Int)
+        let pid = try XCTUnwrap(try servicePIDs(name)["sshd"])
         XCTAssertFalse(try exec(name, "tr '\\0' '\\n' < /proc/\(pid)/environ").outputText.contains("OPENAI_API_KEY"), "sshd's environment")
     }
 }

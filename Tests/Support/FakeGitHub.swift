@@ -11,7 +11,9 @@ public final class FakeGitHub {
     private let server: Subprocess
     private let input: [Int32]
 
-    public init() throws {
+    /// `launcher`: a prefix for the server's command, e.g. nsenter into a
+    /// container's network namespace so the server is on its loopback.
+    public init(launcher: [String] = []) throws {
         state = "/tmp/berth-github-\(getpid())-\(Int.random(in: 0..<1_000_000))"
         guard mkdir(state, 0o700) == 0 else { throw TestFailure("mkdir \(state)") }
         var pipe: [Int32] = [-1, -1]
@@ -19,7 +21,7 @@ public final class FakeGitHub {
         input = pipe
         let script = String(#filePath.dropLast("Support/FakeGitHub.swift".count)) + "Fixtures/fake_github.py"
         // Debian's python3 (.ci/run installs it): only the standard library.
-        server = try Subprocess(["/usr/bin/python3", script, state], environment: ["PATH": "/usr/bin:/bin"], input: pipe[0])
+        server = try Subprocess(launcher + ["/usr/bin/python3", script, state], environment: ["PATH": "/usr/bin:/bin"], input: pipe[0])
         close(pipe[0])
         guard let line = server.readLine(timeout: 15), let number = Int(line.trimmingWhitespace()) else {
             throw TestFailure("fake GitHub did not start: \(server.errorText)")
