@@ -61,16 +61,17 @@ final class SSHDStepTests: XCTestCase {
         XCTAssertEqual(session.outputText, "zombies 0\n")
 
         let config = try XCTUnwrap(root.read("/etc/ssh/sshd_config.d/berth.conf"))
-        for setting in ["Port \(port)", "PermitRootLogin no", "PasswordAuthentication no", "KbdInteractiveAuthentication no",
+        for setting in ["Port \(port)", "HostKey /etc/ssh/ssh_host_ed25519_key\nHostKey /etc/ssh/ssh_host_ecdsa_key", "PermitRootLogin no", "PasswordAuthentication no", "KbdInteractiveAuthentication no",
                         "PubkeyAuthentication yes", "MaxAuthTries 3", "AllowUsers dev8", "X11Forwarding no", "ClientAliveInterval 60"] {
             XCTAssertTrue(config.contains(setting + "\n"), "missing \(setting)")
         }
-        for type in ["ed25519", "rsa", "ecdsa"] {
+        for type in ["ed25519", "ecdsa"] {
             let key = try XCTUnwrap(root.status("/etc/ssh/ssh_host_\(type)_key"), type)
             XCTAssertEqual(key.st_mode & 0o7777, 0o600)
             XCTAssertNotNil(root.status("/etc/ssh/ssh_host_\(type)_key.pub"))
         }
-        XCTAssertEqual(try steps(root)["sshd"]?["detail"] as? String, "port \(port), host keys generated: ed25519, rsa, ecdsa")
+        XCTAssertNil(root.status("/etc/ssh/ssh_host_rsa_key"), "RSA only when asked for")
+        XCTAssertEqual(try steps(root)["sshd"]?["detail"] as? String, "port \(port), host keys generated: ed25519, ecdsa")
 
         // Root with an authorized key, and passwords, are refused.
         XCTAssertEqual(system("mkdir -p '\(root.path)/root/.ssh' && cp '\(keys)/id.pub' '\(root.path)/root/.ssh/authorized_keys'"), 0)
@@ -96,6 +97,40 @@ final class SSHDStepTests: XCTestCase {
         XCTAssertEqual(again.wait(timeout: 60), .exited(0))
         XCTAssertEqual(first.read(key), before)
         XCTAssertEqual(try steps(first)["sshd"]?["detail"] as? String, "port 2222, host keys kept")
+    }
+
+    func test_an_rsa_host_key_when_asked_for_is_what_an_rsa_only_client_gets() throws {
+        let root = try ThrowawayRoot(withSSH: true)
+        let server = try root.berth(["--", "/usr/sbin/sshd", "-D", "-e"], environment: [
+            "SSHD_ENABLED": "0", "SSH_PUBLIC_KEY": publicKey, "SSH_PORT": port, "SSH_HOST_KEY_TYPES": "rsa, ed25519,rsa",
+        ])
+        defer {
+            if let berth = childOf(server.pid) { kill(berth, SIGTERM) }
+            XCTAssertEqual(server.wait(timeout: 10), .exited(0))
+        }
+        var login: Subprocess?
+        let deadline = now() + 15
+        while now() < deadline {
+            let attempt = try ssh("dev8", "/testkit zombies 0", extra: ["-o", "HostKeyAlgorithms=rsa-sha2-512"])
+            if attempt.status == .exited(0) {
+                login = attempt
+                break
+            }
+            usleep(200_000)
+        }
+        XCTAssertNotNil(login, "no login with an RSA host key: \(server.errorText)")
+        XCTAssertEqual(try steps(root)["sshd"]?["detail"] as? String, "port \(port), host keys generated: rsa, ed25519")
+        XCTAssertTrue(try XCTUnwrap(root.read("/etc/ssh/sshd_config.d/berth.conf")).contains("HostKey /etc/ssh/ssh_host_rsa_key\nHostKey /etc/ssh/ssh_host_ed25519_key\nPermitRootLogin"))
+        XCTAssertNil(root.status("/etc/ssh/ssh_host_ecdsa_key"))
+    }
+
+    func test_an_unknown_host_key_type_fails_the_step_and_installs_nothing() throws {
+        let root = try ThrowawayRoot(withSSH: true)
+        let run = try root.berth(["--", "/testkit", "zombies", "0"], environment: ["SSHD_ENABLED": "0", "SSH_PUBLIC_KEY": publicKey, "SSH_HOST_KEY_TYPES": "ed25519,dsa"])
+        XCTAssertEqual(run.wait(timeout: 60), .exited(0))
+        XCTAssertEqual(try steps(root)["sshd"]?["message"] as? String, "SSH_HOST_KEY_TYPES: unknown key type 'dsa' (known: ed25519, ecdsa, rsa)")
+        XCTAssertNil(root.status("/etc/ssh/sshd_config.d/berth.conf"))
+        XCTAssertNil(root.status("/etc/ssh/ssh_host_ed25519_key"))
     }
 
     func test_a_bad_port_fails_the_step_and_installs_nothing() throws {
