@@ -144,6 +144,35 @@ final class WorkspaceImageTests: ImageTestCase {
         XCTAssertEqual(try provisioned(second.name)["code-server"]?.status, "ok")
     }
 
+    func test_the_readme_first_command_starts_a_workspace_and_says_how_to_connect() throws {
+        let repository = String(#filePath.dropLast("Tests/ImageTests/WorkspaceImageTests.swift".count))
+        // The release berth scripts/test built: this test runs inside
+        // `swift test`, which holds .build against another SwiftPM build.
+        let berth = repository + ".build/release/berth"
+        guard access(berth, X_OK) == 0 else { throw XCTSkip("no \(berth) (scripts/build-release makes it)") }
+        let name = uniqueName("readme")
+        volumes += ["\(name)-home", "\(name)-workspace"]
+        let sshPort = Int.random(in: 20_000..<30_000)
+        let environment = ["PATH": "/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin:/opt/swift/usr/bin", "HOME": "/root", "WORKSPACE_NAME": name,
+                           "WORKSPACE_SSH_PORT": String(sshPort), "WORKSPACE_IDE_PORT": String(sshPort + 1), "BERTH_BINARY": berth]
+        let run = try Subprocess([repository + "scripts/workspace"], environment: environment)
+        XCTAssertEqual(run.wait(timeout: 600), .exited(0), run.errorText)
+        let lines = run.outputText.split(separator: "\n").map(String.init)
+        XCTAssertNotNil(lines.first { $0.hasPrefix("workspace \(name) is ready") }, run.outputText)
+        let command = try XCTUnwrap(lines.first { $0.hasPrefix("  ssh: ") }, run.outputText).dropFirst("  ssh: ".count)
+        XCTAssertTrue(command.contains("-p \(sshPort) ") && command.hasSuffix("dev8@127.0.0.1"), String(command))
+        XCTAssertTrue(lines.contains { $0.contains("/home/dev8/.config/code-server/password") }, run.outputText)
+        // The printed command, as a user pastes it (from the repository).
+        let session = try Subprocess(["/bin/sh", "-c", "cd '\(repository)' && \(command) -o BatchMode=yes id -un"], environment: environment)
+        XCTAssertEqual(session.wait(timeout: 20), .exited(0), session.errorText)
+        XCTAssertEqual(session.outputText, "dev8\n")
+        XCTAssertEqual(try exec(name, "stat -c '%a %U' /home/dev8/.config/code-server/password").outputText, "600 dev8\n")
+
+        let stop = try Subprocess([repository + "scripts/workspace", "stop"], environment: environment)
+        XCTAssertEqual(stop.wait(timeout: 60), .exited(0), stop.errorText)
+        XCTAssertNotEqual(try docker(["inspect", name]).status, .exited(0), "removed")
+    }
+
     func test_an_unreadable_file_secret_leaves_a_running_unhealthy_container_with_the_error() throws {
         let (name, port) = try start(["SSH_PUBLIC_KEY": publicKey, "GITHUB_TOKEN_FILE": "/run/secrets/absent"],
                                      flags: ["--health-interval", "1s", "--health-start-period", "1s", "--health-retries", "1"])
