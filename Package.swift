@@ -5,6 +5,7 @@ let package = Package(
     name: "berth",
     products: [
         .executable(name: "berth", targets: ["berth"]),
+        .executable(name: "workspace-supervisor", targets: ["workspace-supervisor"]),
     ],
     dependencies: [
         // The CLI as a declaration with generated help; worth its size (see README, binary size).
@@ -32,7 +33,7 @@ let package = Package(
         .systemLibrary(name: "CCurl", providers: [.apt(["libcurl4-openssl-dev"])]),
         .target(name: "CBerthHTTP", dependencies: ["CCurl"]),
         // HTTP requests on a worker thread, completed on the event loop.
-        .target(name: "BerthHTTP", dependencies: ["BerthCore", "CBerthHTTP"]),
+        .target(name: "BerthHTTP", dependencies: ["BerthCore", "CBerth", "CBerthHTTP"]),
         // Provisioning plugins, one folder each under plugins/.
         .target(name: "SSHKeysPlugin", dependencies: ["BerthProvisioning"], path: "plugins/ssh-keys"),
         .target(name: "SSHDPlugin", dependencies: ["BerthProvisioning"], path: "plugins/sshd"),
@@ -67,6 +68,9 @@ let package = Package(
             ]
         ),
         .executableTarget(name: "berth", dependencies: ["BerthInit", "CBerthEarly"]),
+        // The workspace's third service: activity, reports, status API, backups.
+        .target(name: "WorkspaceSupervisor", dependencies: ["BerthCore", "BerthHTTP", "BerthProvisioning"]),
+        .executableTarget(name: "workspace-supervisor", dependencies: ["WorkspaceSupervisor"]),
         // Small C programs the integration tests run under berth (orphan storms,
         // signal printers, stubborn daemons). Not shipped.
         .executableTarget(name: "berth-testkit", path: "Tests/TestKit"),

@@ -47,9 +47,23 @@ extension SpawnError: @unchecked Sendable {}
 extension EventLoop {
     /// Runs `command`; `completion` is called on the loop exactly once. On
     /// timeout the helper's whole process group is killed.
-    public func runHelper(_ command: HelperCommand, completion: @escaping (HelperResult) -> Void) {
-        HelperRun(loop: self, command: command, completion: completion).start()
+    @discardableResult
+    public func runHelper(_ command: HelperCommand, completion: @escaping (HelperResult) -> Void) -> HelperHandle {
+        let run = HelperRun(loop: self, command: command, completion: completion)
+        let handle = HelperHandle(run)
+        run.start()
+        return handle
     }
+}
+
+/// A running helper, to end early (a backup aborted at shutdown): its whole
+/// process group gets SIGKILL and the completion still runs, with that status.
+public final class HelperHandle {
+    private weak var run: HelperRun?
+
+    fileprivate init(_ run: HelperRun) { self.run = run }
+
+    public func kill() { run?.killGroup() }
 }
 
 private final class HelperRun {
@@ -69,6 +83,10 @@ private final class HelperRun {
         self.loop = loop
         self.command = command
         self.completion = completion
+    }
+
+    func killGroup() {
+        if pid > 0 && !finished { kill(-pid, SIGKILL) }
     }
 
     func start() {

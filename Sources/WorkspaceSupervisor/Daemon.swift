@@ -1,0 +1,206 @@
+import BerthCore
+import BerthHTTP
+import BerthProvisioning
+import Glibc
+
+/// The workspace supervisor: polls activity, reports it, serves its status
+/// and takes backups, all on one event loop. SIGTERM/SIGINT abort a running
+/// backup (its partial snapshot removed) and exit 0; SIGUSR1 takes a backup.
+public final class Daemon {
+    let settings: SupervisorSettings
+    let loop: EventLoop
+    let startedAt = WallTime.now()
+    let startedMonotonic = MonotonicClock.now()
+    var activity = ActivitySnapshot()
+    var reporter: ActivityReporter?
+    var backups: BackupRunner?
+    var server: HTTPServer?
+    var activeSinceLastBackup = false
+    var exitStatus: Int32 = 0
+    let log: (String) -> Void
+
+    public init(settings: SupervisorSettings, loop: EventLoop, log: @escaping (String) -> Void) {
+        self.settings = settings
+        self.loop = loop
+        self.log = log
+    }
+
+    /// Runs until SIGTERM/SIGINT; the exit status.
+    public func run() -> Int32 {
+        if let agent = settings.agent {
+            reporter = ActivityReporter(loop: loop, agent: agent) { [unowned self] in activity }
+        }
+        if let backup = settings.backup {
+            let runner = BackupRunner(loop: loop, settings: backup, workspace: settings.workspaceDirectory)
+            runner.store.removeIncomplete()
+            backups = runner
+            scheduleBackup(after: backup.interval)
+        }
+        if settings.httpEnabled {
+            do {
+                server = try HTTPServer(address: settings.httpAddress, loop: loop) { [unowned self] in answer($0) }
+                log("status API on \(settings.httpAddress)")
+            } catch {
+                log("SUPERVISOR_HTTP_ADDR=\(error)")
+                return 2
+            }
+        }
+        loop.onSignal = { [unowned self] signal in
+            switch signal.number {
+            case SIGTERM, SIGINT:
+                shutDown()
+            case SIGUSR1:
+                takeBackup(reason: "SIGUSR1", force: true)
+            default:
+                break
+            }
+        }
+        poll()
+        reporter?.start()
+        loop.run()
+        return exitStatus
+    }
+
+    private func shutDown() {
+        log("stopping")
+        reporter?.stop()
+        guard let backups, backups.running else { return loop.stop() }
+        log("aborting the running backup")
+        backups.abort()
+        // The helper's exit comes back through the loop; bounded anyway.
+        _ = loop.schedule(after: .seconds(3)) { [unowned self] in loop.stop() }
+        waitForBackupThenStop()
+    }
+
+    private func waitForBackupThenStop() {
+        guard let backups, backups.running else { return loop.stop() }
+        _ = loop.schedule(after: .milliseconds(20)) { [unowned self] in waitForBackupThenStop() }
+    }
+
+    private func poll() {
+        let counts = TCPTable.read(onLocalPorts: [settings.idePort, settings.sshPort])
+        let before = activity
+        activity.update(ide: counts[settings.idePort] ?? 0, ssh: counts[settings.sshPort] ?? 0, sessions: SSHSessions.count(), at: .now())
+        if activity.isActive { activeSinceLastBackup = true }
+        if activity.differsInUse(from: before) {
+            log("activity: ide \(activity.activeIDEConnections), ssh \(activity.activeSSHConnections), ssh sessions \(activity.sshSessions)")
+            reporter?.report()
+            // The user left: save their work now rather than at the interval.
+            if before.isActive, !activity.isActive, settings.backup?.syncOnActivity == true {
+                takeBackup(reason: "activity ended", force: false)
+            }
+        }
+        _ = loop.schedule(after: settings.monitorInterval) { [unowned self] in poll() }
+    }
+
+    private func scheduleBackup(after delay: Duration) {
+        _ = loop.schedule(after: delay) { [unowned self] in
+            takeBackup(reason: "interval", force: false)
+            scheduleBackup(after: delay)
+        }
+    }
+
+    @discardableResult
+    private func takeBackup(reason: String, force: Bool) -> Bool {
+        guard let backups else { return false }
+        let active = activeSinceLastBackup || activity.isActive
+        return backups.start(reason: reason, force: force, activeSinceLast: active) { [unowned self] outcome in
+            switch outcome {
+            case .created(let manifest, let removed):
+                activeSinceLastBackup = activity.isActive
+                log("backup \(manifest.id) (\(reason)): \(manifest.bytes) bytes, \(manifest.entries) entries"
+                    + (removed.isEmpty ? "" : "; removed \(removed.joined(separator: ", "))"))
+            case .skipped(let why):
+                log("backup skipped (\(reason)): \(why)")
+            case .failed(let why):
+                log("backup failed (\(reason)): \(why)")
+            }
+        }
+    }
+
+    // MARK: the status API
+
+    func answer(_ request: HTTPServerRequest) -> HTTPServerResponse {
+        switch (request.method, request.path) {
+        case ("GET", "/health"), ("HEAD", "/health"):
+            return HTTPServerResponse(status: 200, contentType: "application/json", body: "{\"status\": \"ok\"}\n")
+        case ("GET", "/status"), ("HEAD", "/status"):
+            return HTTPServerResponse(status: 200, contentType: "application/json", body: statusJSON())
+        case ("GET", "/metrics"), ("HEAD", "/metrics"):
+            return HTTPServerResponse(status: 200, contentType: "text/plain; version=0.0.4; charset=utf-8", body: metrics())
+        case ("POST", "/backup"):
+            guard backups != nil else {
+                return HTTPServerResponse(status: 503, contentType: "application/json",
+                                          body: "{\"error\": \"backups are off: SUPERVISOR_BACKUP_MOUNT_PATH is not set\"}\n")
+            }
+            guard takeBackup(reason: "POST /backup", force: true) else {
+                return HTTPServerResponse(status: 409, contentType: "application/json", body: "{\"error\": \"a backup is already running\"}\n")
+            }
+            return HTTPServerResponse(status: 202, contentType: "application/json", body: "{\"started\": true}\n")
+        case (_, "/health"), (_, "/status"), (_, "/metrics"), (_, "/backup"):
+            return HTTPServerResponse(status: 405, body: "method not allowed\n")
+        default:
+            return HTTPServerResponse(status: 404, body: "not found\n")
+        }
+    }
+
+    var uptimeSeconds: Double { Double(MonotonicClock.now() - startedMonotonic) / 1e9 }
+
+    func statusJSON() -> String {
+        func time(_ value: WallTime?) -> String { value.map { JSON.quote($0.iso8601) } ?? "null" }
+        var backup = "null"
+        if let backups {
+            var last = "null"
+            if let run = backups.lastRun {
+                let (result, detail): (String, String)
+                switch run.outcome {
+                case .created(let manifest, _): (result, detail) = ("created", manifest.id)
+                case .skipped(let why): (result, detail) = ("skipped", why)
+                case .failed(let why): (result, detail) = ("failed", why)
+                }
+                last = "{\"finishedAt\": \(time(run.finishedAt)), \"reason\": \(JSON.quote(run.reason)), \"result\": \(JSON.quote(result)), "
+                    + "\"detail\": \(JSON.quote(detail)), \"durationMs\": \(run.milliseconds)}"
+            }
+            let latest = backups.store.snapshots().last
+            backup = "{\"running\": \(backups.running), \"mountPath\": \(JSON.quote(backups.store.root)), \"snapshots\": \(backups.store.snapshots().count), "
+                + "\"latest\": \(latest.map { JSON.quote($0.id) } ?? "null"), \"last\": \(last)}"
+        }
+        var agent = "null"
+        if let reporter {
+            agent = "{\"sent\": \(reporter.sent), \"failed\": \(reporter.failed), \"lastSuccess\": \(time(reporter.lastSuccess)), "
+                + "\"lastError\": \(reporter.lastError.map(JSON.quote) ?? "null")}"
+        }
+        let idle = activity.isActive ? 0 : (WallTime.now().milliseconds - (activity.lastActivity ?? startedAt).milliseconds) / 1000
+        return "{\"startedAt\": \(time(startedAt)), \"uptimeSeconds\": \(Int(uptimeSeconds)), \"workspace\": \(JSON.quote(settings.workspaceDirectory)), "
+            + "\"activity\": {\"lastIDEActivity\": \(time(activity.lastIDEActivity)), \"lastSSHActivity\": \(time(activity.lastSSHActivity)), "
+            + "\"activeIDEConnections\": \(activity.activeIDEConnections), \"activeSSHConnections\": \(activity.activeSSHConnections), "
+            + "\"sshSessions\": \(activity.sshSessions), \"idleSeconds\": \(idle)}, \"backup\": \(backup), \"agent\": \(agent)}\n"
+    }
+
+    func metrics() -> String {
+        var lines: [String] = []
+        func metric(_ name: String, _ type: String, _ help: String, _ samples: [(String, String)]) {
+            lines.append("# HELP \(name) \(help)")
+            lines.append("# TYPE \(name) \(type)")
+            for (labels, value) in samples { lines.append(name + labels + " " + value) }
+        }
+        func seconds(_ time: WallTime?) -> String { time.map { String(Double($0.milliseconds) / 1000) } ?? "0" }
+        metric("workspace_supervisor_uptime_seconds", "gauge", "Seconds since the supervisor started.", [("", String(uptimeSeconds))])
+        metric("workspace_supervisor_active_connections", "gauge", "Established connections by kind.",
+               [("{kind=\"ide\"}", "\(activity.activeIDEConnections)"), ("{kind=\"ssh\"}", "\(activity.activeSSHConnections)")])
+        metric("workspace_supervisor_ssh_sessions", "gauge", "Live SSH sessions.", [("", "\(activity.sshSessions)")])
+        metric("workspace_supervisor_last_activity_timestamp_seconds", "gauge", "Last activity by kind (0: none yet).",
+               [("{kind=\"ide\"}", seconds(activity.lastIDEActivity)), ("{kind=\"ssh\"}", seconds(activity.lastSSHActivity))])
+        if let backups {
+            metric("workspace_supervisor_backups_total", "counter", "Backups by result.",
+                   [("{result=\"created\"}", "\(backups.created)"), ("{result=\"skipped\"}", "\(backups.skips)"), ("{result=\"failed\"}", "\(backups.failures)")])
+            metric("workspace_supervisor_backup_running", "gauge", "1 while a backup runs.", [("", backups.running ? "1" : "0")])
+            metric("workspace_supervisor_snapshots", "gauge", "Complete snapshots kept.", [("", "\(backups.store.snapshots().count)")])
+        }
+        if let reporter {
+            metric("workspace_supervisor_reports_total", "counter", "Activity reports by result.",
+                   [("{result=\"sent\"}", "\(reporter.sent)"), ("{result=\"failed\"}", "\(reporter.failed)")])
+        }
+        return lines.joined(separator: "\n") + "\n"
+    }
+}

@@ -1,0 +1,135 @@
+import BerthCore
+import BerthProvisioning
+import Glibc
+
+/// The daemon's configuration, from the variables the workspace images
+/// already use. Everything is checked at start: a value that does not parse
+/// is an error naming the variable, never a silent default.
+public struct SupervisorSettings: Sendable {
+    public var workspaceDirectory = "/workspace"
+    public var monitorInterval: Duration = .seconds(30)
+    public var httpEnabled = true
+    public var httpAddress = "127.0.0.1:9000"
+    public var idePort = 8080
+    public var sshPort = 2222
+    public var agent: Agent?
+    public var backup: Backup?
+
+    public struct Agent: Sendable {
+        public var baseURL: String
+        public var environmentID: String
+        public var apiKey: Secret?
+        public var timeout: Duration
+        /// An idle-timeout consumer must hear from an idle workspace too.
+        public var heartbeat: Duration
+        public var activityURL: String { baseURL + "/api/v1/environments/" + environmentID + "/activity" }
+    }
+
+    public struct Backup: Sendable {
+        public var mountPath: String
+        public var interval: Duration
+        public var excludes: [String]
+        public var syncOnActivity: Bool
+        public var keepLast: Int
+        public var maxAge: Duration?
+    }
+
+    public init() {}
+
+    public static func load(_ environment: [String: String]) throws(SettingError) -> SupervisorSettings {
+        let settings = Settings(environment: environment)
+        var loaded = SupervisorSettings()
+        loaded.workspaceDirectory = settings.value("WORKSPACE_DIR", default: "/workspace")
+        loaded.monitorInterval = try duration(settings, "SUPERVISOR_MONITOR_INTERVAL", default: .seconds(30))
+        loaded.httpEnabled = try settings.boolean("SUPERVISOR_HTTP_ENABLED", default: true)
+        loaded.httpAddress = settings.value("SUPERVISOR_HTTP_ADDR", default: "127.0.0.1:9000")
+        loaded.idePort = try port(settings, "SUPERVISOR_IDE_PORT", default: settings.value("CODE_SERVER_BIND").flatMap { bind in
+            bind.split(separator: ":").last.flatMap { Int($0) }
+        } ?? 8080)
+        loaded.sshPort = try port(settings, "SUPERVISOR_SSH_PORT", default: Int(settings.value("SSH_PORT", default: "2222")) ?? 2222)
+
+        if try settings.boolean("SUPERVISOR_AGENT_ENABLED", default: false) {
+            guard let base = settings.value("SUPERVISOR_AGENT_BASE_URL"), !base.isEmpty else {
+                throw SettingError("SUPERVISOR_AGENT_BASE_URL is not set: SUPERVISOR_AGENT_ENABLED needs the control plane's URL")
+            }
+            guard base.hasPrefix("http://") || base.hasPrefix("https://"), !base.contains(where: { $0 == " " || $0 == "\n" }) else {
+                throw SettingError("SUPERVISOR_AGENT_BASE_URL='\(base)': expected an http:// or https:// URL")
+            }
+            guard let id = settings.value("ENVIRONMENT_ID"), !id.isEmpty else {
+                throw SettingError("ENVIRONMENT_ID is not set: SUPERVISOR_AGENT_ENABLED needs it for the report URL")
+            }
+            guard id.utf8.allSatisfy({ isalnum(Int32($0)) != 0 || $0 == UInt8(ascii: "-") || $0 == UInt8(ascii: "_") || $0 == UInt8(ascii: ".") }) else {
+                throw SettingError("ENVIRONMENT_ID='\(id)': letters, digits, '-', '_' and '.' only (it goes into a URL path)")
+            }
+            let key = try settings.secret("SUPERVISOR_AGENT_API_KEY")
+            if let key, key.bytes.contains(where: { $0 < 0x21 || $0 == 0x7f }) {
+                throw SettingError("SUPERVISOR_AGENT_API_KEY: must be one word of printable characters")
+            }
+            loaded.agent = Agent(baseURL: base.hasSuffix("/") ? String(base.dropLast()) : base, environmentID: id, apiKey: key,
+                                 timeout: try duration(settings, "SUPERVISOR_AGENT_TIMEOUT", default: .seconds(5)),
+                                 heartbeat: try duration(settings, "SUPERVISOR_AGENT_HEARTBEAT_INTERVAL", default: .seconds(60)))
+        }
+
+        if let mount = settings.value("SUPERVISOR_BACKUP_MOUNT_PATH"), !mount.isEmpty {
+            guard mount.hasPrefix("/") else { throw SettingError("SUPERVISOR_BACKUP_MOUNT_PATH='\(mount)': expected an absolute path") }
+            let keepText = settings.value("SUPERVISOR_BACKUP_KEEP", default: "7")
+            guard let keep = Int(keepText), keep >= 1 else {
+                throw SettingError("SUPERVISOR_BACKUP_KEEP='\(keepText)': expected a whole number of snapshots, 1 or more")
+            }
+            loaded.backup = Backup(mountPath: mount,
+                                   interval: try duration(settings, "SUPERVISOR_BACKUP_INTERVAL", default: .seconds(15 * 60)),
+                                   excludes: commaSeparated(settings.value("SUPERVISOR_BACKUP_EXCLUDES")),
+                                   syncOnActivity: try settings.boolean("SUPERVISOR_BACKUP_SYNC_ON_ACTIVITY", default: true),
+                                   keepLast: keep,
+                                   maxAge: try settings.value("SUPERVISOR_BACKUP_MAX_AGE").map { text throws(SettingError) in
+                                       try parse(text, "SUPERVISOR_BACKUP_MAX_AGE")
+                                   })
+        }
+        return loaded
+    }
+
+    static func duration(_ settings: Settings, _ name: String, default fallback: Duration) throws(SettingError) -> Duration {
+        guard let text = settings.value(name) else { return fallback }
+        return try parse(text, name)
+    }
+
+    static func parse(_ text: String, _ name: String) throws(SettingError) -> Duration {
+        guard let value = parseDuration(text), value > .zero else {
+            throw SettingError("\(name)='\(text)': expected a duration like 30s, 15m, 1h30m or 7d")
+        }
+        return value
+    }
+
+    static func port(_ settings: Settings, _ name: String, default fallback: Int) throws(SettingError) -> Int {
+        guard let text = settings.value(name) else { return fallback }
+        guard let port = Int(text), (1...65535).contains(port) else {
+            throw SettingError("\(name)='\(text)': expected a port number from 1 to 65535")
+        }
+        return port
+    }
+}
+
+/// Go-style durations as the images spell them: numbers with units
+/// (ms, s, m, h, d), concatenated ("1h30m"). A bare number is refused: is
+/// "30" seconds or minutes?
+public func parseDuration(_ text: String) -> Duration? {
+    var total: Duration = .zero
+    var rest = Substring(text)
+    guard !rest.isEmpty else { return nil }
+    while !rest.isEmpty {
+        let digits = rest.prefix { $0.isNumber }
+        guard let number = Int(digits), digits.count <= 9 else { return nil }
+        rest = rest.dropFirst(digits.count)
+        let unit = rest.prefix { $0.isLetter }
+        rest = rest.dropFirst(unit.count)
+        switch unit {
+        case "ms": total += .milliseconds(number)
+        case "s": total += .seconds(number)
+        case "m": total += .seconds(number * 60)
+        case "h": total += .seconds(number * 3600)
+        case "d": total += .seconds(number * 86400)
+        default: return nil
+        }
+    }
+    return total
+}
