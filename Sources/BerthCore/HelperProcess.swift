@@ -85,8 +85,11 @@ private final class HelperRun {
         self.completion = completion
     }
 
+    /// Its process group, or itself when it shares its caller's group.
+    var target: pid_t { command.request.isolation == .sameGroup ? pid : -pid }
+
     func killGroup() {
-        if pid > 0 && !finished { kill(-pid, SIGKILL) }
+        if pid > 0 && !finished { kill(target, SIGKILL) }
     }
 
     func start() {
@@ -135,7 +138,7 @@ private final class HelperRun {
         }
         timer = loop.schedule(after: command.timeout) { [self] in
             result.timedOut = true
-            kill(-pid, SIGKILL)
+            kill(target, SIGKILL)
         }
         watchOutput(stdoutFD) { [self] bytes in append(bytes, to: \.standardOutput) }
         watchOutput(stderrFD) { [self] bytes in append(bytes, to: \.standardError) }

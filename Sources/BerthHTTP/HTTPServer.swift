@@ -167,6 +167,7 @@ private final class HTTPConnection {
             if received.count > Self.headLimit { answer(HTTPServerResponse(status: 431, body: "request head too large\n")) }
             return
         }
+        guard end <= Self.headLimit else { return answer(HTTPServerResponse(status: 431, body: "request head too large\n")) }
         let head = String(decoding: received[..<end], as: UTF8.self)
         var lines = head.split(separator: "\r\n", omittingEmptySubsequences: false).map(String.init)
         let requestLine = lines.removeFirst().split(separator: " ").map(String.init)

@@ -151,6 +151,9 @@ public final class BackupRunner {
     private func run(_ arguments: [String], directory: String, timeout: Duration, completion: @escaping (HelperResult) -> Void) {
         var command = HelperCommand(arguments: arguments, timeout: timeout)
         command.request.workingDirectory = directory
+        // In the daemon's own group: when its supervisor kills that group,
+        // tar goes with it instead of writing on as an orphan.
+        command.request.isolation = .sameGroup
         command.outputLimit = 256 << 20
         current = loop.runHelper(command, completion: completion)
     }

@@ -38,8 +38,9 @@ public final class Daemon {
         }
         if settings.httpEnabled {
             do {
-                server = try HTTPServer(address: settings.httpAddress, loop: loop) { [unowned self] in answer($0) }
-                log("status API on \(settings.httpAddress)")
+                let made = try HTTPServer(address: settings.httpAddress, loop: loop) { [unowned self] in answer($0) }
+                server = made
+                log("status API on \(settings.httpAddress) (port \(made.port))")
             } catch {
                 log("SUPERVISOR_HTTP_ADDR=\(error)")
                 return 2

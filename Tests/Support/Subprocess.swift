@@ -228,6 +228,7 @@ public enum Built {
         return directory + "/berth"
     }
     public static var testkit: String { directory + "/berth-testkit" }
+    public static var workspaceSupervisor: String { directory + "/workspace-supervisor" }
 }
 
 /// `unshare` as root gives a fresh PID namespace in which berth is PID 1.

@@ -1,0 +1,113 @@
+import Foundation
+import Glibc
+import TestSupport
+import WorkspaceSupervisor
+import XCTest
+
+/// Configuration checked at start, and the status API, through the real
+/// binary.
+final class SettingsAndAPITests: XCTestCase {
+    func test_every_bad_setting_stops_the_daemon_naming_the_variable() throws {
+        let agent = ["SUPERVISOR_AGENT_ENABLED": "true", "SUPERVISOR_AGENT_BASE_URL": "http://127.0.0.1:1", "ENVIRONMENT_ID": "env-1"]
+        let cases: [([String: String], String)] = [
+            (["SUPERVISOR_MONITOR_INTERVAL": "30"], "SUPERVISOR_MONITOR_INTERVAL='30': expected a duration like 30s, 15m, 1h30m or 7d"),
+            (["SUPERVISOR_MONITOR_INTERVAL": "0s"], "SUPERVISOR_MONITOR_INTERVAL='0s': expected a duration like 30s, 15m, 1h30m or 7d"),
+            (["SUPERVISOR_MONITOR_INTERVAL": "5 minutes"], "SUPERVISOR_MONITOR_INTERVAL='5 minutes': expected a duration"),
+            (["SUPERVISOR_HTTP_ENABLED": "maybe"], "SUPERVISOR_HTTP_ENABLED='maybe': expected 1/0, true/false, yes/no or on/off"),
+            (["SUPERVISOR_HTTP_ADDR": "localhost:9000"], "SUPERVISOR_HTTP_ADDR='localhost' is not an IPv4 address (names are not looked up)"),
+            (["SUPERVISOR_HTTP_ADDR": "127.0.0.1"], "SUPERVISOR_HTTP_ADDR='127.0.0.1': expected HOST:PORT, like 127.0.0.1:9000"),
+            (["SUPERVISOR_SSH_PORT": "99999"], "SUPERVISOR_SSH_PORT='99999': expected a port number from 1 to 65535"),
+            (["SUPERVISOR_AGENT_ENABLED": "yes"], "SUPERVISOR_AGENT_BASE_URL is not set: SUPERVISOR_AGENT_ENABLED needs the control plane's URL"),
+            (agent.merging(["SUPERVISOR_AGENT_BASE_URL": "ftp://plane"]) { $1 }, "SUPERVISOR_AGENT_BASE_URL='ftp://plane': expected an http:// or https:// URL"),
+            (agent.merging(["ENVIRONMENT_ID": ""]) { $1 }, "ENVIRONMENT_ID is not set: SUPERVISOR_AGENT_ENABLED needs it for the report URL"),
+            (agent.merging(["ENVIRONMENT_ID": "../x"]) { $1 }, "ENVIRONMENT_ID='../x': letters, digits, '-', '_' and '.' only"),
+            (agent.merging(["SUPERVISOR_AGENT_TIMEOUT": "fast"]) { $1 }, "SUPERVISOR_AGENT_TIMEOUT='fast': expected a duration"),
+            (agent.merging(["SUPERVISOR_AGENT_API_KEY_FILE": "/nonexistent/key"]) { $1 },
+             "SUPERVISOR_AGENT_API_KEY_FILE=/nonexistent/key: cannot read: No such file or directory"),
+            (["SUPERVISOR_BACKUP_MOUNT_PATH": "backups"], "SUPERVISOR_BACKUP_MOUNT_PATH='backups': expected an absolute path"),
+            (["SUPERVISOR_BACKUP_MOUNT_PATH": "/tmp/b", "SUPERVISOR_BACKUP_KEEP": "0"], "SUPERVISOR_BACKUP_KEEP='0': expected a whole number of snapshots, 1 or more"),
+            (["SUPERVISOR_BACKUP_MOUNT_PATH": "/tmp/b", "SUPERVISOR_BACKUP_INTERVAL": "15"], "SUPERVISOR_BACKUP_INTERVAL='15': expected a duration"),
+            (["SUPERVISOR_BACKUP_MOUNT_PATH": "/tmp/b", "SUPERVISOR_BACKUP_SYNC_ON_ACTIVITY": "sometimes"],
+             "SUPERVISOR_BACKUP_SYNC_ON_ACTIVITY='sometimes': expected 1/0"),
+            (["SUPERVISOR_BACKUP_MOUNT_PATH": "/tmp/b", "SUPERVISOR_BACKUP_MAX_AGE": "week"], "SUPERVISOR_BACKUP_MAX_AGE='week': expected a duration"),
+        ]
+        for (environment, message) in cases {
+            let run = try SupervisorRun(environment)
+            XCTAssertEqual(run.process.wait(timeout: 10), .exited(2), "\(environment): \(run.log)")
+            XCTAssertTrue(run.log.hasPrefix("workspace-supervisor: " + message), "\(environment): \(run.log)")
+        }
+    }
+
+    func test_durations_parse_like_the_images_write_them() {
+        XCTAssertEqual(parseDuration("30s"), .seconds(30))
+        XCTAssertEqual(parseDuration("15m"), .seconds(900))
+        XCTAssertEqual(parseDuration("1h30m"), .seconds(5400))
+        XCTAssertEqual(parseDuration("7d"), .seconds(7 * 86400))
+        XCTAssertEqual(parseDuration("250ms"), .milliseconds(250))
+        for bad in ["", "30", "s", "1.5h", "-1s", "1w", "10 s"] { XCTAssertNil(parseDuration(bad), bad) }
+    }
+
+    func test_the_api_answers_health_status_and_metrics_and_refuses_the_rest() throws {
+        let run = try SupervisorRun(["WORKSPACE_DIR": "/tmp"])
+        let port = try run.apiReady()
+
+        let health = try http(port, "GET", "/health")
+        XCTAssertEqual(health.status, 200)
+        XCTAssertEqual(try jsonObject(health.body)["status"] as? String, "ok")
+        XCTAssertTrue(health.headers.contains("Content-Type: application/json"), health.headers)
+
+        let status = try jsonObject(try http(port, "GET", "/status").body)
+        XCTAssertNotNil(status["startedAt"] as? String)
+        XCTAssertNotNil(status["uptimeSeconds"] as? Int)
+        XCTAssertEqual(status["workspace"] as? String, "/tmp")
+        let activity = try XCTUnwrap(status["activity"] as? [String: Any])
+        XCTAssertEqual(activity["activeIDEConnections"] as? Int, 0)
+        XCTAssertTrue(activity["lastSSHActivity"] is NSNull)
+        XCTAssertTrue(status["backup"] is NSNull, "backups off without a mount path")
+
+        let metrics = try http(port, "GET", "/metrics")
+        XCTAssertEqual(metrics.status, 200)
+        XCTAssertTrue(metrics.headers.contains("text/plain; version=0.0.4"), metrics.headers)
+        XCTAssertTrue(metrics.body.contains("# TYPE workspace_supervisor_uptime_seconds gauge\n"))
+        XCTAssertTrue(metrics.body.contains("workspace_supervisor_active_connections{kind=\"ssh\"} 0\n"))
+        // Every sample line: name{labels} value, in the exposition format.
+        let sample = try NSRegularExpression(pattern: "^[a-z_]+(\\{[a-z]+=\"[a-z]+\"\\})? [0-9.e+-]+$")
+        for line in metrics.body.split(separator: "\n") where !line.hasPrefix("#") {
+            XCTAssertEqual(sample.numberOfMatches(in: String(line), range: NSRange(location: 0, length: line.utf16.count)), 1, String(line))
+        }
+
+        XCTAssertEqual(try http(port, "POST", "/backup").status, 503)
+        XCTAssertEqual(try http(port, "DELETE", "/status").status, 405)
+        XCTAssertEqual(try http(port, "GET", "/nope").status, 404)
+        XCTAssertEqual(try http(port, "GET", "/", raw: "NONSENSE\r\n\r\n").status, 400)
+        XCTAssertEqual(try http(port, "GET", "/", raw: "GET /health HTTP/1.1\r\nX: " + String(repeating: "a", count: 20_000) + "\r\n\r\n").status, 431)
+
+        run.process.signal(SIGTERM)
+        XCTAssertEqual(run.process.wait(timeout: 5), .exited(0), run.log)
+    }
+
+    func test_proc_net_tcp_lines_count_only_established_connections_on_the_ports() {
+        let table = """
+          sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode
+           0: 00000000:08AE 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 1 1 0000000000000000 100 0 0 10 0
+           1: 0100007F:08AE 0100007F:D431 01 00000000:00000000 00:00000000 00000000  1000        0 2 1 0000000000000000 20 4 30 10 -1
+           2: 0100007F:D431 0100007F:08AE 01 00000000:00000000 00:00000000 00000000     0        0 3 1 0000000000000000 20 4 30 10 -1
+           3: 0100007F:1F90 0100007F:C000 06 00000000:00000000 03:00000000 00000000     0        0 0 3 0000000000000000
+        """
+        XCTAssertEqual(TCPTable.established(onLocalPorts: [2222, 8080], in: table), [2222: 1])
+        let six = """
+          sl  local_address                         remote_address                        st
+           0: 0000000000000000FFFF00000100007F:1F90 0000000000000000FFFF00000100007F:9C40 01 00000000:00000000
+        """
+        XCTAssertEqual(TCPTable.established(onLocalPorts: [8080], in: six), [8080: 1])
+    }
+
+    func test_ssh_session_process_titles() {
+        XCTAssertTrue(SSHSessions.isSession("sshd: dev8@pts/0"))
+        XCTAssertTrue(SSHSessions.isSession("sshd: dev8@notty"))
+        XCTAssertTrue(SSHSessions.isSession("sshd-session: dev8@pts/1"))
+        XCTAssertFalse(SSHSessions.isSession("sshd: dev8 [priv]"))
+        XCTAssertFalse(SSHSessions.isSession("sshd: /usr/sbin/sshd -D -e [listener] 0 of 10-100 startups"))
+        XCTAssertFalse(SSHSessions.isSession("/usr/sbin/sshd -D -e"))
+    }
+}
