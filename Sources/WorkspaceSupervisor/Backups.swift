@@ -54,10 +54,16 @@ public struct BackupStore: Sendable {
 
     public init(root: String) { self.root = root }
 
-    /// Complete snapshots, oldest first.
+    /// Complete snapshots, oldest first. A snapshot's id is its directory's
+    /// name (what restore and retention act on), whatever a copied
+    /// manifest says.
     public func snapshots() -> [SnapshotManifest] {
-        entries().filter { !$0.hasPrefix(".") }.compactMap { name in
-            readFile(root + "/" + name + "/manifest.json", limit: 1 << 20).flatMap { SnapshotManifest(json: String(decoding: $0, as: UTF8.self)) }
+        entries().filter { !$0.hasPrefix(".") }.compactMap { name -> SnapshotManifest? in
+            guard var manifest = readFile(root + "/" + name + "/manifest.json", limit: 1 << 20).flatMap({
+                SnapshotManifest(json: String(decoding: $0, as: UTF8.self))
+            }) else { return nil }
+            manifest.id = name
+            return manifest
         }.filter { access(archive(of: $0.id), R_OK) == 0 }.sorted { ($0.createdAt, $0.id) < ($1.createdAt, $1.id) }
     }
 
