@@ -89,6 +89,36 @@ final class BaseImageTests: ImageTestCase {
         XCTAssertTrue(refused.errorText.contains("password is required") || refused.errorText.contains("not allowed"), refused.errorText)
     }
 
+    func test_the_workspace_supervisor_runs_as_dev8_answers_health_and_sees_an_ssh_login() throws {
+        let (name, port) = try start(["SSH_PUBLIC_KEY": publicKey, "SUPERVISOR_MONITOR_INTERVAL": "200ms"])
+        XCTAssertNotNil(try waitForLogin(port, since: now()))
+        let services = try exec(name, "berth status").outputText
+        let pid = try XCTUnwrap(try servicePIDs(name)["workspace-supervisor"], services)
+        XCTAssertEqual(try exec(name, "stat -c %U /proc/\(pid)").outputText, "dev8\n")
+        XCTAssertEqual(try exec(name, "curl -fsS http://127.0.0.1:9000/health").outputText, "{\"status\": \"ok\"}\n")
+
+        // An SSH session held open: the supervisor counts it.
+        let session = try Subprocess(["ssh", "-i", "\(keys)/id", "-p", String(port), "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
+                                      "-o", "BatchMode=yes", "-o", "LogLevel=ERROR", "dev8@127.0.0.1", "sleep 5"], environment: ["PATH": "/usr/bin:/bin"])
+        var activity: [String: Any] = [:]
+        let deadline = now() + 4
+        while now() < deadline {
+            let status = try exec(name, "curl -fsS http://127.0.0.1:9000/status").outputText
+            activity = (try? JSONSerialization.jsonObject(with: Data(status.utf8)) as? [String: Any])?["activity"] as? [String: Any] ?? [:]
+            if activity["sshSessions"] as? Int ?? 0 >= 1 { break }
+            usleep(200_000)
+        }
+        XCTAssertGreaterThanOrEqual(activity["sshSessions"] as? Int ?? 0, 1, "\(activity)")
+        XCTAssertGreaterThanOrEqual(activity["activeSSHConnections"] as? Int ?? 0, 1, "\(activity)")
+        XCTAssertNotNil(activity["lastSSHActivity"] as? String, "\(activity)")
+        session.wait(timeout: 10)
+
+        let stopping = now()
+        XCTAssertEqual(try docker(["stop", name]).status, .exited(0))
+        XCTAssertLessThan(now() - stopping, 2)
+        XCTAssertTrue(try docker(["logs", name]).errorText.contains("berth: workspace-supervisor: stopped"))
+    }
+
     func test_bad_input_leaves_a_running_unhealthy_container_with_the_error() throws {
         let (name, _) = try start(["SSH_PUBLIC_KEY": "ssh-ed25519 not-a-key"])
         let deadline = now() + 20

@@ -101,7 +101,7 @@ final class WorkspaceImageTests: ImageTestCase {
         if try exec(name, "command -v code-server").status != .exited(0) {
             XCTAssertTrue(logs().contains("berth: code-server is not installed"), logs())
         }
-        XCTAssertTrue(logs().contains("berth: workspace-supervisor is not installed"), logs())
+        XCTAssertFalse(logs().contains("berth: workspace-supervisor is not installed"), logs())
 
         // No secret in logs, argv, .bashrc, world-readable files or any
         // process's environment (sshd's, berth's own included).
@@ -146,15 +146,15 @@ final class WorkspaceImageTests: ImageTestCase {
 
     func test_the_readme_first_command_starts_a_workspace_and_says_how_to_connect() throws {
         let repository = String(#filePath.dropLast("Tests/ImageTests/WorkspaceImageTests.swift".count))
-        // The release berth scripts/test built: this test runs inside
+        // The release binaries scripts/test built: this test runs inside
         // `swift test`, which holds .build against another SwiftPM build.
-        let berth = repository + ".build/release/berth"
-        guard access(berth, X_OK) == 0 else { throw XCTSkip("no \(berth) (scripts/build-release makes it)") }
+        let binaries = repository + ".build/release"
+        guard access(binaries + "/workspace-supervisor", X_OK) == 0 else { throw XCTSkip("no \(binaries) binaries (scripts/build-release makes them)") }
         let name = uniqueName("readme")
         volumes += ["\(name)-home", "\(name)-workspace"]
         let sshPort = Int.random(in: 20_000..<30_000)
         let environment = ["PATH": "/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin:/opt/swift/usr/bin", "HOME": "/root", "WORKSPACE_NAME": name,
-                           "WORKSPACE_SSH_PORT": String(sshPort), "WORKSPACE_IDE_PORT": String(sshPort + 1), "BERTH_BINARY": berth]
+                           "WORKSPACE_SSH_PORT": String(sshPort), "WORKSPACE_IDE_PORT": String(sshPort + 1), "BERTH_BIN_DIR": binaries]
         let run = try Subprocess([repository + "scripts/workspace"], environment: environment)
         XCTAssertEqual(run.wait(timeout: 600), .exited(0), run.errorText)
         let lines = run.outputText.split(separator: "\n").map(String.init)
