@@ -92,7 +92,7 @@ let package = Package(
         .testTarget(name: "BerthSystemdTests", dependencies: ["TestSupport"]),
         // The images in real containers; skipped without a Docker engine.
         .testTarget(name: "ImageTests", dependencies: ["TestSupport"]),
-        .testTarget(name: "WorkspaceSupervisorTests", dependencies: ["WorkspaceSupervisor", "TestSupport"]),
+        .testTarget(name: "WorkspaceSupervisorTests", dependencies: ["WorkspaceSupervisor", "BerthCore", "TestSupport"]),
         .testTarget(name: "BerthInitTests", dependencies: ["BerthInit", "BerthCore", "TestSupport"]),
     ]
 )

@@ -11,6 +11,13 @@ public struct HTTPRequest: Sendable {
     public var timeout: Duration
     /// Larger answers are refused: berth only ever expects small JSON.
     public var bodyLimit: Int
+    /// Another method than GET/POST (PUT, DELETE).
+    public var method: String?
+    /// A file sent as the body, read by libcurl as it goes (a PUT).
+    public var uploadFile: String?
+    /// AWS Signature V4 by libcurl: provider ("aws:amz:REGION:s3") and
+    /// "KEY:SECRET", kept in memory only.
+    public var awsSigV4: (provider: String, credentials: String)?
 
     public init(url: String, headers: [String] = [], body: String? = nil, timeout: Duration = .seconds(10), bodyLimit: Int = 1 << 20) {
         self.url = url
@@ -58,8 +65,13 @@ extension EventLoop {
         let exchange = HTTPExchange()
         var error = [CChar](repeating: 0, count: 512)
         let milliseconds = max(1, request.timeout.components.seconds * 1000 + request.timeout.components.attoseconds / 1_000_000_000_000_000)
+        let extras = [request.method, request.uploadFile, request.awsSigV4?.provider, request.awsSigV4?.credentials]
         let started: OpaquePointer? = withCStrings(request.headers) { headers in
-            berth_http_start(request.url, headers.baseAddress, headers.count, request.body, Int(milliseconds), request.bodyLimit, &error, error.count)
+            withOptionalCStrings(extras) { extra in
+                var options = berth_http_extras(method: extra[0], upload_path: extra[1], aws_sigv4: extra[2], credentials: extra[3])
+                return berth_http_start(request.url, headers.baseAddress, headers.count, request.body, &options, Int(milliseconds), request.bodyLimit,
+                                        &error, error.count)
+            }
         }
         guard let started else {
             let message = String(decoding: error.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
@@ -93,6 +105,20 @@ extension EventLoop {
         }
         return exchange
     }
+}
+
+/// Like withCStrings, nil staying nil.
+private func withOptionalCStrings<R>(_ strings: [String?], _ body: ([UnsafePointer<CChar>?]) -> R) -> R {
+    let copies = strings.map { $0.map { strdup($0) } ?? nil }
+    defer {
+        for copy in copies {
+            if let copy {
+                memset(copy, 0, strlen(copy))
+                free(copy)
+            }
+        }
+    }
+    return body(copies.map { UnsafePointer($0) })
 }
 
 /// NUL-terminated copies of `strings` for the duration of `body`.

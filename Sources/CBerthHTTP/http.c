@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 static struct {
@@ -63,6 +64,10 @@ struct berth_http_exchange {
     int fd;
     char *url;
     char *body;
+    char *method;
+    char *upload_path;
+    char *aws_sigv4;
+    char *credentials;
     struct curl_slist *headers;
     long timeout_ms;
     size_t body_limit;
@@ -79,6 +84,11 @@ static void release(struct berth_http_exchange *exchange) {
     close(exchange->fd);
     free(exchange->url);
     free(exchange->body);
+    free(exchange->method);
+    free(exchange->upload_path);
+    free(exchange->aws_sigv4);
+    if (exchange->credentials) explicit_bzero(exchange->credentials, strlen(exchange->credentials));
+    free(exchange->credentials);
     free(exchange->response);
     // The Authorization header holds a token: wipe it before free.
     for (struct curl_slist *item = exchange->headers; item; item = item->next) {
@@ -134,7 +144,24 @@ static void *perform(void *context) {
         curl.easy_setopt(handle, CURLOPT_XFERINFODATA, exchange);
         curl.easy_setopt(handle, CURLOPT_ERRORBUFFER, detail);
         if (exchange->body) curl.easy_setopt(handle, CURLOPT_POSTFIELDS, exchange->body);
-        CURLcode code = curl.easy_perform(handle);
+        FILE *upload = NULL;
+        if (exchange->upload_path) {
+            upload = fopen(exchange->upload_path, "rbe");
+            struct stat info;
+            if (upload && fstat(fileno(upload), &info) == 0) {
+                curl.easy_setopt(handle, CURLOPT_UPLOAD, 1L);
+                curl.easy_setopt(handle, CURLOPT_READDATA, upload);
+                curl.easy_setopt(handle, CURLOPT_INFILESIZE_LARGE, (curl_off_t)info.st_size);
+            }
+        }
+        if (exchange->method) curl.easy_setopt(handle, CURLOPT_CUSTOMREQUEST, exchange->method);
+        if (exchange->aws_sigv4) {
+            curl.easy_setopt(handle, CURLOPT_AWS_SIGV4, exchange->aws_sigv4);
+            curl.easy_setopt(handle, CURLOPT_USERPWD, exchange->credentials ? exchange->credentials : "");
+        }
+        CURLcode code = (exchange->upload_path && !upload) ? CURLE_READ_ERROR : curl.easy_perform(handle);
+        if (upload) fclose(upload);
+        if (exchange->upload_path && !upload) snprintf(detail, sizeof detail, "cannot read %s: %s", exchange->upload_path, strerror(errno));
         if (code == CURLE_OK) {
             curl.easy_getinfo(handle, CURLINFO_RESPONSE_CODE, &exchange->status);
         } else if (exchange->truncated) {
@@ -151,8 +178,8 @@ static void *perform(void *context) {
 }
 
 struct berth_http_exchange *berth_http_start(const char *url, const char *const *headers, size_t header_count,
-                                             const char *body, long timeout_ms, size_t body_limit,
-                                             char *error, size_t error_size) {
+                                             const char *body, const struct berth_http_extras *extras,
+                                             long timeout_ms, size_t body_limit, char *error, size_t error_size) {
     pthread_once(&load_once, load_curl);
     if (load_error[0]) {
         snprintf(error, error_size, "%s", load_error);
@@ -171,6 +198,16 @@ struct berth_http_exchange *berth_http_start(const char *url, const char *const 
     exchange->url = strdup(url);
     exchange->body = body ? strdup(body) : NULL;
     int ok = exchange->fd >= 0 && exchange->url && (!body || exchange->body);
+#define COPY(field)                                                \
+    if (extras && extras->field) {                                 \
+        exchange->field = strdup(extras->field);                   \
+        if (!exchange->field) ok = 0;                              \
+    }
+    COPY(method)
+    COPY(upload_path)
+    COPY(aws_sigv4)
+    COPY(credentials)
+#undef COPY
     for (size_t index = 0; ok && index < header_count; index++) {
         struct curl_slist *grown = curl.slist_append(exchange->headers, headers[index]);
         if (!grown) ok = 0;

@@ -17,6 +17,8 @@ public final class BackupRunner {
         public var milliseconds: Int64
         public var reason: String
         public var outcome: Outcome
+        /// Copies in object storage: "s3 ok", "azure failed: ...".
+        public var remote: [String]
     }
 
     let loop: EventLoop
@@ -24,6 +26,8 @@ public final class BackupRunner {
     let workspace: String
     public let store: BackupStore
     var current: HelperHandle?
+    let remote: RemoteCopies
+    var remoteResult: [String] = []
     var partial: String?
     var aborted = false
     public private(set) var running = false
@@ -37,6 +41,7 @@ public final class BackupRunner {
         self.settings = settings
         self.workspace = workspace
         self.store = BackupStore(root: settings.mountPath)
+        self.remote = RemoteCopies(loop: loop, settings: settings)
     }
 
     /// `force`: take it even when nothing changed (POST /backup, SIGUSR1).
@@ -47,6 +52,7 @@ public final class BackupRunner {
         guard !running else { return false }
         running = true
         aborted = false
+        remoteResult = []
         let started = WallTime.now()
         let finish: (Outcome) -> Void = { [self] outcome in
             running = false
@@ -59,7 +65,8 @@ public final class BackupRunner {
             case .failed: failures += 1
             }
             let now = WallTime.now()
-            lastRun = LastRun(finishedAt: now, milliseconds: now.milliseconds - started.milliseconds, reason: reason, outcome: outcome)
+            lastRun = LastRun(finishedAt: now, milliseconds: now.milliseconds - started.milliseconds, reason: reason, outcome: outcome,
+                              remote: remoteResult)
             done(outcome)
         }
         if AtomicFile.ensureDirectoryQuietly(settings.mountPath) == false {
@@ -134,7 +141,12 @@ public final class BackupRunner {
                     partial = nil
                     syncDirectory(settings.mountPath)
                     let removed = store.prune(keepLast: settings.keepLast, maxAge: settings.maxAge, now: .now())
-                    finish(.created(manifest, removed: removed))
+                    guard remote.configured else { return finish(.created(manifest, removed: removed)) }
+                    // Whole locally first; a failed copy leaves it that way.
+                    remote.upload(manifest, from: settings.mountPath + "/" + id) { [self] lines in
+                        remoteResult = lines
+                        finish(.created(manifest, removed: removed))
+                    }
                 }
             }
         }
@@ -146,6 +158,7 @@ public final class BackupRunner {
         guard running else { return }
         aborted = true
         current?.kill()
+        remote.cancel()
     }
 
     private func run(_ arguments: [String], directory: String, timeout: Duration, completion: @escaping (HelperResult) -> Void) {

@@ -109,8 +109,10 @@ public final class Daemon {
             switch outcome {
             case .created(let manifest, let removed):
                 activeSinceLastBackup = activity.isActive
+                let remote = backups.lastRun?.remote ?? []
                 log("backup \(manifest.id) (\(reason)): \(manifest.bytes) bytes, \(manifest.entries) entries"
-                    + (removed.isEmpty ? "" : "; removed \(removed.joined(separator: ", "))"))
+                    + (removed.isEmpty ? "" : "; removed \(removed.joined(separator: ", "))")
+                    + (remote.isEmpty ? "" : "; " + remote.joined(separator: ", ")))
             case .skipped(let why):
                 log("backup skipped (\(reason)): \(why)")
             case .failed(let why):
@@ -160,7 +162,8 @@ public final class Daemon {
                 case .failed(let why): (result, detail) = ("failed", why)
                 }
                 last = "{\"finishedAt\": \(time(run.finishedAt)), \"reason\": \(JSON.quote(run.reason)), \"result\": \(JSON.quote(result)), "
-                    + "\"detail\": \(JSON.quote(detail)), \"durationMs\": \(run.milliseconds)}"
+                    + "\"detail\": \(JSON.quote(detail)), \"durationMs\": \(run.milliseconds), "
+                    + "\"remote\": [\(run.remote.map(JSON.quote).joined(separator: ", "))]}"
             }
             let latest = backups.store.snapshots().last
             backup = "{\"running\": \(backups.running), \"mountPath\": \(JSON.quote(backups.store.root)), \"snapshots\": \(backups.store.snapshots().count), "

@@ -32,6 +32,17 @@ public struct SupervisorSettings: Sendable {
         public var syncOnActivity: Bool
         public var keepLast: Int
         public var maxAge: Duration?
+        public var s3: S3Target?
+        /// A container SAS URL: https://ACCOUNT.blob.core.windows.net/CONTAINER?SAS
+        public var azureSASURL: Secret?
+    }
+
+    /// Path-style S3 (AWS or compatible): URL is ENDPOINT/BUCKET[/PREFIX].
+    public struct S3Target: Sendable {
+        public var url: String
+        public var region: String
+        public var accessKeyID: String
+        public var secretAccessKey: Secret
     }
 
     public init() {}
@@ -84,6 +95,30 @@ public struct SupervisorSettings: Sendable {
                                    maxAge: try settings.value("SUPERVISOR_BACKUP_MAX_AGE").map { text throws(SettingError) in
                                        try parse(text, "SUPERVISOR_BACKUP_MAX_AGE")
                                    })
+            if let url = settings.value("SUPERVISOR_BACKUP_S3_URL"), !url.isEmpty {
+                let trimmed = url.hasSuffix("/") ? String(url.dropLast()) : url
+                guard trimmed.hasPrefix("http://") || trimmed.hasPrefix("https://"), trimmed.split(separator: "/").count >= 3, !trimmed.contains("?") else {
+                    throw SettingError("SUPERVISOR_BACKUP_S3_URL='\(url)': expected ENDPOINT/BUCKET[/PREFIX], like https://s3.eu-west-1.amazonaws.com/my-bucket/workspaces")
+                }
+                guard let id = settings.value("AWS_ACCESS_KEY_ID"), !id.isEmpty else {
+                    throw SettingError("AWS_ACCESS_KEY_ID is not set: SUPERVISOR_BACKUP_S3_URL needs credentials")
+                }
+                guard let secret = try settings.secret("AWS_SECRET_ACCESS_KEY") else {
+                    throw SettingError("AWS_SECRET_ACCESS_KEY is not set: SUPERVISOR_BACKUP_S3_URL needs credentials")
+                }
+                let region = settings.value("SUPERVISOR_BACKUP_S3_REGION") ?? settings.value("AWS_REGION") ?? "us-east-1"
+                guard !region.isEmpty, region.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "-" }) else {
+                    throw SettingError("SUPERVISOR_BACKUP_S3_REGION='\(region)': expected a region name like eu-west-1")
+                }
+                loaded.backup?.s3 = S3Target(url: trimmed, region: region, accessKeyID: id, secretAccessKey: secret)
+            }
+            if let sas = try settings.secret("SUPERVISOR_BACKUP_AZURE_SAS_URL") {
+                let text = String(decoding: sas.bytes, as: UTF8.self)
+                guard text.hasPrefix("https://") || text.hasPrefix("http://"), text.contains("?"), !text.contains(where: { $0 == " " || $0 == "\n" }) else {
+                    throw SettingError("SUPERVISOR_BACKUP_AZURE_SAS_URL: expected a container SAS URL, https://ACCOUNT.blob.core.windows.net/CONTAINER?sv=...")
+                }
+                loaded.backup?.azureSASURL = sas
+            }
         }
         return loaded
     }

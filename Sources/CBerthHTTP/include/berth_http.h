@@ -8,12 +8,20 @@
 
 struct berth_http_exchange;
 
+// What few requests need beyond a GET or POST; every field may be NULL.
+struct berth_http_extras {
+    const char *method;        // e.g. "PUT", "DELETE"
+    const char *upload_path;   // a file sent as the body (a PUT)
+    const char *aws_sigv4;     // libcurl's SigV4 provider, "aws:amz:REGION:s3"
+    const char *credentials;   // "KEY:SECRET" for SigV4 (wiped when freed)
+};
+
 // Starts a GET (or a POST when body != NULL). headers: "Name: value"
 // strings. Returns NULL with a message in `error` when it cannot start
 // (libcurl missing, no memory, no thread).
 struct berth_http_exchange *berth_http_start(const char *url, const char *const *headers, size_t header_count,
-                                             const char *body, long timeout_ms, size_t body_limit,
-                                             char *error, size_t error_size);
+                                             const char *body, const struct berth_http_extras *extras,
+                                             long timeout_ms, size_t body_limit, char *error, size_t error_size);
 // Becomes readable once the exchange is over.
 int berth_http_fd(const struct berth_http_exchange *exchange);
 // After the fd became readable: HTTP status (0 when no answer came), the
