@@ -19,13 +19,17 @@ final class RemoteCopyTests: XCTestCase {
     }
 
     /// moto on a free loopback port; nil (skip) when moto is not installed.
-    func moto() throws -> (server: Subprocess, url: String) {
+    /// `freeActions`: requests moto takes unsigned before it checks every
+    /// signature against its IAM users (nil: it never checks).
+    func moto(freeActions: Int? = nil) throws -> (server: Subprocess, url: String) {
         guard try script("import moto.server, flask").status == .exited(0) else {
             throw XCTSkip("moto[server] is not installed (.ci/run installs it)")
         }
         for _ in 0..<3 {
             let port = Int.random(in: 30_000..<40_000)
-            let server = try Subprocess(python + ["-m", "moto.server", "-H", "127.0.0.1", "-p", String(port)], environment: ["PATH": runnerPath, "HOME": "/tmp"])
+            var environment = ["PATH": runnerPath, "HOME": "/tmp"]
+            if let freeActions { environment["INITIAL_NO_AUTH_ACTION_COUNT"] = String(freeActions) }
+            let server = try Subprocess(python + ["-m", "moto.server", "-H", "127.0.0.1", "-p", String(port)], environment: environment)
             let deadline = now() + 20
             while now() < deadline {
                 if (try? http(port, "GET", "/"))?.status == 200 { return (server, "http://127.0.0.1:\(port)") }
@@ -110,6 +114,43 @@ final class RemoteCopyTests: XCTestCase {
         XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: scratch.path + "/backups").filter { !$0.hasPrefix(".") }.count, 1)
         run.process.signal(SIGTERM)
         XCTAssertEqual(run.process.wait(timeout: 5), .exited(0))
+    }
+
+    func test_s3_requests_carry_a_sigv4_signature_that_s3_verifies() throws {
+        // moto checks signatures once its free actions are used: the probe
+        // that it is up, an IAM user, its key and its policy. The bucket is
+        // made with that key.
+        let (server, url) = try moto(freeActions: 4)
+        defer { server.signal(SIGKILL); server.wait(timeout: 5) }
+        let setup = try script("""
+        import boto3, json, sys
+        kw = dict(endpoint_url=sys.argv[1], region_name="us-east-1", aws_access_key_id="AKIASETUP", aws_secret_access_key="x")
+        iam = boto3.client("iam", **kw)
+        iam.create_user(UserName="berth")
+        key = iam.create_access_key(UserName="berth")["AccessKey"]
+        iam.put_user_policy(UserName="berth", PolicyName="s3", PolicyDocument=json.dumps(
+            {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:*", "Resource": "*"}]}))
+        kw.update(aws_access_key_id=key["AccessKeyId"], aws_secret_access_key=key["SecretAccessKey"])
+        boto3.client("s3", **kw).create_bucket(Bucket="signed")
+        print(key["AccessKeyId"], key["SecretAccessKey"])
+        """, [url])
+        XCTAssertEqual(setup.status, .exited(0), setup.errorText)
+        let words = setup.outputText.split(separator: " ").map { $0.trimmingWhitespace() }
+        guard words.count == 2 else { return XCTFail("no key: \(setup.outputText)") }
+        let scratch = Scratch()
+        _ = try scratch.sh("mkdir workspace && printf 'x\\n' > workspace/a")
+        for (secret, expected) in [(words[1], "; s3 ok"), (words[1] + "x", "; s3 failed: HTTP 403 for ")] {
+            let run = try SupervisorRun([
+                "WORKSPACE_DIR": scratch.path + "/workspace", "SUPERVISOR_BACKUP_MOUNT_PATH": scratch.path + "/backups",
+                "SUPERVISOR_BACKUP_S3_URL": url + "/signed", "AWS_ACCESS_KEY_ID": words[0], "AWS_SECRET_ACCESS_KEY": secret,
+            ])
+            _ = try run.apiReady()
+            run.process.signal(SIGUSR1)
+            XCTAssertTrue(run.waitFor("(SIGUSR1): ", timeout: 30), run.log)
+            XCTAssertTrue(run.log.contains(expected), "\(expected): \(run.log)")
+            run.process.signal(SIGTERM)
+            XCTAssertEqual(run.process.wait(timeout: 5), .exited(0))
+        }
     }
 
     func test_s3_settings_are_checked_at_start() throws {
