@@ -7,6 +7,9 @@ import Glibc
 /// program is installed (each switched off by its variable) and the image's
 /// own from BERTH_SERVICES_DIR.
 enum NativeServices {
+    /// Kept from every other service and from the command.
+    static let workspaceSupervisorSecrets = ["SUPERVISOR_AGENT_API_KEY", "AWS_SECRET_ACCESS_KEY", "SUPERVISOR_BACKUP_AZURE_SAS_URL"]
+
     struct Plan {
         var supervision: InitPolicy.Supervision
         var commandIdentity: SpawnRequest.Identity?
@@ -50,6 +53,8 @@ enum NativeServices {
             return (String(line[..<equals]), String(line[line.index(after: equals)...]))
         })
         inherited["NOTIFY_SOCKET"] = nil
+        // The workspace supervisor's credentials reach it alone.
+        for name in workspaceSupervisorSecrets { inherited[name] = nil }
         // Check dependencies and cycles now: a bad file stops berth
         // before anything starts, naming the service.
         do {
@@ -154,6 +159,7 @@ enum NativeServices {
             // Its SUPERVISOR_* settings reach it with the rest of the environment.
             var definition = ServiceDefinition(name: "workspace-supervisor", command: [daemon])
             definition.user = user?.name
+            definition.passSecrets = workspaceSupervisorSecrets
             definitions.append(definition)
         }
         return definitions

@@ -26,7 +26,7 @@ final class BuiltInServicesTests: XCTestCase {
         """, mode: 0o755)
         try root.write("/usr/bin/workspace-supervisor", """
         #!/bin/sh
-        echo "mode=$SUPERVISOR_MODE"
+        echo "mode=$SUPERVISOR_MODE key=$SUPERVISOR_AGENT_API_KEY aws=$AWS_SECRET_ACCESS_KEY"
         /testkit ids
         exec /testkit print-signals 15 60
 
@@ -52,12 +52,18 @@ final class BuiltInServicesTests: XCTestCase {
 
     func test_the_workspace_supervisor_runs_as_the_workspace_user_with_its_settings() throws {
         let root = try root()
-        let run = try root.berth([], environment: ["PATH": "/usr/bin:/bin", "CODE_SERVER_ENABLED": "0", "SUPERVISOR_MODE": "strict"])
+        let run = try root.berth(["--", "/bin/sh", "-c", "echo \"command key=$SUPERVISOR_AGENT_API_KEY aws=$AWS_SECRET_ACCESS_KEY\"; exec /testkit print-signals 15 60"], environment: [
+            "PATH": "/usr/bin:/bin", "CODE_SERVER_ENABLED": "0", "SUPERVISOR_MODE": "strict",
+            "SUPERVISOR_AGENT_API_KEY": "agent-key", "AWS_SECRET_ACCESS_KEY": "aws-secret",
+        ])
         var lines: [String] = []
-        while lines.count < 3, let line = run.readLine(timeout: 20) { lines.append(line) }
-        XCTAssertEqual(lines.prefix(2), ["workspace-supervisor | mode=strict", "workspace-supervisor | uid=1000 gid=1000 groups=1000"], run.errorText)
+        while lines.count < 4, let line = run.readLine(timeout: 20) { lines.append(line) }
+        XCTAssertEqual(lines.filter { $0.hasPrefix("workspace-supervisor") }.prefix(2),
+                       ["workspace-supervisor | mode=strict key=agent-key aws=aws-secret", "workspace-supervisor | uid=1000 gid=1000 groups=1000"], run.errorText)
+        // Its credentials reach it alone: not the command (nor any other service).
+        XCTAssertTrue(lines.contains("command key= aws="), "\(lines)")
         if let berth = childOf(run.pid) { kill(berth, SIGTERM) }
-        XCTAssertEqual(run.wait(timeout: 15), .exited(0), run.errorText)
+        XCTAssertTrue(run.wait(timeout: 15).isTermination, run.errorText)
     }
 
     func test_an_absent_workspace_supervisor_is_said_once_and_berth_carries_on() throws {
