@@ -27,6 +27,9 @@ public final class Daemon {
 
     /// Runs until SIGTERM/SIGINT; the exit status.
     public func run() -> Int32 {
+        // Snapshots hold the workspace: what tar and the daemon write is
+        // the user's alone, whatever umask the daemon was started with.
+        umask(0o077)
         if let agent = settings.agent {
             reporter = ActivityReporter(loop: loop, agent: agent) { [unowned self] in activity }
         }

@@ -119,6 +119,32 @@ final class BaseImageTests: ImageTestCase {
         XCTAssertTrue(try docker(["logs", name]).errorText.contains("berth: workspace-supervisor: stopped"))
     }
 
+    func test_the_workspace_supervisor_backs_up_to_a_volume_and_restores_in_the_container() throws {
+        let volume = "berth-test-backups-\(getpid())-\(Int.random(in: 0..<1_000_000))"
+        defer { _ = try? docker(["volume", "rm", "-f", volume]) }
+        let (name, port) = try start(["SSH_PUBLIC_KEY": publicKey, "SUPERVISOR_BACKUP_MOUNT_PATH": "/backups", "SUPERVISOR_BACKUP_EXCLUDES": "node_modules"],
+                                     flags: ["-v", "\(volume):/backups"])
+        XCTAssertNotNil(try waitForLogin(port, since: now()))
+        let made = try ssh(port, "cd /workspace && mkdir -p src node_modules/x && printf 'fn main() {}\\n' > src/main.rs && chmod 750 src && ln -s src/main.rs entry && echo dep > node_modules/x/i.js")
+        XCTAssertEqual(made.status, .exited(0), made.errorText)
+        XCTAssertEqual(try exec(name, "curl -fsS -X POST http://127.0.0.1:9000/backup").outputText, "{\"started\": true}\n")
+        var listing = ""
+        let deadline = now() + 20
+        while now() < deadline {
+            listing = try docker(["exec", "-u", "dev8", "-e", "SUPERVISOR_BACKUP_MOUNT_PATH=/backups", name, "workspace-supervisor", "list"]).outputText
+            if listing.split(separator: "\n").count >= 2 { break }
+            usleep(200_000)
+        }
+        let id = try XCTUnwrap(listing.split(separator: "\n").dropFirst().first?.split(separator: " ").first.map(String.init), listing)
+        XCTAssertEqual(try exec(name, "stat -c '%U %a' /backups/\(id)/workspace.tar.gz").outputText, "dev8 600\n")
+        let restore = try docker(["exec", "-u", "dev8", "-e", "SUPERVISOR_BACKUP_MOUNT_PATH=/backups", name, "workspace-supervisor", "restore", id, "/tmp/restored"])
+        XCTAssertEqual(restore.status, .exited(0), restore.errorText)
+        let compare = "cd /workspace && find . -path ./node_modules -prune -o -printf '%P %y %m %l\\n' | sort"
+        XCTAssertEqual(try exec(name, compare.replacingOccurrences(of: "/workspace", with: "/tmp/restored")).outputText, try exec(name, compare).outputText)
+        XCTAssertEqual(try exec(name, "cat /tmp/restored/src/main.rs").outputText, "fn main() {}\n")
+        XCTAssertEqual(try exec(name, "test -e /tmp/restored/node_modules; echo $?").outputText, "1\n", "excluded")
+    }
+
     func test_bad_input_leaves_a_running_unhealthy_container_with_the_error() throws {
         let (name, _) = try start(["SSH_PUBLIC_KEY": "ssh-ed25519 not-a-key"])
         let deadline = now() + 20

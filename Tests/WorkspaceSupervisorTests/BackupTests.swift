@@ -68,6 +68,8 @@ final class BackupTests: XCTestCase {
         let sum = try scratch.sh("sha256sum '\(backups)/\(id)/workspace.tar.gz'").split(separator: " ").first.map(String.init)
         XCTAssertEqual(manifest["sha256"] as? String, sum)
         XCTAssertEqual(manifest["excludes"] as? [String], ["node_modules"])
+        XCTAssertEqual(try scratch.sh("stat -c %a '\(backups)/\(id)' '\(backups)/\(id)/workspace.tar.gz' '\(backups)/\(id)/manifest.json'"), "700\n600\n600\n",
+                       "private, whatever the umask")
 
         let list = try cli(["list"])
         XCTAssertEqual(list.status, .exited(0), list.errorText)
