@@ -16,7 +16,6 @@ public final class Daemon {
     var backups: BackupRunner?
     var server: HTTPServer?
     var activeSinceLastBackup = false
-    var exitStatus: Int32 = 0
     let log: (String) -> Void
 
     public init(settings: SupervisorSettings, loop: EventLoop, log: @escaping (String) -> Void) {
@@ -25,7 +24,7 @@ public final class Daemon {
         self.log = log
     }
 
-    /// Runs until SIGTERM/SIGINT; the exit status.
+    /// Runs until SIGTERM/SIGINT; the exit status (2: the API address is unusable).
     public func run() -> Int32 {
         // Snapshots hold the workspace: what tar and the daemon write is
         // the user's alone, whatever umask the daemon was started with.
@@ -62,7 +61,7 @@ public final class Daemon {
         poll()
         reporter?.start()
         loop.run()
-        return exitStatus
+        return 0
     }
 
     private func shutDown() {
