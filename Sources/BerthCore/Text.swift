@@ -51,6 +51,19 @@ public func readFile(_ path: String, limit: Int = 16 << 20) -> [UInt8]? {
     return readAll(fd, limit: limit)
 }
 
+/// The names in a directory ("." and ".." left out), unsorted; nil when it
+/// cannot be opened.
+public func directoryNames(_ path: String) -> [String]? {
+    guard let directory = opendir(path) else { return nil }
+    defer { closedir(directory) }
+    var names: [String] = []
+    while let entry = readdir(directory) {
+        let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+        if name != "." && name != ".." { names.append(name) }
+    }
+    return names
+}
+
 /// `path` as a UNIX socket address for bind or connect; nil when the path
 /// does not fit one (108 bytes with its NUL).
 public func withUnixSocketAddress<R>(_ path: String, _ body: (UnsafePointer<sockaddr>, socklen_t) -> R) -> R? {

@@ -21,13 +21,7 @@ public final class DropInStep: ProvisioningStep {
     /// The executables in `directory`, in name order, each depending on the
     /// one before (and the first on every built-in step).
     public static func scan(_ directory: String, after builtIns: [String], timeout: Duration) -> [DropInStep] {
-        guard let dir = opendir(directory) else { return [] }
-        defer { closedir(dir) }
-        var names: [String] = []
-        while let entry = readdir(dir) {
-            let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix(while: { $0 != 0 }), as: UTF8.self) }
-            if !name.hasPrefix(".") { names.append(name) }
-        }
+        let names = (directoryNames(directory) ?? []).filter { !$0.hasPrefix(".") }
         var steps: [DropInStep] = []
         for name in names.sorted() {
             let previous = steps.last.map { [$0.name] } ?? builtIns

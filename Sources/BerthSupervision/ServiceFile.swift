@@ -19,13 +19,7 @@ public enum ServiceFile {
 
     /// Every `*.toml` in `directory`, by name; a missing directory is none.
     public static func loadDirectory(_ directory: String) throws(LoadError) -> [ServiceDefinition] {
-        guard let dir = opendir(directory) else { return [] }
-        var names: [String] = []
-        while let entry = readdir(dir) {
-            let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix(while: { $0 != 0 }), as: UTF8.self) }
-            if name.hasSuffix(".toml") && !name.hasPrefix(".") { names.append(name) }
-        }
-        closedir(dir)
+        let names = (directoryNames(directory) ?? []).filter { $0.hasSuffix(".toml") && !$0.hasPrefix(".") }
         var definitions: [ServiceDefinition] = []
         for name in names.sorted() {
             let path = directory + "/" + name

@@ -66,16 +66,11 @@ public enum TCPTable {
 /// terminal. /proc/PID/cmdline is readable by every user.
 public enum SSHSessions {
     public static func count(proc: String = "/proc") -> Int {
-        guard let directory = opendir(proc) else { return 0 }
-        defer { closedir(directory) }
-        var sessions = 0
-        while let entry = readdir(directory) {
-            let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
-            guard let first = name.utf8.first, first >= UInt8(ascii: "0"), first <= UInt8(ascii: "9") else { continue }
-            guard let bytes = readFile(proc + "/" + name + "/cmdline", limit: 4096) else { continue }
-            if isSession(String(decoding: bytes.prefix { $0 != 0 }, as: UTF8.self)) { sessions += 1 }
-        }
-        return sessions
+        (directoryNames(proc) ?? []).filter { name in
+            guard let first = name.utf8.first, first >= UInt8(ascii: "0"), first <= UInt8(ascii: "9"),
+                  let bytes = readFile(proc + "/" + name + "/cmdline", limit: 4096) else { return false }
+            return isSession(String(decoding: bytes.prefix { $0 != 0 }, as: UTF8.self))
+        }.count
     }
 
     public static func isSession(_ title: String) -> Bool {

@@ -69,7 +69,7 @@ public final class BackupRunner {
                               remote: remoteResult)
             done(outcome)
         }
-        if AtomicFile.ensureDirectoryQuietly(settings.mountPath) == false {
+        if !makeDirectories(settings.mountPath) {
             finish(.failed("SUPERVISOR_BACKUP_MOUNT_PATH=\(settings.mountPath): cannot create: \(String(cString: strerror(errno)))"))
             return true
         }
@@ -124,31 +124,38 @@ public final class BackupRunner {
                     let manifest = SnapshotManifest(id: id, createdAt: .now(), workspace: workspace, excludes: settings.excludes, sha256: String(hex),
                                                     bytes: Int(info.st_size), entries: list.standardOutput.filter { $0 == 10 }.count,
                                                     fingerprint: print)
-                    do {
-                        try AtomicFile.write(Array(manifest.json.utf8), to: directory + "/manifest.json", mode: 0o600)
-                    } catch {
-                        return finish(.failed("\(error)"))
-                    }
-                    let archiveFD = open(archive, O_RDONLY | O_CLOEXEC)
-                    if archiveFD >= 0 {
-                        fsync(archiveFD)
-                        close(archiveFD)
-                    }
-                    syncDirectory(directory)
-                    guard rename(directory, settings.mountPath + "/" + id) == 0 else {
-                        return finish(.failed("\(directory): cannot rename: \(String(cString: strerror(errno)))"))
-                    }
-                    partial = nil
-                    syncDirectory(settings.mountPath)
-                    let removed = store.prune(keepLast: settings.keepLast, maxAge: settings.maxAge, now: .now())
-                    guard remote.configured else { return finish(.created(manifest, removed: removed)) }
-                    // Whole locally first; a failed copy leaves it that way.
-                    remote.upload(manifest, from: settings.mountPath + "/" + id) { [self] lines in
-                        remoteResult = lines
-                        finish(.created(manifest, removed: removed))
+                    // Flushing a large archive can take seconds: a helper's
+                    // wait, not the loop's.
+                    run(["sync", archive], directory: "/", timeout: .seconds(600)) { [self] synced in
+                        guard !aborted else { return finish(.failed("aborted")) }
+                        guard synced.succeeded else { return finish(.failed("sync failed: \(Self.firstLine(synced))")) }
+                        publish(manifest, from: directory, finish: finish)
                     }
                 }
             }
+        }
+    }
+
+    /// The manifest (synced with the file), then the rename that makes the
+    /// snapshot whole, retention, and the remote copies.
+    private func publish(_ manifest: SnapshotManifest, from directory: String, finish: @escaping (Outcome) -> Void) {
+        do {
+            try AtomicFile.write(Array(manifest.json.utf8), to: directory + "/manifest.json", mode: 0o600)
+        } catch {
+            return finish(.failed("\(error)"))
+        }
+        syncDirectory(directory)
+        guard rename(directory, settings.mountPath + "/" + manifest.id) == 0 else {
+            return finish(.failed("\(directory): cannot rename: \(String(cString: strerror(errno)))"))
+        }
+        partial = nil
+        syncDirectory(settings.mountPath)
+        let removed = store.prune(keepLast: settings.keepLast, maxAge: settings.maxAge, now: .now())
+        guard remote.configured else { return finish(.created(manifest, removed: removed)) }
+        // Whole locally first; a failed copy leaves it that way.
+        remote.upload(manifest, from: settings.mountPath + "/" + manifest.id) { [self] lines in
+            remoteResult = lines
+            finish(.created(manifest, removed: removed))
         }
     }
 
@@ -179,14 +186,13 @@ public final class BackupRunner {
     }
 }
 
-extension AtomicFile {
-    /// mkdir -p for the backup root (its owner and mode are the mount's).
-    static func ensureDirectoryQuietly(_ path: String) -> Bool {
-        var prefix = ""
-        for part in path.split(separator: "/") {
-            prefix += "/" + part
-            if mkdir(prefix, 0o700) != 0 && errno != EEXIST { return false }
-        }
-        return true
+/// mkdir -p for the backup root; an existing one keeps its owner and mode
+/// (a mounted volume's), unlike AtomicFile.ensureDirectory.
+private func makeDirectories(_ path: String) -> Bool {
+    var prefix = ""
+    for part in path.split(separator: "/") {
+        prefix += "/" + part
+        if mkdir(prefix, 0o700) != 0 && errno != EEXIST { return false }
     }
+    return true
 }

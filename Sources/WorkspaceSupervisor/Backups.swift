@@ -106,27 +106,12 @@ public struct BackupStore: Sendable {
         return id
     }
 
-    func entries() -> [String] {
-        guard let directory = opendir(root) else { return [] }
-        defer { closedir(directory) }
-        var names: [String] = []
-        while let entry = readdir(directory) {
-            let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
-            if name != "." && name != ".." { names.append(name) }
-        }
-        return names
-    }
+    func entries() -> [String] { directoryNames(root) ?? [] }
 }
 
 /// Snapshot directories hold files only.
 func removeFlatDirectory(_ path: String) {
-    if let directory = opendir(path) {
-        while let entry = readdir(directory) {
-            let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
-            if name != "." && name != ".." { unlink(path + "/" + name) }
-        }
-        closedir(directory)
-    }
+    for name in directoryNames(path) ?? [] { unlink(path + "/" + name) }
     rmdir(path)
 }
 

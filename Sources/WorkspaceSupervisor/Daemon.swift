@@ -16,6 +16,7 @@ public final class Daemon {
     var backups: BackupRunner?
     var server: HTTPServer?
     var activeSinceLastBackup = false
+    var stopping = false
     let log: (String) -> Void
 
     public init(settings: SupervisorSettings, loop: EventLoop, log: @escaping (String) -> Void) {
@@ -65,19 +66,16 @@ public final class Daemon {
     }
 
     private func shutDown() {
+        guard !stopping else { return }
+        stopping = true
         log("stopping")
         reporter?.stop()
         guard let backups, backups.running else { return loop.stop() }
         log("aborting the running backup")
+        // Its completion (the killed helper reaped, the partial snapshot
+        // removed) stops the loop; bounded in case it never comes.
         backups.abort()
-        // The helper's exit comes back through the loop; bounded anyway.
         _ = loop.schedule(after: .seconds(3)) { [unowned self] in loop.stop() }
-        waitForBackupThenStop()
-    }
-
-    private func waitForBackupThenStop() {
-        guard let backups, backups.running else { return loop.stop() }
-        _ = loop.schedule(after: .milliseconds(20)) { [unowned self] in waitForBackupThenStop() }
     }
 
     private func poll() {
@@ -120,6 +118,7 @@ public final class Daemon {
             case .failed(let why):
                 log("backup failed (\(reason)): \(why)")
             }
+            if stopping { loop.stop() }
         }
     }
 
