@@ -20,9 +20,7 @@ final class NonRootProvisioningTests: XCTestCase {
             "GITHUB_TOKEN": "ghp_nonroot", "GITHUB_API_URL": github.url, "GH_HOST": "github.com", "OPENAI_API_KEY": "sk-test",
         ], user: "1000:1000")
         XCTAssertEqual(run.wait(timeout: 30), .exited(0), run.errorText)
-        let data = try XCTUnwrap(root.read("/tmp/berth-run/provision.json")?.data(using: .utf8), run.errorText)
-        let json = try XCTUnwrap(JSONSerialization.jsonObject(with: data) as? [String: Any])
-        let steps = Dictionary(uniqueKeysWithValues: try XCTUnwrap(json["steps"] as? [[String: Any]]).map { ($0["name"] as! String, $0) })
+        let steps = try root.provisionedSteps(runDirectory: "/tmp/berth-run")
         XCTAssertEqual(steps["sshd"]?["reason"] as? String, "needs root to write /etc/ssh")
         for name in ["ssh-keys", "github-auth", "ai-cli"] {
             XCTAssertEqual(steps[name]?["status"] as? String, "ok", "\(name): \(steps[name] ?? [:])")

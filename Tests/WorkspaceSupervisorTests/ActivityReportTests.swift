@@ -61,7 +61,7 @@ final class ActivityReportTests: XCTestCase {
     }
 
     func test_connections_are_reported_on_change_and_by_heartbeat_with_the_bearer_key() throws {
-        let plane = try FixtureServer()
+        let plane = try FixtureServer.controlPlane()
         let ide = try Listener()
         let scratch = Scratch()
         let key = "agent-key-\(Int.random(in: 100_000..<999_999))"
@@ -111,7 +111,7 @@ final class ActivityReportTests: XCTestCase {
     }
 
     func test_failures_are_retried_with_backoff_and_a_hanging_plane_never_gets_a_second_request() throws {
-        let plane = try FixtureServer()
+        let plane = try FixtureServer.controlPlane()
         plane.mode("500")
         let run = try SupervisorRun([
             "SUPERVISOR_AGENT_ENABLED": "1", "SUPERVISOR_AGENT_BASE_URL": plane.url, "ENVIRONMENT_ID": "env-1",

@@ -1,5 +1,4 @@
 import BerthCore
-import CBerth
 import Foundation
 import Glibc
 import TestSupport
@@ -72,42 +71,12 @@ func jsonObject(_ text: String) throws -> [String: Any] {
     try XCTUnwrap(JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any], text)
 }
 
-/// A Python fixture server on 127.0.0.1 (Tests/Fixtures): the control
-/// plane by default, or `script` with its arguments after the state folder.
-final class FixtureServer {
-    let state: String
-    private(set) var port = 0
-    private let server: Subprocess
-    private let input: [Int32]
+/// The control plane on 127.0.0.1 (Tests/Fixtures/fake_control_plane.py)
+/// and what it recorded.
+extension FixtureServer {
+    static func controlPlane() throws -> FixtureServer { try FixtureServer(script: "fake_control_plane.py") }
 
-    init(script name: String = "fake_control_plane.py", arguments: [String] = []) throws {
-        state = "/tmp/berth-fixture-\(getpid())-\(Int.random(in: 0..<1_000_000))"
-        guard mkdir(state, 0o700) == 0 else { throw TestFailure("mkdir \(state)") }
-        var pipe: [Int32] = [-1, -1]
-        guard berth_pipe_cloexec(&pipe) == 0 else { throw TestFailure("pipe") }
-        input = pipe
-        let script = String(#filePath.dropLast("WorkspaceSupervisorTests/Support.swift".count)) + "Fixtures/" + name
-        server = try Subprocess(["/usr/bin/python3", script, state] + arguments, environment: ["PATH": "/usr/bin:/bin"], input: pipe[0])
-        close(pipe[0])
-        guard let line = server.readLine(timeout: 15), let number = Int(line.trimmingWhitespace()) else {
-            throw TestFailure("\(name) did not start: \(server.errorText)")
-        }
-        port = number
-    }
-
-    deinit {
-        close(input[1])
-        server.signal(SIGKILL)
-        _ = server.wait(timeout: 5)
-        _ = system("rm -rf '\(state)'")
-    }
-
-    var url: String { "http://127.0.0.1:\(port)" }
-
-    func mode(_ text: String) {
-        FileManager.default.createFile(atPath: state + "/mode.new", contents: Data(text.utf8))
-        rename(state + "/mode.new", state + "/mode")
-    }
+    func mode(_ text: String) { set("mode", text) }
 
     var requests: [[String: Any]] {
         (readText(state + "/requests") ?? "").split(separator: "\n").compactMap {

@@ -10,16 +10,11 @@ final class AICLIStepTests: XCTestCase {
     let keys = ["ANTHROPIC_API_KEY": "sk-ant-api03-testkey_1", "OPENAI_API_KEY": "sk-proj-testkey-2", "GEMINI_API_KEY": "AIzaTestKey3"]
 
     func provision(_ root: ThrowawayRoot, _ environment: [String: String]) throws -> Subprocess {
-        let run = try root.berth(["--", "/testkit", "env"], environment: ["PATH": "/usr/bin:/bin"].merging(environment) { $1 })
-        run.wait(timeout: 30)
-        return run
+        try root.provision(environment)
     }
 
     func step(_ root: ThrowawayRoot) throws -> [String: Any] {
-        let data = try XCTUnwrap(root.read("/run/berth/provision.json")?.data(using: .utf8))
-        let json = try XCTUnwrap(JSONSerialization.jsonObject(with: data) as? [String: Any])
-        let steps = try XCTUnwrap(json["steps"] as? [[String: Any]])
-        return try XCTUnwrap(steps.first { $0["name"] as? String == "ai-cli" })
+        try XCTUnwrap(root.provisionedSteps()["ai-cli"])
     }
 
     func test_keys_reach_login_shells_and_terminals_from_a_0600_file_only() throws {

@@ -10,16 +10,11 @@ final class CodeServerStepTests: XCTestCase {
     static let tools = ["/usr/lib/x86_64-linux-gnu/libargon2.so.1"]
 
     func provision(_ root: ThrowawayRoot, _ environment: [String: String]) throws -> Subprocess {
-        let run = try root.berth(["--", "/testkit", "env"], environment: ["PATH": "/usr/bin:/bin"].merging(environment) { $1 })
-        run.wait(timeout: 60)
-        return run
+        try root.provision(environment, timeout: 60)
     }
 
     func step(_ root: ThrowawayRoot) throws -> [String: Any] {
-        let data = try XCTUnwrap(root.read("/run/berth/provision.json")?.data(using: .utf8))
-        let json = try XCTUnwrap(JSONSerialization.jsonObject(with: data) as? [String: Any])
-        let steps = try XCTUnwrap(json["steps"] as? [[String: Any]])
-        return try XCTUnwrap(steps.first { $0["name"] as? String == "code-server" })
+        try XCTUnwrap(root.provisionedSteps()["code-server"])
     }
 
     func hash(in root: ThrowawayRoot) throws -> String {

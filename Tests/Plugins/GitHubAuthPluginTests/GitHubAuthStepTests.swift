@@ -23,16 +23,11 @@ final class GitHubAuthStepTests: XCTestCase {
     }
 
     func provision(_ root: ThrowawayRoot, _ extra: [String: String]) throws -> Subprocess {
-        let run = try root.berth(["--", "/testkit", "env"], environment: environment(extra))
-        run.wait(timeout: 30)
-        return run
+        try root.provision(environment(extra))
     }
 
     func step(_ root: ThrowawayRoot) throws -> [String: Any] {
-        let data = try XCTUnwrap(root.read("/run/berth/provision.json")?.data(using: .utf8))
-        let json = try XCTUnwrap(JSONSerialization.jsonObject(with: data) as? [String: Any])
-        let steps = try XCTUnwrap(json["steps"] as? [[String: Any]])
-        return try XCTUnwrap(steps.first { $0["name"] as? String == "github-auth" })
+        try XCTUnwrap(root.provisionedSteps()["github-auth"])
     }
 
     func test_the_token_works_for_gh_and_git_in_a_session_without_the_variable() throws {

@@ -23,10 +23,7 @@ final class SSHDStepTests: XCTestCase {
     let port = String(Int.random(in: 20_000..<30_000))
 
     func steps(_ root: ThrowawayRoot) throws -> [String: [String: Any]] {
-        let data = try XCTUnwrap(root.read("/run/berth/provision.json")?.data(using: .utf8))
-        let json = try XCTUnwrap(JSONSerialization.jsonObject(with: data) as? [String: Any])
-        let list = try XCTUnwrap(json["steps"] as? [[String: Any]])
-        return Dictionary(uniqueKeysWithValues: list.map { ($0["name"] as! String, $0) })
+        try root.provisionedSteps()
     }
 
     func ssh(_ user: String, _ command: String, extra: [String] = []) throws -> Subprocess {

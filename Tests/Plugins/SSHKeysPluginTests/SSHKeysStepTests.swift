@@ -25,16 +25,11 @@ final class SSHKeysStepTests: XCTestCase {
     func key(_ name: String) -> String { (readText("\(keys)/\(name)") ?? "").trimmingCharacters(in: .newlines) }
 
     func provision(_ root: ThrowawayRoot, _ environment: [String: String], command: [String] = ["/testkit", "env"]) throws -> Subprocess {
-        let run = try root.berth(["--"] + command, environment: ["PATH": "/usr/bin:/bin"].merging(environment) { $1 })
-        run.wait(timeout: 30)
-        return run
+        try root.provision(environment, command: command)
     }
 
     func report(_ root: ThrowawayRoot) throws -> [String: [String: Any]] {
-        let data = try XCTUnwrap(root.read("/run/berth/provision.json")?.data(using: .utf8))
-        let json = try XCTUnwrap(JSONSerialization.jsonObject(with: data) as? [String: Any])
-        let steps = try XCTUnwrap(json["steps"] as? [[String: Any]])
-        return Dictionary(uniqueKeysWithValues: steps.map { ($0["name"] as! String, $0) })
+        try root.provisionedSteps()
     }
 
     func test_public_keys_land_in_authorized_keys_owned_by_the_user() throws {

@@ -15,16 +15,11 @@ final class SudoStepTests: XCTestCase {
     }
 
     func provision(_ root: ThrowawayRoot, _ environment: [String: String]) throws -> Subprocess {
-        let run = try root.berth(["--", "/testkit", "ids"], environment: ["PATH": "/usr/bin:/bin"].merging(environment) { $1 })
-        run.wait(timeout: 30)
-        return run
+        try root.provision(environment, command: ["/testkit", "ids"])
     }
 
     func step(_ root: ThrowawayRoot) throws -> [String: Any] {
-        let data = try XCTUnwrap(root.read("/run/berth/provision.json")?.data(using: .utf8))
-        let json = try XCTUnwrap(JSONSerialization.jsonObject(with: data) as? [String: Any])
-        let steps = try XCTUnwrap(json["steps"] as? [[String: Any]])
-        return try XCTUnwrap(steps.first { $0["name"] as? String == "sudo" })
+        try XCTUnwrap(root.provisionedSteps()["sudo"])
     }
 
     func test_on_gives_passwordless_sudo_in_a_checked_rule_and_off_takes_it_away() throws {
