@@ -33,15 +33,6 @@ final class ControlTests: XCTestCase {
         return run
     }
 
-    func eventually(_ seconds: Double = 10, _ condition: () throws -> Bool) rethrows -> Bool {
-        let deadline = now() + seconds
-        while now() < deadline {
-            if try condition() { return true }
-            usleep(50_000)
-        }
-        return try condition()
-    }
-
     func test_status_health_logs_and_control_of_running_services() throws {
         let port = SupervisorTests.freePort()
         try service("web", """

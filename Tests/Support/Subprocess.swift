@@ -237,6 +237,16 @@ public func asPID1(_ arguments: [String]) -> [String] {
 }
 
 /// Host pid of the process that `unshare --fork` started (berth as PID 1).
+/// Polls `condition` every 50 ms for at most `seconds`; its last answer.
+public func eventually(_ seconds: Double = 10, _ condition: () throws -> Bool) rethrows -> Bool {
+    let deadline = now() + seconds
+    while now() < deadline {
+        if try condition() { return true }
+        usleep(50_000)
+    }
+    return try condition()
+}
+
 public func childOf(_ parent: pid_t, timeout: Double = 5) -> pid_t? {
     let deadline = now() + timeout
     while now() < deadline {

@@ -51,15 +51,6 @@ final class ActivityReportTests: XCTestCase {
         }
     }
 
-    func wait(timeout: Double = 10, until condition: () -> Bool) -> Bool {
-        let deadline = now() + timeout
-        while now() < deadline {
-            if condition() { return true }
-            usleep(50_000)
-        }
-        return condition()
-    }
-
     func test_connections_are_reported_on_change_and_by_heartbeat_with_the_bearer_key() throws {
         let plane = try FixtureServer.controlPlane()
         let ide = try Listener()
@@ -72,7 +63,7 @@ final class ActivityReportTests: XCTestCase {
             "SUPERVISOR_AGENT_HEARTBEAT_INTERVAL": "1s", "SUPERVISOR_IDE_PORT": String(ide.port), "SUPERVISOR_SSH_PORT": String(ide.port + 1),
         ])
         let port = try run.apiReady()
-        XCTAssertTrue(wait { plane.requests.count >= 1 }, run.log)
+        XCTAssertTrue(eventually { plane.requests.count >= 1 }, run.log)
         let first = try XCTUnwrap(plane.requests.first)
         XCTAssertEqual(first["path"] as? String, "/api/v1/environments/env-42/activity")
         XCTAssertEqual(first["auth"] as? String, "Bearer " + key)
@@ -88,7 +79,7 @@ final class ActivityReportTests: XCTestCase {
         let before = plane.requests.count
         try ide.connectOne()
         let opened = now()
-        XCTAssertTrue(wait(timeout: 5) { plane.snapshots.contains { $0["activeIDEConnections"] as? Int == 1 } }, run.log)
+        XCTAssertTrue(eventually(5) { plane.snapshots.contains { $0["activeIDEConnections"] as? Int == 1 } }, run.log)
         XCTAssertLessThan(now() - opened, 0.9)
         XCTAssertGreaterThan(plane.requests.count, before)
         let active = try XCTUnwrap(plane.snapshots.last { $0["activeIDEConnections"] as? Int == 1 })
@@ -96,7 +87,7 @@ final class ActivityReportTests: XCTestCase {
         XCTAssertEqual(try jsonObject(try http(port, "GET", "/status").body)["activity"].flatMap { ($0 as? [String: Any])?["activeIDEConnections"] as? Int }, 1)
 
         ide.closeAll()
-        XCTAssertTrue(wait(timeout: 5) { (plane.snapshots.last?["activeIDEConnections"] as? Int) == 0 }, run.log)
+        XCTAssertTrue(eventually(5) { (plane.snapshots.last?["activeIDEConnections"] as? Int) == 0 }, run.log)
         XCTAssertNotNil(plane.snapshots.last?["lastIDEActivity"] as? String, "the last activity stays")
 
         // Idle: heartbeats still come, about one a second.
@@ -120,7 +111,7 @@ final class ActivityReportTests: XCTestCase {
         ])
         let port = try run.apiReady()
         // 500s: retried after 1 s, then 2 s; heartbeats meanwhile wait.
-        XCTAssertTrue(wait(timeout: 6) { plane.requests.count >= 3 }, run.log)
+        XCTAssertTrue(eventually(6) { plane.requests.count >= 3 }, run.log)
         let times = plane.requests.prefix(3).compactMap { $0["at"] as? Double }
         XCTAssertEqual(times.count, 3)
         XCTAssertEqual(times[1] - times[0], 1, accuracy: 0.35)
@@ -130,7 +121,7 @@ final class ActivityReportTests: XCTestCase {
         XCTAssertGreaterThanOrEqual(agent["failed"] as? Int ?? 0, 2)
 
         plane.mode("")
-        XCTAssertTrue(wait(timeout: 8) { (try? jsonObject(try http(port, "GET", "/status").body)["agent"] as? [String: Any])?["sent"] as? Int ?? 0 >= 1 })
+        XCTAssertTrue(eventually(8) { (try? jsonObject(try http(port, "GET", "/status").body)["agent"] as? [String: Any])?["sent"] as? Int ?? 0 >= 1 })
 
         // Hanging: one request stays open; heartbeats every 200 ms must not
         // open another beside it.

@@ -32,16 +32,6 @@ final class TokenRefreshTests: XCTestCase {
         XCTAssertEqual(run.wait(timeout: 10), .exited(0))
     }
 
-    /// Polls `condition` every 50 ms for at most `seconds`.
-    func eventually(_ seconds: Double = 10, _ condition: () throws -> Bool) rethrows -> Bool {
-        let deadline = now() + seconds
-        while now() < deadline {
-            if try condition() { return true }
-            usleep(50_000)
-        }
-        return try condition()
-    }
-
     func ghToken(_ root: ThrowawayRoot) throws -> String {
         try root.asUser(["gh", "auth", "token"]).outputText
     }
