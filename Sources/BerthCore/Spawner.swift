@@ -36,6 +36,12 @@ public struct SpawnRequest: Sendable {
     public var standardOutput: Int32 = -1
     public var standardError: Int32 = -1
     public var identity: Identity?
+    /// With an identity: capabilities kept as ambient across the change of
+    /// uid and exec (bit N = capability N); those berth lacks are dropped.
+    public var ambientCapabilities: UInt64 = 0
+    /// PR_SET_NO_NEW_PRIVS: nothing it execs can gain privileges (setuid
+    /// binaries, file capabilities).
+    public var noNewPrivileges = false
     public var parentDeathSignal: Int32 = 0
     /// Exit status of the child when exec fails; 0 means 127/126.
     public var execFailureStatus: Int32 = 0
@@ -108,7 +114,9 @@ public enum Spawner {
                         raw.gid = identity.gid
                         raw.groups = groupBuffer.baseAddress
                         raw.group_count = groupBuffer.count
+                        raw.ambient_capabilities = request.ambientCapabilities & berth_permitted_capabilities()
                     }
+                    raw.no_new_privileges = request.noNewPrivileges ? 1 : 0
                     raw.parent_death_signal = request.parentDeathSignal
                     raw.exec_failure_status = request.execFailureStatus
                     raw.child_note = UnsafePointer(note)

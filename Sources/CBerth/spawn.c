@@ -12,6 +12,7 @@
 #include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <unistd.h>
+#include <linux/capability.h>
 
 #ifndef CLOSE_RANGE_CLOEXEC
 #define CLOSE_RANGE_CLOEXEC (1U << 2)
@@ -113,6 +114,36 @@ static int exec_searching_path(const char *file, char *const argv[], char *const
     return saw_permission_error ? EACCES : ENOENT;
 }
 
+// After setuid with PR_SET_KEEPCAPS the permitted set survives but the
+// effective one is empty: narrow both to `mask`, make it inheritable and
+// raise it as ambient, the only way capabilities outlive exec of a plain file.
+static int keep_ambient(unsigned long long mask) {
+    struct __user_cap_header_struct header = { _LINUX_CAPABILITY_VERSION_3, 0 };
+    struct __user_cap_data_struct data[2];
+    memset(data, 0, sizeof data);
+    for (int word = 0; word < 2; word++) {
+        __u32 bits = (__u32)(mask >> (32 * word));
+        data[word].effective = bits;
+        data[word].permitted = bits;
+        data[word].inheritable = bits;
+    }
+    if (syscall(SYS_capset, &header, data) < 0) return -1;
+    for (int cap = 0; cap < 64; cap++) {
+        if ((mask >> cap) & 1ULL) {
+            if (syscall(SYS_prctl, PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, cap, 0, 0) < 0) return -1;
+        }
+    }
+    return 0;
+}
+
+unsigned long long berth_permitted_capabilities(void) {
+    struct __user_cap_header_struct header = { _LINUX_CAPABILITY_VERSION_3, 0 };
+    struct __user_cap_data_struct data[2];
+    memset(data, 0, sizeof data);
+    if (syscall(SYS_capget, &header, data) < 0) return 0;
+    return (unsigned long long)data[0].permitted | ((unsigned long long)data[1].permitted << 32);
+}
+
 static int run_child(void *argument) {
     struct child_context *context = argument;
     const struct berth_spawn_request *request = context->request;
@@ -148,15 +179,27 @@ static int run_child(void *argument) {
     if (request->cwd_fd >= 0 && syscall(SYS_fchdir, request->cwd_fd) < 0) {
         child_fail(context, BERTH_STEP_CHDIR, errno);
     }
+    if (request->set_ids) {
+        if (syscall(SYS_setgroups, request->group_count, request->groups) < 0 ||
+            syscall(SYS_setgid, request->gid) < 0) {
+            child_fail(context, BERTH_STEP_IDENTITY, errno);
+        }
+        if (request->ambient_capabilities != 0 &&
+            syscall(SYS_prctl, PR_SET_KEEPCAPS, 1, 0, 0, 0) < 0) {
+            child_fail(context, BERTH_STEP_IDENTITY, errno);
+        }
+        if (syscall(SYS_setuid, request->uid) < 0) child_fail(context, BERTH_STEP_IDENTITY, errno);
+        if (request->ambient_capabilities != 0 && keep_ambient(request->ambient_capabilities) < 0) {
+            child_fail(context, BERTH_STEP_IDENTITY, errno);
+        }
+    }
+    // After the change of identity: a directory the new user may not enter
+    // fails here as it would for them, and root never resolves their path.
     if (request->cwd != NULL && syscall(SYS_chdir, request->cwd) < 0) {
         child_fail(context, BERTH_STEP_CHDIR, errno);
     }
-    if (request->set_ids) {
-        if (syscall(SYS_setgroups, request->group_count, request->groups) < 0 ||
-            syscall(SYS_setgid, request->gid) < 0 ||
-            syscall(SYS_setuid, request->uid) < 0) {
-            child_fail(context, BERTH_STEP_IDENTITY, errno);
-        }
+    if (request->no_new_privileges && syscall(SYS_prctl, PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0) {
+        child_fail(context, BERTH_STEP_IDENTITY, errno);
     }
     if (request->parent_death_signal != 0) {
         syscall(SYS_prctl, PR_SET_PDEATHSIG, request->parent_death_signal, 0, 0, 0);

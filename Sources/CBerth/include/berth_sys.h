@@ -46,6 +46,11 @@ struct berth_spawn_request {
     gid_t gid;
     const gid_t *groups;
     size_t group_count;
+    // With set_ids: capabilities (bit N = capability N) kept across the
+    // change of uid and raised as ambient, so they survive exec. Only ones
+    // berth itself holds (berth_permitted_capabilities) can be kept.
+    unsigned long long ambient_capabilities;
+    int no_new_privileges;      // PR_SET_NO_NEW_PRIVS: no setuid/file-capability gains after exec
     int parent_death_signal;    // 0: none
     int exec_failure_status;    // 0: 127 for not found, 126 for not executable
     const char *child_note;     // written to stderr after isolation (dumb-init's debug line)
@@ -89,6 +94,8 @@ int berth_wait_for_signal(int *signo, int *code, pid_t *sender);
 int berth_pidfd_open(pid_t pid);
 int berth_pidfd_send_signal(int pidfd, int signo);
 int berth_set_child_subreaper(void);
+// berth's permitted capabilities as a bit mask (bit N = capability N).
+unsigned long long berth_permitted_capabilities(void);
 int berth_is_child_subreaper(void);
 int berth_set_parent_death_signal(int signo);
 int berth_detach_controlling_tty(int fd);
