@@ -153,19 +153,14 @@ enum NativeFace {
         do {
             if let services = try NativeServices.plan(environment: environment, childEnvironment: policy.childEnvironment, verbosity: settings.verbosity) {
                 policy.supervision = services.supervision
-                policy.childIdentity = services.commandIdentity
-                policy.childEnvironment = services.commandEnvironment
             }
+            try CommandIdentity.apply(to: &policy, environment: environment)
         } catch {
             StandardError.write("berth: \(error.message)\n")
             return 2
         }
         if environment["NOTIFY_SOCKET"] != nil {
-            // For berth alone: the command and services must not speak to
-            // the outer manager in berth's name.
             policy.tellManager = { ServiceManager.notify($0) }
-            let inherited = policy.childEnvironment ?? environment.map { "\($0.key)=\($0.value)" }.sorted()
-            policy.childEnvironment = inherited.filter { !$0.hasPrefix("NOTIFY_SOCKET=") }
         }
         if policy.command.isEmpty && policy.supervision == nil {
             StandardError.write("berth: missing COMMAND (usage: berth [OPTIONS] [--] COMMAND [ARGS...]); with no command berth needs services to run\n")

@@ -7,22 +7,17 @@ import Glibc
 /// program is installed (each switched off by its variable) and the image's
 /// own from BERTH_SERVICES_DIR.
 enum NativeServices {
-    /// Kept from every other service and from the command.
-    static let workspaceSupervisorSecrets = ["SUPERVISOR_AGENT_API_KEY", "AWS_SECRET_ACCESS_KEY", "SUPERVISOR_BACKUP_AZURE_SAS_URL"]
-
     struct Plan {
         var supervision: InitPolicy.Supervision
-        var commandIdentity: SpawnRequest.Identity?
-        var commandEnvironment: [String]
     }
 
     /// nil when there is nothing to supervise.
     static func plan(environment: [String: String], childEnvironment: [String]?, verbosity: Int) throws(UsageError) -> Plan? {
         let settings = Settings(environment: environment)
         var definitions: [ServiceDefinition] = []
-        var absent: [(String, String)] = []
+        var notices: [String] = []
         do {
-            definitions = try builtIns(settings, absent: &absent) + ServiceFile.loadDirectory(settings.value("BERTH_SERVICES_DIR", default: "/etc/berth/services.d"))
+            definitions = try builtIns(settings, notices: &notices) + ServiceFile.loadDirectory(settings.value("BERTH_SERVICES_DIR", default: "/etc/berth/services.d"))
         } catch let error as ServiceFile.LoadError {
             throw UsageError(message: "\(error)")
         } catch let error as SettingError {
@@ -34,9 +29,7 @@ enum NativeServices {
         // Said once, at start, and only when berth supervises something:
         // a plain `berth -- cmd` has no business with either program.
         if verbosity >= 1 {
-            for (name, variable) in absent {
-                StandardError.write("berth: \(name) is not installed (not on PATH): not started; \(variable)=0 says it is not wanted\n")
-            }
+            for notice in notices { StandardError.write("berth: \(notice)\n") }
         }
         let shutdownTimeout: Duration
         if let text = settings.value("BERTH_SHUTDOWN_TIMEOUT") {
@@ -53,8 +46,9 @@ enum NativeServices {
             return (String(line[..<equals]), String(line[line.index(after: equals)...]))
         })
         inherited["NOTIFY_SOCKET"] = nil
-        // The workspace supervisor's credentials reach it alone.
-        for name in workspaceSupervisorSecrets { inherited[name] = nil }
+        // The platform's credentials reach the workspace supervisor alone,
+        // and only as files (see SupervisorCredentials).
+        for name in CommandIdentity.platformSecrets { inherited[name] = nil; inherited[name + "_FILE"] = nil }
         // Check dependencies and cycles now: a bad file stops berth
         // before anything starts, naming the service.
         do {
@@ -92,19 +86,7 @@ enum NativeServices {
             },
             shutdownTimeout: shutdownTimeout
         )
-        // The command runs as the workspace user, like the sessions it
-        // stands beside, when berth is root and that user exists.
-        var identity: SpawnRequest.Identity?
-        var commandEnvironment = inherited
-        if getuid() == 0, let user = try? UserAccount.lookup(settings.value("BERTH_USER", default: "dev8")) {
-            identity = SpawnRequest.Identity(uid: user.uid, gid: user.gid, groups: user.groups)
-            commandEnvironment["HOME"] = user.home
-            commandEnvironment["USER"] = user.name
-            commandEnvironment["LOGNAME"] = user.name
-            commandEnvironment["SHELL"] = user.shell
-        }
-        return Plan(supervision: supervision, commandIdentity: identity,
-                    commandEnvironment: commandEnvironment.map { "\($0.key)=\($0.value)" }.sorted())
+        return Plan(supervision: supervision)
     }
 
     /// sshd when openssh-server is installed, berth is root and a key is
@@ -112,9 +94,9 @@ enum NativeServices {
     /// nobody could log in); code-server and workspace-supervisor when
     /// installed. SSHD_ENABLED, CODE_SERVER_ENABLED, SUPERVISOR_ENABLED=0
     /// turn each off.
-    /// `absent` gets each wanted program that is not installed, with the
-    /// variable that switches it off.
-    static func builtIns(_ settings: Settings, absent: inout [(String, String)]) throws(SettingError) -> [ServiceDefinition] {
+    /// `notices` gets a line for each wanted program that is not
+    /// installed, naming the variable that switches it off.
+    static func builtIns(_ settings: Settings, notices: inout [String]) throws(SettingError) -> [ServiceDefinition] {
         var definitions: [ServiceDefinition] = []
         if try settings.boolean("SSHD_ENABLED", default: true), getuid() == 0, access("/usr/sbin/sshd", X_OK) == 0, settings.isSet("SSH_PUBLIC_KEY") {
             let port = Int(settings.value("SSH_PORT", default: "2222")) ?? 2222
@@ -129,12 +111,12 @@ enum NativeServices {
         var codeServer: String?
         if try settings.boolean("CODE_SERVER_ENABLED", default: true) {
             codeServer = findExecutable("code-server", settings: settings)
-            if codeServer == nil { absent.append(("code-server", "CODE_SERVER_ENABLED")) }
+            if codeServer == nil { notices.append(notInstalled("code-server", "CODE_SERVER_ENABLED")) }
         }
         var daemon: String?
         if try settings.boolean("SUPERVISOR_ENABLED", default: true) {
             daemon = findExecutable("workspace-supervisor", settings: settings)
-            if daemon == nil { absent.append(("workspace-supervisor", "SUPERVISOR_ENABLED")) }
+            if daemon == nil { notices.append(notInstalled("workspace-supervisor", "SUPERVISOR_ENABLED")) }
         }
         guard codeServer != nil || daemon != nil else { return definitions }
         let user: UserAccount?
@@ -156,12 +138,48 @@ enum NativeServices {
             definitions.append(definition)
         }
         if let daemon {
-            // Its SUPERVISOR_* settings reach it with the rest of the environment.
-            var definition = ServiceDefinition(name: "workspace-supervisor", command: [daemon])
-            definition.user = user?.name
-            definition.passSecrets = workspaceSupervisorSecrets
-            definitions.append(definition)
+            do {
+                definitions.append(try workspaceSupervisor(daemon, settings: settings))
+            } catch {
+                // Said even when nothing else is supervised: it was wanted
+                // and installed, and the image lacks what makes it safe.
+                StandardError.write("berth: workspace-supervisor: not started: \(error.message)\n")
+            }
         }
         return definitions
+    }
+
+    private static func notInstalled(_ name: String, _ variable: String) -> String {
+        "\(name) is not installed (not on PATH): not started; \(variable)=0 says it is not wanted"
+    }
+
+    /// The workspace supervisor holds the platform's credentials, so it
+    /// never runs as the workspace user (who could read its environment,
+    /// signal or trace it): as root, berth runs it as a system user of its
+    /// own (SUPERVISOR_USER), with no_new_privs and only CAP_DAC_READ_SEARCH
+    /// (to read the whole workspace for backups) when the container grants
+    /// it, and hands it the credentials as files only that user can read.
+    static func workspaceSupervisor(_ daemon: String, settings: Settings) throws(SettingError) -> ServiceDefinition {
+        var definition = ServiceDefinition(name: "workspace-supervisor", command: [daemon])
+        definition.noNewPrivileges = true
+        guard getuid() == 0 else { return definition }
+        let name = settings.value("SUPERVISOR_USER", default: "berth-supervisor")
+        let workspaceName = settings.value("BERTH_USER", default: "dev8")
+        guard let account = try? UserAccount.lookup(name) else {
+            let given = CommandIdentity.platformSecrets.filter(settings.isSet)
+            throw SettingError("SUPERVISOR_USER=\(name): no such user in /etc/passwd; the workspace supervisor holds the platform's credentials"
+                + (given.isEmpty ? "" : " (\(given.joined(separator: ", ")))")
+                + " and must not run as root or as the workspace user (add a system user, or SUPERVISOR_ENABLED=0)")
+        }
+        if account.uid == 0 || account.name == workspaceName {
+            throw SettingError("SUPERVISOR_USER=\(name): uid \(account.uid) is root or the workspace user; the workspace supervisor needs a user of its own")
+        }
+        definition.user = account.name
+        // A system user's home is usually /nonexistent.
+        definition.workingDirectory = "/"
+        definition.ambientCapabilities = 1 << 2  // CAP_DAC_READ_SEARCH
+        definition.environment = try SupervisorCredentials.handOver(settings, to: account,
+            directory: settings.value("BERTH_RUN_DIR", default: "/run/berth") + "/supervisor")
+        return definition
     }
 }

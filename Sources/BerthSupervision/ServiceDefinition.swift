@@ -44,6 +44,11 @@ public struct ServiceDefinition: Sendable {
     /// Secret variables this service asks for by name (opt-in).
     public var passSecrets: [String] = []
     public var workingDirectory: String?
+    /// Kept across the change to `user` as ambient capabilities (bit N =
+    /// capability N), when berth holds them; built-ins only.
+    public var ambientCapabilities: UInt64 = 0
+    /// Nothing the service execs gains privileges (setuid, file capabilities).
+    public var noNewPrivileges = false
     public var dependsOn: [String] = []
     public var readiness: Readiness = .started
     public var readinessTimeout: Duration = .seconds(60)

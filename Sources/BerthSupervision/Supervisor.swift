@@ -175,7 +175,9 @@ public final class Supervisor {
         var environment = environment(for: service)
         if let user = service.identity {
             request.identity = SpawnRequest.Identity(uid: user.uid, gid: user.gid, groups: user.groups)
+            request.ambientCapabilities = definition.ambientCapabilities
         }
+        request.noNewPrivileges = definition.noNewPrivileges
         if definition.readiness == .notify {
             let path = "\(runDirectory)/notify/\(definition.name)"
             do {

@@ -10,8 +10,8 @@ import XCTest
 final class BuiltInServicesTests: XCTestCase {
     let port = Int.random(in: 40_000..<50_000)
 
-    func root() throws -> ThrowawayRoot {
-        let root = try ThrowawayRoot(tools: ["/usr/lib/x86_64-linux-gnu/libargon2.so.1"])
+    func root(tools: [String] = []) throws -> ThrowawayRoot {
+        let root = try ThrowawayRoot(tools: ["/usr/lib/x86_64-linux-gnu/libargon2.so.1"] + tools)
         XCTAssertEqual(system("mkdir -p '\(root.path)/usr/bin'"), 0)
         try root.write("/usr/bin/code-server", """
         #!/bin/sh
@@ -24,9 +24,15 @@ final class BuiltInServicesTests: XCTestCase {
         exec /testkit http-server "$port" 60
 
         """, mode: 0o755)
+        // Prints what it was given and its privileges, then waits.
         try root.write("/usr/bin/workspace-supervisor", """
         #!/bin/sh
-        echo "mode=$SUPERVISOR_MODE key=$SUPERVISOR_AGENT_API_KEY aws=$AWS_SECRET_ACCESS_KEY"
+        read -r key < "$SUPERVISOR_AGENT_API_KEY_FILE"
+        read -r aws < "$AWS_SECRET_ACCESS_KEY_FILE"
+        echo "mode=$SUPERVISOR_MODE direct=$SUPERVISOR_AGENT_API_KEY$AWS_SECRET_ACCESS_KEY key=$key aws=$aws"
+        while read -r field value rest; do
+          case "$field" in CapAmb:|CapEff:|NoNewPrivs:) echo "$field $value" ;; esac
+        done < /proc/self/status
         /testkit ids
         exec /testkit print-signals 15 60
 
@@ -50,20 +56,81 @@ final class BuiltInServicesTests: XCTestCase {
         XCTAssertNotNil(lines.firstIndex { $0.contains("berth: code-server: stopped") }.map { XCTAssertGreaterThan($0, ready) })
     }
 
-    func test_the_workspace_supervisor_runs_as_the_workspace_user_with_its_settings() throws {
+    func test_the_workspace_supervisor_runs_as_its_own_user_with_its_credentials_as_private_files() throws {
         let root = try root()
-        let run = try root.berth(["--", "/bin/sh", "-c", "echo \"command key=$SUPERVISOR_AGENT_API_KEY aws=$AWS_SECRET_ACCESS_KEY\"; exec /testkit print-signals 15 60"], environment: [
+        let run = try root.berth(["--", "/bin/sh", "-c", "echo \"command key=$SUPERVISOR_AGENT_API_KEY$SUPERVISOR_AGENT_API_KEY_FILE aws=$AWS_SECRET_ACCESS_KEY\"; exec /testkit print-signals 15 60"], environment: [
             "PATH": "/usr/bin:/bin", "CODE_SERVER_ENABLED": "0", "SUPERVISOR_MODE": "strict",
             "SUPERVISOR_AGENT_API_KEY": "agent-key", "AWS_SECRET_ACCESS_KEY": "aws-secret",
         ])
         var lines: [String] = []
-        while lines.count < 4, let line = run.readLine(timeout: 20) { lines.append(line) }
-        XCTAssertEqual(lines.filter { $0.hasPrefix("workspace-supervisor") }.prefix(2),
-                       ["workspace-supervisor | mode=strict key=agent-key aws=aws-secret", "workspace-supervisor | uid=1000 gid=1000 groups=1000"], run.errorText)
-        // Its credentials reach it alone: not the command (nor any other service).
+        while lines.count < 7, let line = run.readLine(timeout: 20) { lines.append(line) }
+        let own = lines.filter { $0.hasPrefix("workspace-supervisor | ") }.map { String($0.dropFirst("workspace-supervisor | ".count)) }
+        // Credentials arrive as files (the variables themselves are empty),
+        // under a uid that is neither root nor the workspace user, with
+        // no_new_privs; CAP_DAC_READ_SEARCH (bit 2) only, and only when
+        // berth holds it (it does here: the test runs as full root).
+        XCTAssertEqual(own, ["mode=strict direct= key=agent-key aws=aws-secret", "CapEff: 0000000000000004", "CapAmb: 0000000000000004",
+                             "NoNewPrivs: 1", "uid=999 gid=999 groups=999"], run.errorText)
         XCTAssertTrue(lines.contains("command key= aws="), "\(lines)")
+        var info = stat()
+        XCTAssertEqual(stat(root.path + "/run/berth/supervisor/supervisor_agent_api_key", &info), 0)
+        XCTAssertEqual(info.st_mode & 0o7777, 0o400)
+        XCTAssertEqual(info.st_uid, 999)
+        XCTAssertEqual(stat(root.path + "/run/berth/supervisor", &info), 0)
+        XCTAssertEqual(info.st_mode & 0o7777, 0o700)
         if let berth = childOf(run.pid) { kill(berth, SIGTERM) }
         XCTAssertTrue(run.wait(timeout: 15).isTermination, run.errorText)
+    }
+
+    /// The command runs as the workspace user: it plays the attacker,
+    /// trying every way to the supervisor's credentials and process.
+    func test_the_workspace_user_cannot_read_signal_or_find_the_supervisors_credentials() throws {
+        // bash for `read -d ''` (NUL-separated /proc files).
+        let root = try root(tools: ["/bin/bash"])
+        // The secrets' text is assembled at run time: the attack's own
+        // argv must not count as a find.
+        let attack = """
+        a=agent; a="$a-key"; b=aws; b="$b-secret"
+        hits=0
+        for d in /proc/[0-9]*; do
+          for f in environ cmdline; do
+            while IFS= read -r -d '' entry 2>/dev/null || [ -n "$entry" ]; do
+              case "$entry" in *"$a"*|*"$b"*) hits=$((hits+1)) ;; esac
+              entry=
+            done < "$d/$f"
+          done 2>/dev/null
+          read -r name < "$d/comm" 2>/dev/null
+          while read -r field value rest; do [ "$field" = Uid: ] && uid=$value; done < "$d/status" 2>/dev/null
+          [ "$uid" = 999 ] && target=${d#/proc/}
+        done
+        echo "scanned environ hits=$hits"
+        if read -r stolen < /run/berth/supervisor/supervisor_agent_api_key 2>/dev/null; then echo "read key=$stolen"; else echo "read refused"; fi
+        if [ -n "$target" ] && kill -TERM "$target" 2>/dev/null; then echo "signal delivered"; else echo "signal refused target=${target:-none}"; fi
+        /testkit ids
+        """
+        let run = try root.berth(["--", "/bin/bash", "-c", attack], environment: [
+            "PATH": "/usr/bin:/bin", "CODE_SERVER_ENABLED": "0",
+            "SUPERVISOR_AGENT_API_KEY": "agent-key", "AWS_SECRET_ACCESS_KEY": "aws-secret",
+        ])
+        XCTAssertEqual(run.wait(timeout: 60), .exited(0), run.errorText)
+        let output = run.outputText
+        XCTAssertTrue(output.contains("scanned environ hits=0\n"), output)
+        XCTAssertTrue(output.contains("read refused\n"), output)
+        XCTAssertTrue(output.contains("signal refused target="), output)
+        XCTAssertFalse(output.contains("target=none"), "the attack must have found the supervisor to try: \(output)")
+        XCTAssertTrue(output.contains("uid=1000 gid=1000 groups=1000\n"), "the attack ran as the workspace user: \(output)")
+    }
+
+    func test_without_a_user_of_its_own_the_workspace_supervisor_is_not_started_and_berth_says_why() throws {
+        let root = try root()
+        try root.write("/etc/passwd", "root:x:0:0:root:/root:/bin/sh\ndev8:x:1000:1000:dev8:/home/dev8:/bin/sh\n")
+        let run = try root.berth(["--", "/testkit", "ids"], environment: [
+            "PATH": "/usr/bin:/bin", "CODE_SERVER_ENABLED": "0", "SUPERVISOR_AGENT_API_KEY": "agent-key",
+        ])
+        XCTAssertEqual(run.wait(timeout: 60), .exited(0), run.errorText)
+        XCTAssertTrue(run.errorText.contains("berth: workspace-supervisor: not started: SUPERVISOR_USER=berth-supervisor: no such user in /etc/passwd; the workspace supervisor holds the platform's credentials (SUPERVISOR_AGENT_API_KEY)"), run.errorText)
+        XCTAssertFalse(run.outputText.contains("workspace-supervisor |"), run.outputText)
+        XCTAssertTrue(run.outputText.contains("uid=1000 gid=1000 groups=1000\n"), run.outputText)
     }
 
     func test_an_absent_workspace_supervisor_is_said_once_and_berth_carries_on() throws {
@@ -107,7 +174,12 @@ final class BuiltInServicesTests: XCTestCase {
                                                                         "CODE_SERVER_PASSWORD": "pw"])
         XCTAssertEqual(off.wait(timeout: 30), .exited(0))
         XCTAssertFalse(off.errorText.contains("code-server: started"), off.errorText)
-        XCTAssertTrue(off.outputText.hasPrefix("uid=0 gid=0 "), "no services: a plain init, the command as berth's user: \(off.outputText)")
+        // No services: the command still runs as the workspace user (one rule).
+        XCTAssertTrue(off.outputText.hasPrefix("uid=1000 gid=1000 "), "no services, the same rule for the command: \(off.outputText)")
+        let asRoot = try root.berth(["--", "/testkit", "ids"], environment: ["PATH": "/usr/bin:/bin", "CODE_SERVER_ENABLED": "0", "SUPERVISOR_ENABLED": "0",
+                                                                         "BERTH_COMMAND_USER": "root"])
+        XCTAssertEqual(asRoot.wait(timeout: 30), .exited(0))
+        XCTAssertTrue(asRoot.outputText.hasPrefix("uid=0 gid=0 "), "BERTH_COMMAND_USER=root keeps root: \(asRoot.outputText)")
     }
 }
 

@@ -48,8 +48,9 @@ public final class ThrowawayRoot {
             }
             try write("/etc/ssh/sshd_config", "Include /etc/ssh/sshd_config.d/*.conf\nUsePAM no\nSubsystem sftp internal-sftp\n")
         }
-        try write("/etc/passwd", "root:x:0:0:root:/root:/bin/sh\ndev8:x:1000:1000:dev8:/home/dev8:/bin/sh\nsshd:x:102:65534::/run/sshd:/usr/sbin/nologin\n")
-        try write("/etc/group", "root:x:0:\ndev8:x:1000:\n")
+        try write("/etc/passwd", "root:x:0:0:root:/root:/bin/sh\ndev8:x:1000:1000:dev8:/home/dev8:/bin/sh\nsshd:x:102:65534::/run/sshd:/usr/sbin/nologin\n"
+                  + "berth-supervisor:x:999:999::/nonexistent:/usr/sbin/nologin\n")
+        try write("/etc/group", "root:x:0:\ndev8:x:1000:\nberth-supervisor:x:999:\n")
     }
 
     deinit {

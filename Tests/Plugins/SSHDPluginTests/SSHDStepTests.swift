@@ -36,7 +36,9 @@ final class SSHDStepTests: XCTestCase {
 
     func test_hardened_config_and_host_keys_then_a_real_key_login() throws {
         let root = try ThrowawayRoot(withSSH: true)
-        let server = try root.berth(["--", "/usr/sbin/sshd", "-D", "-e"], environment: ["SSHD_ENABLED": "0", "SSH_PUBLIC_KEY": publicKey, "SSH_PORT": port])
+        // sshd as the command needs root: the command runs as the workspace user otherwise.
+        let server = try root.berth(["--", "/usr/sbin/sshd", "-D", "-e"], environment: ["SSHD_ENABLED": "0", "SSH_PUBLIC_KEY": publicKey, "SSH_PORT": port,
+                                                                                    "BERTH_COMMAND_USER": "root"])
         defer {
             // docker stop, in effect: SIGTERM to berth, which stops sshd.
             if let berth = childOf(server.pid) { kill(berth, SIGTERM) }
@@ -99,6 +101,7 @@ final class SSHDStepTests: XCTestCase {
     func test_an_rsa_host_key_when_asked_for_is_what_an_rsa_only_client_gets() throws {
         let root = try ThrowawayRoot(withSSH: true)
         let server = try root.berth(["--", "/usr/sbin/sshd", "-D", "-e"], environment: [
+            "BERTH_COMMAND_USER": "root",
             "SSHD_ENABLED": "0", "SSH_PUBLIC_KEY": publicKey, "SSH_PORT": port, "SSH_HOST_KEY_TYPES": "rsa, ed25519,rsa",
         ])
         defer {

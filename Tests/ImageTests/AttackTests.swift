@@ -1,0 +1,182 @@
+import Foundation
+import Glibc
+import TestSupport
+import XCTest
+
+/// The workspace user as the attacker, in real containers of the base
+/// image: every test runs its attack as dev8 (`docker exec -u dev8`, the
+/// same powers as an SSH session, a dependency's install script or an AI
+/// agent) and fails if the attack works. See SECURITY.md.
+final class AttackTests: ImageTestCase {
+    /// `script` run by bash as the workspace user inside `name`.
+    func asWorkspaceUser(_ name: String, _ script: String, timeout: Double = 60) throws -> Subprocess {
+        try docker(["exec", "-u", "dev8", name, "bash", "-c", script], timeout: timeout)
+    }
+
+    func token(_ kind: String) -> String { "\(kind)-\(Int.random(in: 100_000_000..<999_999_999))" }
+
+    func waitForProvisioning(_ name: String) throws {
+        let deadline = now() + 30
+        while now() < deadline, !(try docker(["logs", name]).errorText.contains("berth: provisioning:")) { usleep(100_000) }
+    }
+
+    func test_a_curlrc_in_the_workspace_users_home_does_not_make_a_health_probe_write_as_root() throws {
+        let services = "/tmp/berth-attack-services-\(getpid())-\(Int.random(in: 0..<1_000_000))"
+        XCTAssertEqual(mkdir(services, 0o755), 0)
+        defer { _ = system("rm -rf '\(services)'") }
+        // The README's own example probe, on a service that runs as dev8.
+        XCTAssertTrue(FileManager.default.createFile(atPath: services + "/probed.toml", contents: Data("""
+        command = ["/bin/sleep", "600"]
+        user = "dev8"
+        [health]
+        command = ["curl", "-fs", "http://127.0.0.1:1/"]
+        interval = 1
+        timeout = 2
+        retries = 3
+        restart = false
+
+        """.utf8)))
+        let (name, _) = try start([:], flags: ["-v", "\(services):/etc/berth/services.d:ro"], port: nil)
+        // curl reads $HOME/.curlrc; the probe runs with the service's HOME.
+        let planted = try asWorkspaceUser(name, "printf 'trace-ascii = \"/etc/probe-wrote-this\"\\n' > ~/.curlrc && echo planted")
+        XCTAssertEqual(planted.outputText, "planted\n", planted.errorText)
+        // Unhealthy after 3 failed probes in a row (interval 1 s): each of
+        // them, run as root, would have written the file.
+        var healthy: Bool? = true
+        let deadline = now() + 20
+        while now() < deadline, healthy != false {
+            usleep(500_000)
+            let status = try exec(name, "berth status --json").outputText
+            let services = (try? JSONSerialization.jsonObject(with: Data(status.utf8)) as? [[String: Any]]) ?? []
+            healthy = services.first { $0["name"] as? String == "probed" }?["healthy"] as? Bool
+        }
+        XCTAssertEqual(healthy, false, "the probes ran and failed")
+        XCTAssertEqual(try exec(name, "test -e /etc/probe-wrote-this; echo $?").outputText, "1\n", "a probe wrote into /etc as root")
+    }
+
+    func test_no_process_file_or_signal_the_workspace_user_can_reach_holds_a_platform_credential() throws {
+        let credentials = [
+            "SUPERVISOR_AGENT_API_KEY": token("agentkey"),
+            "AWS_SECRET_ACCESS_KEY": token("awssecret"),
+            "SUPERVISOR_BACKUP_AZURE_SAS_URL": "https://account.blob.core.windows.net/backups?sv=2024&sig=\(token("sassig"))",
+            "SUPERVISOR_HTTP_TOKEN": token("httptoken"),
+        ]
+        var environment = credentials
+        environment["SSH_PUBLIC_KEY"] = publicKey
+        environment["AWS_ACCESS_KEY_ID"] = "AKIAEXAMPLE"
+        let (name, port) = try start(environment)
+        XCTAssertNotNil(try waitForLogin(port, since: now()))
+        let status = try exec(name, "berth status").outputText
+        let pid = try XCTUnwrap(try servicePIDs(name)["workspace-supervisor"], status)
+        XCTAssertEqual(try exec(name, "stat -c %U /proc/\(pid)").outputText, "berth-supervisor\n")
+
+        // A canary the attacker can read proves each scan ran and could find.
+        let canary = token("canary")
+        let needles = Array(credentials.values) + [canary]
+        let patterns = needles.map { "-e '\($0)'" }.joined(separator: " ")
+        let attack = """
+        printf '%s' '\(canary)' > /tmp/canary
+        found=$(for f in /proc/[0-9]*/environ /proc/[0-9]*/cmdline; do tr '\\0' '\\n' < "$f" 2>/dev/null; done | grep -cF \(patterns))
+        echo "proc hits: $found"
+        grep -rlsF \(patterns) / --exclude-dir=proc --exclude-dir=sys --exclude-dir=dev | sort
+        cat /run/berth/supervisor/* >/dev/null 2>&1 && echo "credential files: read" || echo "credential files: refused"
+        kill -0 \(pid) 2>/dev/null && echo "supervisor: signalled" || echo "supervisor: refused"
+        (echo 0 > /proc/\(pid)/oom_score_adj) 2>/dev/null && echo "oom: changed" || echo "oom: refused"
+        """
+        let run = try asWorkspaceUser(name, attack, timeout: 120)
+        let output = run.outputText
+        // The canary alone: in /tmp/canary and in the attack's own argv.
+        XCTAssertTrue(output.contains("proc hits: 1\n"), output)
+        XCTAssertTrue(output.contains("/tmp/canary\n"), "the file scan must find the canary: \(output)")
+        let files = output.split(separator: "\n").filter { $0.hasPrefix("/") }
+        XCTAssertEqual(files, ["/tmp/canary"], "files the workspace user can read that hold a credential")
+        XCTAssertTrue(output.contains("credential files: refused\n"), output)
+        XCTAssertTrue(output.contains("supervisor: refused\n"), output)
+        XCTAssertTrue(output.contains("oom: refused\n"), output)
+        // And the supervisor really got them (through its files).
+        let given = try exec(name, "cat /run/berth/supervisor/supervisor_agent_api_key").outputText
+        XCTAssertEqual(given, credentials["SUPERVISOR_AGENT_API_KEY"])
+        let logs = try docker(["logs", name])
+        for secret in credentials.values { XCTAssertFalse((logs.outputText + logs.errorText).contains(secret), "docker logs") }
+    }
+
+    func test_a_symlink_swap_race_in_the_home_never_lets_provisioning_touch_etc() throws {
+        let environment = ["SSH_PUBLIC_KEY": publicKey, "OPENAI_API_KEY": token("sk"), "CODE_SERVER_PASSWORD": token("pw")]
+        let (name, port) = try start(environment)
+        XCTAssertNotNil(try waitForLogin(port, since: now()))
+        XCTAssertEqual(try exec(name, "touch /tmp/before-race && find /etc -xdev -printf '%p %U %G %m %T@\\n' | sort > /tmp/etc-before && echo ok").outputText, "ok\n")
+        // The attacker swaps each directory root writes into for a symlink
+        // to /etc and back, for 6 s (bounded by count too), while root
+        // provisions again and again.
+        let race = """
+        end=$((SECONDS + 6)); n=0
+        while [ $SECONDS -lt $end ] && [ $n -lt 200000 ]; do
+          for d in .config .ssh .codex .gemini .local/share/code-server/User .config/code-server .config/gh .config/berth; do
+            rm -rf ~/$d 2>/dev/null; ln -sfn /etc ~/$d 2>/dev/null
+            rm -f ~/$d 2>/dev/null; mkdir -p ~/$d 2>/dev/null
+          done
+          n=$((n + 1))
+        done
+        echo "swaps: $n"
+        """
+        let attacker = try Subprocess(["docker", "exec", "-u", "dev8", name, "bash", "-c", race], environment: ["PATH": "/usr/local/bin:/usr/bin:/bin"])
+        var provisions = 0
+        let end = now() + 6
+        while now() < end, provisions < 100 {
+            let variables = environment.flatMap { ["-e", "\($0.key)=\($0.value)"] }
+            try docker(["exec"] + variables + [name, "berth", "provision"], timeout: 30)
+            provisions += 1
+        }
+        attacker.wait(timeout: 30)
+        XCTAssertTrue(attacker.outputText.hasPrefix("swaps: "), attacker.errorText)
+        print("symlink race: \(attacker.outputText.trimmingCharacters(in: .newlines)), \(provisions) provisions")
+        XCTAssertGreaterThan(provisions, 2)
+        let after = try exec(name, "find /etc -xdev -printf '%p %U %G %m %T@\\n' | sort > /tmp/etc-after && diff /tmp/etc-before /tmp/etc-after && echo same")
+        XCTAssertEqual(after.outputText, "same\n", "provisioning created, chowned or rewrote something in /etc")
+        let strays = try exec(name, "find / -xdev -user dev8 -not -path '/home/dev8*' -not -path '/workspace*' -not -path '/tmp*' -not -path '/proc*' -print")
+        XCTAssertEqual(strays.status, .exited(0))
+        XCTAssertEqual(strays.outputText, "", "files owned by dev8 outside their home")
+    }
+
+    func test_a_newline_in_a_setting_cannot_add_lines_to_sshd_or_code_server_config() throws {
+        let (name, _) = try start([
+            "SSH_PUBLIC_KEY": publicKey,
+            "SSH_PORT": "2222\nPermitRootLogin yes",
+            "CODE_SERVER_BIND": "0.0.0.0:8080\nauth: none",
+        ], port: nil)
+        try waitForProvisioning(name)
+        let steps = try provisioned(name)
+        XCTAssertEqual(steps["sshd"]?.status, "failed")
+        XCTAssertTrue(steps["sshd"]?.text.contains("SSH_PORT") ?? false, "\(steps)")
+        XCTAssertEqual(steps["code-server"]?.status, "failed")
+        XCTAssertTrue(steps["code-server"]?.text.contains("CODE_SERVER_BIND") ?? false, "\(steps)")
+        let written = try exec(name, "cat /etc/ssh/sshd_config.d/*.conf /home/dev8/.config/code-server/config.yaml 2>/dev/null; true").outputText
+        XCTAssertFalse(written.contains("PermitRootLogin yes"), written)
+        XCTAssertFalse(written.contains("auth: none"), written)
+    }
+
+    func test_credentials_inside_urls_never_reach_logs_or_files_under_the_run_directory() throws {
+        let password = token("urlpass")
+        let query = token("urlquery")
+        let (name, _) = try start([
+            "GITHUB_TOKEN_URL": "http://robot:\(password)@127.0.0.1:9/token?access=\(query)",
+            "GITHUB_API_URL": "http://api:\(password)@127.0.0.1:9/api?key=\(query)",
+            "BERTH_TOKEN_REFRESH_INTERVAL": "2",
+        ], port: nil)
+        try waitForProvisioning(name)
+        sleep(3)
+        let logs = try docker(["logs", name])
+        let everything = logs.outputText + logs.errorText
+        XCTAssertTrue(everything.contains("GITHUB_TOKEN_URL"), "the failure is reported: \(everything)")
+        XCTAssertFalse(everything.contains(password), everything)
+        XCTAssertFalse(everything.contains(query), everything)
+        // Every file under the run directory, read as root; the listing
+        // proves the scan saw them.
+        let scan = try exec(name, "find /run/berth -type f | sort; find /run/berth -type f -exec cat {} + | grep -cF -e '\(password)' -e '\(query)'; true")
+        XCTAssertTrue(scan.outputText.contains("/run/berth/provision.json\n"), scan.outputText)
+        XCTAssertTrue(scan.outputText.contains("/run/berth/token-refresh.json\n"), scan.outputText)
+        XCTAssertTrue(scan.outputText.hasSuffix("\n0\n"), scan.outputText)
+        let health = try exec(name, "berth health").outputText
+        XCTAssertFalse(health.contains(password) || health.contains(query), health)
+    }
+}
