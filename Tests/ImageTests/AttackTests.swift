@@ -8,10 +8,14 @@ import XCTest
 /// same powers as an SSH session, a dependency's install script or an AI
 /// agent) and fails if the attack works. See SECURITY.md.
 final class AttackTests: ImageTestCase {
-    /// `script` run by bash as the workspace user inside `name`.
+    /// `script` run by bash as the workspace user inside `name`, with a
+    /// session's environment: `docker exec` alone would hand it the
+    /// container's `-e` variables, which no SSH or code-server session has.
     func asWorkspaceUser(_ name: String, _ script: String, timeout: Double = 60) throws -> Subprocess {
-        try docker(["exec", "-u", "dev8", name, "bash", "-c", script], timeout: timeout)
+        try docker(["exec", "-u", "dev8", name] + sessionEnvironment + ["bash", "-c", script], timeout: timeout)
     }
+
+    let sessionEnvironment = ["env", "-i", "HOME=/home/dev8", "USER=dev8", "LOGNAME=dev8", "SHELL=/bin/bash", "PATH=/usr/local/bin:/usr/bin:/bin"]
 
     func token(_ kind: String) -> String { "\(kind)-\(Int.random(in: 100_000_000..<999_999_999))" }
 
@@ -104,7 +108,9 @@ final class AttackTests: ImageTestCase {
         let environment = ["SSH_PUBLIC_KEY": publicKey, "OPENAI_API_KEY": token("sk"), "CODE_SERVER_PASSWORD": token("pw")]
         let (name, port) = try start(environment)
         XCTAssertNotNil(try waitForLogin(port, since: now()))
-        XCTAssertEqual(try exec(name, "touch /tmp/before-race && find /etc -xdev -printf '%p %U %G %m %T@\\n' | sort > /tmp/etc-before && echo ok").outputText, "ok\n")
+        // Owners and modes of everything in /etc, and a mark to find what changes.
+        let listing = "find /etc -xdev -printf '%p %U %G %m\\n' | sort"
+        XCTAssertEqual(try exec(name, "touch /tmp/before-race && \(listing) > /tmp/etc-before && echo ok").outputText, "ok\n")
         // The attacker swaps each directory root writes into for a symlink
         // to /etc and back, for 6 s (bounded by count too), while root
         // provisions again and again.
@@ -119,7 +125,8 @@ final class AttackTests: ImageTestCase {
         done
         echo "swaps: $n"
         """
-        let attacker = try Subprocess(["docker", "exec", "-u", "dev8", name, "bash", "-c", race], environment: ["PATH": "/usr/local/bin:/usr/bin:/bin"])
+        let attacker = try Subprocess(["docker", "exec", "-u", "dev8", name] + sessionEnvironment + ["bash", "-c", race],
+                                      environment: ["PATH": "/usr/local/bin:/usr/bin:/bin"])
         var provisions = 0
         let end = now() + 6
         while now() < end, provisions < 100 {
@@ -131,28 +138,36 @@ final class AttackTests: ImageTestCase {
         XCTAssertTrue(attacker.outputText.hasPrefix("swaps: "), attacker.errorText)
         print("symlink race: \(attacker.outputText.trimmingCharacters(in: .newlines)), \(provisions) provisions")
         XCTAssertGreaterThan(provisions, 2)
-        let after = try exec(name, "find /etc -xdev -printf '%p %U %G %m %T@\\n' | sort > /tmp/etc-after && diff /tmp/etc-before /tmp/etc-after && echo same")
-        XCTAssertEqual(after.outputText, "same\n", "provisioning created, chowned or rewrote something in /etc")
+        let after = try exec(name, "\(listing) > /tmp/etc-after && diff /tmp/etc-before /tmp/etc-after && echo same")
+        XCTAssertEqual(after.outputText, "same\n", "provisioning created, chowned or chmod'ed something in /etc")
+        // What provisioning itself keeps in /etc may be rewritten; nothing else.
+        let rewritten = try exec(name, "find /etc -xdev -newer /tmp/before-race -not -type d -not -path '/etc/ssh/sshd_config.d/*' -print")
+        XCTAssertEqual(rewritten.status, .exited(0))
+        XCTAssertEqual(rewritten.outputText, "", "files in /etc rewritten during the race")
         let strays = try exec(name, "find / -xdev -user dev8 -not -path '/home/dev8*' -not -path '/workspace*' -not -path '/tmp*' -not -path '/proc*' -print")
         XCTAssertEqual(strays.status, .exited(0))
         XCTAssertEqual(strays.outputText, "", "files owned by dev8 outside their home")
     }
 
-    func test_a_newline_in_a_setting_cannot_add_lines_to_sshd_or_code_server_config() throws {
+    func test_a_newline_in_a_setting_cannot_add_lines_to_a_config_file() throws {
         let (name, _) = try start([
             "SSH_PUBLIC_KEY": publicKey,
             "SSH_PORT": "2222\nPermitRootLogin yes",
             "CODE_SERVER_BIND": "0.0.0.0:8080\nauth: none",
+            "OPENAI_API_KEY": "sk-test\nexport INJECTED=1",
+            "GITHUB_TOKEN": "ghp_0123456789abcdef0123456789abcdef0123",
+            "GIT_USER_NAME": "dev\n[core]\n\tsshCommand = touch /tmp/injected",
         ], port: nil)
         try waitForProvisioning(name)
         let steps = try provisioned(name)
-        XCTAssertEqual(steps["sshd"]?.status, "failed")
-        XCTAssertTrue(steps["sshd"]?.text.contains("SSH_PORT") ?? false, "\(steps)")
-        XCTAssertEqual(steps["code-server"]?.status, "failed")
-        XCTAssertTrue(steps["code-server"]?.text.contains("CODE_SERVER_BIND") ?? false, "\(steps)")
-        let written = try exec(name, "cat /etc/ssh/sshd_config.d/*.conf /home/dev8/.config/code-server/config.yaml 2>/dev/null; true").outputText
-        XCTAssertFalse(written.contains("PermitRootLogin yes"), written)
-        XCTAssertFalse(written.contains("auth: none"), written)
+        for (step, variable) in [("sshd", "SSH_PORT"), ("code-server", "CODE_SERVER_BIND"), ("ai-cli", "OPENAI_API_KEY"), ("github-auth", "GIT_USER_NAME")] {
+            XCTAssertEqual(steps[step]?.status, "failed", step)
+            XCTAssertTrue(steps[step]?.text.contains(variable) ?? false, "\(step) names \(variable): \(steps[step]?.text ?? "")")
+        }
+        let written = try exec(name, "cat /etc/ssh/sshd_config.d/*.conf /home/dev8/.config/code-server/config.yaml /home/dev8/.config/berth/ai-cli.env /home/dev8/.gitconfig 2>/dev/null; true").outputText
+        for injected in ["PermitRootLogin yes", "auth: none", "INJECTED", "sshCommand"] {
+            XCTAssertFalse(written.contains(injected), "\(injected) reached a config file: \(written)")
+        }
     }
 
     func test_credentials_inside_urls_never_reach_logs_or_files_under_the_run_directory() throws {

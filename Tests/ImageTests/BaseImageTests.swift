@@ -89,12 +89,12 @@ final class BaseImageTests: ImageTestCase {
         XCTAssertTrue(refused.errorText.contains("password is required") || refused.errorText.contains("not allowed"), refused.errorText)
     }
 
-    func test_the_workspace_supervisor_runs_as_dev8_answers_health_and_sees_an_ssh_login() throws {
+    func test_the_workspace_supervisor_runs_as_its_own_user_answers_health_and_sees_an_ssh_login() throws {
         let (name, port) = try start(["SSH_PUBLIC_KEY": publicKey, "SUPERVISOR_MONITOR_INTERVAL": "200ms"])
         XCTAssertNotNil(try waitForLogin(port, since: now()))
         let services = try exec(name, "berth status").outputText
         let pid = try XCTUnwrap(try servicePIDs(name)["workspace-supervisor"], services)
-        XCTAssertEqual(try exec(name, "stat -c %U /proc/\(pid)").outputText, "dev8\n")
+        XCTAssertEqual(try exec(name, "stat -c %U /proc/\(pid)").outputText, "berth-supervisor\n")
         XCTAssertEqual(try exec(name, "curl -fsS http://127.0.0.1:9000/health").outputText, "{\"status\": \"ok\"}\n")
 
         // An SSH session held open: the supervisor counts it.
