@@ -87,9 +87,15 @@ final class NotifySocket {
         unlink(path)
     }
 
+    /// At most this many datagrams per wake-up: a service flooding its
+    /// socket gets its turn like a flooding pipe, and the loop goes back to
+    /// signals in between (the socket is level-triggered: the rest wakes it
+    /// again).
+    static let datagramsPerWakeUp = 64
+
     private func receive() {
         var buffer = [UInt8](repeating: 0, count: 4096)
-        while true {
+        for _ in 0..<Self.datagramsPerWakeUp {
             let count = recv(fd, &buffer, buffer.count, Int32(MSG_DONTWAIT))
             guard count > 0 else { return }
             var fields: [String: String] = [:]
