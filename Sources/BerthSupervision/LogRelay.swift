@@ -19,7 +19,11 @@ final class ServiceStream {
     private var partial: [UInt8] = []
     private(set) var fd: Int32 = -1
     private weak var loop: EventLoop?
-    private let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 64 << 10, alignment: 1)
+    /// What one wake-up reads: each byte costs line-splitting work, and a
+    /// flooding service must leave the loop free for signals within
+    /// milliseconds, whatever the build and the machine's load.
+    private static let bytesPerWakeUp = 16 << 10
+    private let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: ServiceStream.bytesPerWakeUp, alignment: 1)
     var onClose: () -> Void = {}
 
     init(name: String, sink: OutputSink, recent: RecentLines, journal: Journal? = nil, isStandardError: Bool = false, maxLine: Int = 16 << 10) {
@@ -60,26 +64,34 @@ final class ServiceStream {
         }
     }
 
+    /// memchr and memcpy rather than per-byte collection code: this runs for
+    /// every byte a service writes, on the loop that forwards signals.
     private func take(_ bytes: UnsafeRawBufferPointer) {
-        var start = bytes.startIndex
-        while start < bytes.endIndex {
+        guard let base = bytes.baseAddress else { return }
+        var start = 0
+        while start < bytes.count {
             let room = maxLine - partial.count
             // One byte past the room: a newline right at the limit still
             // ends the line instead of leaving an empty one behind.
-            let end = min(bytes.endIndex, start + room + 1)
-            if let newline = bytes[start..<end].firstIndex(of: UInt8(ascii: "\n")) {
-                partial.append(contentsOf: bytes[start..<newline])
+            let window = min(bytes.count - start, room + 1)
+            if let newline = memchr(base + start, Int32(UInt8(ascii: "\n")), window) {
+                let length = base.distance(to: UnsafeRawPointer(newline)) - start
+                appendToPartial(base + start, length)
                 emit()
-                start = newline + 1
-            } else if end - start > room {
-                partial.append(contentsOf: bytes[start..<(start + room)])
+                start += length + 1
+            } else if window > room {
+                appendToPartial(base + start, room)
                 emit()
                 start += room
             } else {
-                partial.append(contentsOf: bytes[start..<end])
-                start = end
+                appendToPartial(base + start, window)
+                start += window
             }
         }
+    }
+
+    private func appendToPartial(_ bytes: UnsafeRawPointer, _ count: Int) {
+        partial.append(contentsOf: UnsafeBufferPointer(start: bytes.assumingMemoryBound(to: UInt8.self), count: count))
     }
 
     private func emit() {
@@ -97,7 +109,7 @@ final class ServiceStream {
         // Whatever is left in the pipe (at most 1 MiB: a daemon the service
         // left behind could keep writing), then the unterminated last line.
         var rounds = 0
-        while rounds < 16 {
+        while rounds < (1 << 20) / ServiceStream.bytesPerWakeUp {
             let count = read(fd, buffer.baseAddress, buffer.count)
             if count > 0 {
                 take(UnsafeRawBufferPointer(rebasing: buffer[0..<count]))
