@@ -358,6 +358,22 @@ final class SupervisorTests: XCTestCase {
 
     // MARK: berth's own output never blocks it
 
+    func test_output_redirected_to_a_file_keeps_berths_the_services_and_the_commands_lines() throws {
+        // berth's non-blocking description of a regular file would have its
+        // own offset: the command, writing through the shared one, would
+        // overwrite what berth and the services wrote before it.
+        try service("early", "command = [\"/bin/sh\", \"-c\", \"echo service-line-1; echo service-line-2; exec sleep 30\"]\n")
+        let file = directory + "/all-output"
+        let berth = asPID1(["--", "/bin/sh", "-c", "'sleep 0.5; echo command-line-1; echo command-line-2'"]).joined(separator: " ")
+        let run = try Subprocess(["/bin/sh", "-c", "exec \(berth) > \(file) 2>&1"],
+                                 environment: ["PATH": "/usr/bin:/bin", "BERTH_SERVICES_DIR": directory + "/services.d", "BERTH_RUN_DIR": directory + "/run"])
+        XCTAssertEqual(run.wait(timeout: 30), .exited(0), run.errorText)
+        let lines = (readText(file) ?? "").split(separator: "\n").map(String.init)
+        for expected in ["berth: early: started (pid 2)", "early | service-line-1", "early | service-line-2", "command-line-1", "command-line-2", "berth: early: stopped (killed by SIGTERM)"] {
+            XCTAssertTrue(lines.contains(expected), "\(expected) in \(lines)")
+        }
+    }
+
     func test_a_stalled_reader_and_a_flood_of_output_notify_datagrams_and_restarts_never_delay_signal_forwarding() throws {
         // Floods its stdout and its notify socket with 4 KB STATUS= lines
         // (each one a line berth logs to its stderr, so a pipe of 64 KiB
