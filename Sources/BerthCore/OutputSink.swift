@@ -49,7 +49,8 @@ public final class OutputSink {
         }
         appendDropReport()
         pending.append(contentsOf: line)
-        flush()
+        // Waiting for the reader already: the loop flushes when it can take more.
+        if !watching { flush() }
     }
 
     private func appendDropReport() {

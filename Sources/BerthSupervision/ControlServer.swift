@@ -7,8 +7,9 @@ import SystemPackage
 /// (mode 0660, group of the workspace user) taking one request line per
 /// connection and answering with text, then closing. Peers are checked
 /// again with SO_PEERCRED: root, berth's own user and the workspace user
-/// only; the handler gets the peer's uid for the per-service rules. Every read and write is non-blocking on the loop; a client that
-/// stalls is dropped after two seconds.
+/// only; the handler gets the peer's uid for the per-service rules. Every
+/// read and write is non-blocking on the loop; a client that stalls is
+/// dropped after two seconds.
 public final class ControlServer {
     /// `peer`: the uid of the connected process, from SO_PEERCRED.
     public typealias Handler = (_ request: String, _ peer: uid_t) -> (text: String, ok: Bool)
