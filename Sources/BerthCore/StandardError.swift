@@ -1,15 +1,25 @@
 import Glibc
 
-/// Unbuffered writes to fd 2: a PID 1 must not lose its last words in a buffer.
+/// Unbuffered writes to fd 2: a PID 1 must not lose its last words in a
+/// buffer. Once berth's loop exists they go through `StandardStreams.error`
+/// and never block; before it (usage and start-up errors) straight to fd 2.
 public enum StandardError {
     public static func write(_ text: String) {
-        writeAll(fd: STDERR_FILENO, text)
+        if let sink = StandardStreams.error {
+            sink.write(line: Array(text.utf8))
+        } else {
+            writeAll(fd: STDERR_FILENO, text)
+        }
     }
 }
 
 public enum StandardOutput {
     public static func write(_ text: String) {
-        writeAll(fd: STDOUT_FILENO, text)
+        if let sink = StandardStreams.output {
+            sink.write(line: Array(text.utf8))
+        } else {
+            writeAll(fd: STDOUT_FILENO, text)
+        }
     }
 }
 

@@ -34,6 +34,7 @@ public final class InitProcess {
         self.policy = policy
         self.say = diagnostics
         self.loop = try EventLoop()
+        StandardStreams.route(through: loop)
         var table = [Int32](repeating: -1, count: 65)
         for (from, to) in policy.rewrites where from >= 1 && from <= 64 { table[Int(from)] = to }
         self.rewriteTable = table
@@ -41,6 +42,7 @@ public final class InitProcess {
 
     /// Runs the command to completion and returns berth's exit status.
     public func run() -> Int32 {
+        defer { StandardStreams.finish() }
         configureSignals()
         adoptOrphans()
         if policy.parentDeathSignal != 0 {

@@ -64,8 +64,8 @@ enum NativeServices {
                 do {
                     let made = try Supervisor(definitions: definitions, loop: loop, environment: inherited, secrets: environment,
                                               runDirectory: runDirectory,
-                                              standardOutput: OutputSink(descriptor: STDOUT_FILENO, loop: loop),
-                                              standardError: OutputSink(descriptor: STDERR_FILENO, loop: loop),
+                                              standardOutput: StandardStreams.output ?? OutputSink(descriptor: STDOUT_FILENO, loop: loop),
+                                              standardError: StandardStreams.error ?? OutputSink(descriptor: STDERR_FILENO, loop: loop),
                                               log: { line in if verbosity >= 1 { StandardError.write("berth: \(line)\n") } })
                     supervisor = made
                     do {

@@ -3,7 +3,9 @@ import Glibc
 
 /// What the control socket answers, from the supervisor's live state.
 extension Supervisor {
-    public func answer(_ request: String) -> (text: String, ok: Bool) {
+    /// `peer`: the uid asking. Everyone who reaches the socket sees status
+    /// and health; changing a service or reading its lines takes `mayControl`.
+    public func answer(_ request: String, from peer: uid_t) -> (text: String, ok: Bool) {
         let words = request.split(separator: " ").map(String.init)
         switch (words.first ?? "", words.count) {
         case ("status", 1): return (statusTable(), true)
@@ -13,9 +15,11 @@ extension Supervisor {
             return (problems.map { $0 + "\n" }.joined(), problems.isEmpty)
         case ("logs", 2):
             guard let service = service(named: words[1]) else { return (unknown(words[1]), false) }
+            guard mayControl(service, peer: peer) else { return (refusal(words[0], service, peer: peer), false) }
             return (service.recent.text, true)
         case ("restart", 2), ("stop", 2), ("start", 2):
             guard let service = service(named: words[1]) else { return (unknown(words[1]), false) }
+            guard mayControl(service, peer: peer) else { return (refusal(words[0], service, peer: peer), false) }
             guard !stopping else { return ("berth is shutting down\n", false) }
             switch words[0] {
             case "stop":
@@ -33,6 +37,24 @@ extension Supervisor {
         default:
             return ("unknown request '\(request)' (status [--json], health, logs NAME, restart NAME, stop NAME, start NAME)\n", false)
         }
+    }
+
+    /// The uid a service's processes run as.
+    func runsAs(_ service: Service) -> uid_t {
+        service.identity?.uid ?? getuid()
+    }
+
+    /// Root, and the user a service runs as, control it and read its lines;
+    /// the workspace user controls another's service (a root one) only when
+    /// its file says `control_by_workspace_user = true`. A root service's
+    /// lines may hold what the workspace user must not read, and stopping it
+    /// (sshd, say) is not theirs to decide.
+    func mayControl(_ service: Service, peer: uid_t) -> Bool {
+        peer == 0 || peer == runsAs(service) || (service.definition.controlByWorkspaceUser && workspaceUsers.contains(peer))
+    }
+
+    private func refusal(_ verb: String, _ service: Service, peer: uid_t) -> String {
+        "not allowed: \(service.name) runs as uid \(runsAs(service)), not as uid \(peer); only root or that user may \(verb) it\n"
     }
 
     private func unknown(_ name: String) -> String {

@@ -7,10 +7,12 @@ import SystemPackage
 /// (mode 0660, group of the workspace user) taking one request line per
 /// connection and answering with text, then closing. Peers are checked
 /// again with SO_PEERCRED: root, berth's own user and the workspace user
-/// only. Every read and write is non-blocking on the loop; a client that
-/// stalls is dropped after two seconds.
+/// only; the handler gets the peer's uid for the per-service rules. Every
+/// read and write is non-blocking on the loop; a client that stalls is
+/// dropped after two seconds.
 public final class ControlServer {
-    public typealias Handler = (_ request: String) -> (text: String, ok: Bool)
+    /// `peer`: the uid of the connected process, from SO_PEERCRED.
+    public typealias Handler = (_ request: String, _ peer: uid_t) -> (text: String, ok: Bool)
     let path: String
     let fd: Int32
     let loop: EventLoop
@@ -41,7 +43,7 @@ public final class ControlServer {
         self.loop = loop
         self.allowed = allowedUsers.union([0, getuid()])
         self.handler = handler
-        try loop.watch(fd, events: .readable) { [unowned self] _ in acceptAll() }
+        try loop.watch(fd, events: .readable) { [unowned self] _ in acceptSome() }
     }
 
     deinit {
@@ -50,8 +52,12 @@ public final class ControlServer {
         unlink(path)
     }
 
-    private func acceptAll() {
-        while true {
+    /// Bounded per wake-up, like every other read on the loop: a local
+    /// process connecting in a tight loop cannot keep berth from its
+    /// signals (the listening socket is level-triggered: the rest wakes it
+    /// again).
+    private func acceptSome() {
+        for _ in 0..<16 {
             let client = berth_accept_nonblocking(fd)
             guard client >= 0 else { return }
             var peer: uid_t = 0
@@ -59,13 +65,14 @@ public final class ControlServer {
                 close(client)
                 continue
             }
-            ControlConnection(fd: client, loop: loop, handler: handler).start()
+            ControlConnection(fd: client, peer: peer, loop: loop, handler: handler).start()
         }
     }
 }
 
 private final class ControlConnection {
     let fd: Int32
+    let peer: uid_t
     let loop: EventLoop
     let handler: ControlServer.Handler
     var request: [UInt8] = []
@@ -74,8 +81,9 @@ private final class ControlConnection {
     var timer: EventLoop.TimerID?
     var keepAlive: ControlConnection?
 
-    init(fd: Int32, loop: EventLoop, handler: @escaping ControlServer.Handler) {
+    init(fd: Int32, peer: uid_t, loop: EventLoop, handler: @escaping ControlServer.Handler) {
         self.fd = fd
+        self.peer = peer
         self.loop = loop
         self.handler = handler
     }
@@ -101,7 +109,7 @@ private final class ControlConnection {
             return
         }
         let line = String(decoding: request[..<newline], as: UTF8.self)
-        let answer = handler(line)
+        let answer = handler(line, peer)
         // First line: "ok" or "error", then the text.
         response = Array(((answer.ok ? "ok\n" : "error\n") + answer.text).utf8)
         loop.unwatch(fd)

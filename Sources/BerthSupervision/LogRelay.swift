@@ -3,111 +3,6 @@ import BerthSystemd
 import CBerth
 import Glibc
 
-/// berth's own stdout or stderr, written without ever blocking the loop.
-/// It writes through a separate open file description of the same file
-/// (opened via /proc/self/fd/N) set to O_NONBLOCK, so the flag never leaks
-/// to the command or the services sharing the original. Bytes the reader
-/// (docker's log driver) has not taken yet wait in a bounded buffer; past
-/// it, whole lines are dropped and counted.
-public final class OutputSink {
-    let fd: Int32
-    let loop: EventLoop
-    let limit: Int
-    private var pending: [UInt8] = []
-    private var sent = 0
-    private var watching = false
-    public private(set) var droppedLines = 0
-    private var droppedSinceReport = 0
-
-    public init(descriptor: Int32, loop: EventLoop, limit: Int = 1 << 20) {
-        let own = open("/proc/self/fd/\(descriptor)", O_WRONLY | O_NONBLOCK | O_CLOEXEC | O_APPEND | O_NOCTTY)
-        // Without /proc, the shared descriptor itself: writes may block then.
-        fd = own >= 0 ? own : descriptor
-        self.loop = loop
-        self.limit = limit
-    }
-
-    /// One whole line (with its newline); dropped when the buffer is full.
-    public func write(line: [UInt8]) {
-        if pending.count - sent + line.count > limit {
-            droppedLines += 1
-            droppedSinceReport += 1
-            return
-        }
-        if droppedSinceReport > 0 {
-            let note = Array("berth: \(droppedSinceReport) log line\(droppedSinceReport == 1 ? "" : "s") dropped: output was not read fast enough\n".utf8)
-            droppedSinceReport = 0
-            pending.append(contentsOf: note)
-        }
-        pending.append(contentsOf: line)
-        flush()
-    }
-
-    private func flush() {
-        while sent < pending.count {
-            let written = pending[sent...].withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) }
-            if written > 0 {
-                sent += written
-            } else if written < 0 && errno == EINTR {
-                continue
-            } else if written < 0 && errno == EAGAIN {
-                if !watching {
-                    watching = (try? loop.watch(fd, events: .writable) { [unowned self] _ in flush() }) != nil
-                }
-                compact()
-                return
-            } else {
-                // The reader is gone (EPIPE) or the file broke: nothing to wait for.
-                pending.removeAll()
-                sent = 0
-                break
-            }
-        }
-        pending.removeAll(keepingCapacity: pending.count < 64 << 10)
-        sent = 0
-        if watching {
-            loop.unwatch(fd)
-            watching = false
-        }
-    }
-
-    /// At shutdown: what is still pending gets up to `seconds` to drain (a
-    /// bounded wait, once, when nothing else is left to do); returns how
-    /// many lines were dropped in all.
-    public func finish(within seconds: Double = 0.5) -> Int {
-        if watching {
-            loop.unwatch(fd)
-            watching = false
-        }
-        if droppedSinceReport > 0 {
-            pending.append(contentsOf: Array("berth: \(droppedSinceReport) log line\(droppedSinceReport == 1 ? "" : "s") dropped: output was not read fast enough\n".utf8))
-            droppedSinceReport = 0
-        }
-        let deadline = MonotonicClock.now() + UInt64(seconds * 1e9)
-        while sent < pending.count, MonotonicClock.now() < deadline {
-            let written = pending[sent...].withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) }
-            if written > 0 {
-                sent += written
-            } else if written < 0 && errno == EAGAIN {
-                var poller = pollfd(fd: fd, events: Int16(POLLOUT), revents: 0)
-                _ = poll(&poller, 1, 50)
-            } else if !(written < 0 && errno == EINTR) {
-                break
-            }
-        }
-        pending.removeAll()
-        sent = 0
-        return droppedLines
-    }
-
-    private func compact() {
-        if sent > 64 << 10 {
-            pending.removeFirst(sent)
-            sent = 0
-        }
-    }
-}
-
 /// One service stream (stdout or stderr): read from its pipe on the loop,
 /// cut into lines, each sent on prefixed with the service's name and kept
 /// in a bounded ring for `berth logs`. Partial lines wait for their end
@@ -124,7 +19,11 @@ final class ServiceStream {
     private var partial: [UInt8] = []
     private(set) var fd: Int32 = -1
     private weak var loop: EventLoop?
-    private let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 64 << 10, alignment: 1)
+    /// What one wake-up reads: each byte costs line-splitting work, and a
+    /// flooding service must leave the loop free for signals within
+    /// milliseconds, whatever the build and the machine's load.
+    private static let bytesPerWakeUp = 16 << 10
+    private let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: ServiceStream.bytesPerWakeUp, alignment: 1)
     var onClose: () -> Void = {}
 
     init(name: String, sink: OutputSink, recent: RecentLines, journal: Journal? = nil, isStandardError: Bool = false, maxLine: Int = 16 << 10) {
@@ -165,26 +64,34 @@ final class ServiceStream {
         }
     }
 
+    /// memchr and memcpy rather than per-byte collection code: this runs for
+    /// every byte a service writes, on the loop that forwards signals.
     private func take(_ bytes: UnsafeRawBufferPointer) {
-        var start = bytes.startIndex
-        while start < bytes.endIndex {
+        guard let base = bytes.baseAddress else { return }
+        var start = 0
+        while start < bytes.count {
             let room = maxLine - partial.count
             // One byte past the room: a newline right at the limit still
             // ends the line instead of leaving an empty one behind.
-            let end = min(bytes.endIndex, start + room + 1)
-            if let newline = bytes[start..<end].firstIndex(of: UInt8(ascii: "\n")) {
-                partial.append(contentsOf: bytes[start..<newline])
+            let window = min(bytes.count - start, room + 1)
+            if let newline = memchr(base + start, Int32(UInt8(ascii: "\n")), window) {
+                let length = base.distance(to: UnsafeRawPointer(newline)) - start
+                appendToPartial(base + start, length)
                 emit()
-                start = newline + 1
-            } else if end - start > room {
-                partial.append(contentsOf: bytes[start..<(start + room)])
+                start += length + 1
+            } else if window > room {
+                appendToPartial(base + start, room)
                 emit()
                 start += room
             } else {
-                partial.append(contentsOf: bytes[start..<end])
-                start = end
+                appendToPartial(base + start, window)
+                start += window
             }
         }
+    }
+
+    private func appendToPartial(_ bytes: UnsafeRawPointer, _ count: Int) {
+        partial.append(contentsOf: UnsafeBufferPointer(start: bytes.assumingMemoryBound(to: UInt8.self), count: count))
     }
 
     private func emit() {
@@ -202,7 +109,7 @@ final class ServiceStream {
         // Whatever is left in the pipe (at most 1 MiB: a daemon the service
         // left behind could keep writing), then the unterminated last line.
         var rounds = 0
-        while rounds < 16 {
+        while rounds < (1 << 20) / ServiceStream.bytesPerWakeUp {
             let count = read(fd, buffer.baseAddress, buffer.count)
             if count > 0 {
                 take(UnsafeRawBufferPointer(rebasing: buffer[0..<count]))

@@ -87,17 +87,37 @@ final class NotifySocket {
         unlink(path)
     }
 
+    /// At most this many datagrams per wake-up: a service flooding its
+    /// socket gets its turn like a flooding pipe, and the loop goes back to
+    /// signals in between (the socket is level-triggered: the rest wakes it
+    /// again).
+    static let datagramsPerWakeUp = 64
+
+    /// KEY=VALUE lines, found with memchr: a flood of datagrams must cost
+    /// the loop little per byte.
+    static func fields(in message: UnsafeRawBufferPointer) -> [String: String] {
+        var fields: [String: String] = [:]
+        guard let base = message.baseAddress else { return fields }
+        func text(_ from: Int, _ to: Int) -> String {
+            String(decoding: UnsafeBufferPointer(start: (base + from).assumingMemoryBound(to: UInt8.self), count: to - from), as: UTF8.self)
+        }
+        var start = 0
+        while start < message.count {
+            let end = memchr(base + start, Int32(UInt8(ascii: "\n")), message.count - start).map { base.distance(to: UnsafeRawPointer($0)) } ?? message.count
+            if let equals = memchr(base + start, Int32(UInt8(ascii: "=")), end - start).map({ base.distance(to: UnsafeRawPointer($0)) }) {
+                fields[text(start, equals)] = text(equals + 1, end)
+            }
+            start = end + 1
+        }
+        return fields
+    }
+
     private func receive() {
         var buffer = [UInt8](repeating: 0, count: 4096)
-        while true {
+        for _ in 0..<Self.datagramsPerWakeUp {
             let count = recv(fd, &buffer, buffer.count, Int32(MSG_DONTWAIT))
             guard count > 0 else { return }
-            var fields: [String: String] = [:]
-            for line in buffer[0..<count].split(separator: UInt8(ascii: "\n")) {
-                guard let equals = line.firstIndex(of: UInt8(ascii: "=")) else { continue }
-                fields[String(decoding: line[..<equals], as: UTF8.self)] = String(decoding: line[(equals + 1)...], as: UTF8.self)
-            }
-            onMessage(fields)
+            onMessage(buffer.withUnsafeBytes { Self.fields(in: UnsafeRawBufferPointer(rebasing: $0[0..<count])) })
         }
     }
 }

@@ -37,7 +37,12 @@ public struct ServiceDefinition: Sendable {
     /// Run as this user (with its groups, HOME, USER, LOGNAME, SHELL);
     /// nil: as berth.
     public var user: String?
+    /// With `user` only: this primary group instead of the user's groups.
     public var group: String?
+    /// The workspace user may restart, stop, start and read the lines of
+    /// this service although it runs as someone else (root, say). Without
+    /// it only root and the service's own user may.
+    public var controlByWorkspaceUser = false
     /// Added to (and overriding) the environment services inherit, which
     /// holds no provisioning secrets.
     public var environment: [String: String] = [:]

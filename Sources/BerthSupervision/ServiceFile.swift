@@ -12,7 +12,7 @@ public enum ServiceFile {
     static let fields: Set<String> = [
         "command", "user", "group", "environment", "pass_secrets", "working_dir", "depends_on", "restart",
         "stop_signal", "stop_grace", "critical", "required", "backoff_base", "backoff_cap", "stable_after",
-        "crash_limit", "crash_window",
+        "crash_limit", "crash_window", "control_by_workspace_user",
         "readiness.tcp", "readiness.command", "readiness.notify", "readiness.timeout",
         "health.command", "health.interval", "health.timeout", "health.retries", "health.restart",
     ]
@@ -51,6 +51,12 @@ public enum ServiceFile {
         var service = ServiceDefinition(name: name, command: command)
         service.user = try reader.string("user")
         service.group = try reader.string("group")
+        if let group = service.group {
+            // Ignored, the service would run as root with every group.
+            guard service.user != nil else { throw reader.failure("group", "needs user (the group of which user's process?)") }
+            guard Supervisor.groupID(group) != nil else { throw reader.failure("group", "'\(group)': no such group in /etc/group") }
+        }
+        service.controlByWorkspaceUser = try reader.boolean("control_by_workspace_user") ?? false
         service.workingDirectory = try reader.string("working_dir")
         service.dependsOn = try reader.strings("depends_on") ?? []
         service.passSecrets = try reader.strings("pass_secrets") ?? []

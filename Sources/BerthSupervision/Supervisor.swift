@@ -67,6 +67,8 @@ public final class Supervisor {
     private var onAllStopped: (() -> Void)?
     private(set) var stopping = false
     private var control: ControlServer?
+    /// Who may use the control socket besides root and berth's own user.
+    private(set) var workspaceUsers: Set<uid_t> = []
     /// journald, when its socket is there: every line also as an entry.
     private let journal = Journal.ifPresent()
 
@@ -145,7 +147,8 @@ public final class Supervisor {
 
     /// What the service (and its readiness and health probes) inherit:
     /// services' environment (no provisioning secrets), the ones it opted
-    /// into, its user's HOME/USER/LOGNAME/SHELL, its own variables.
+    /// into, its user's HOME/USER/LOGNAME/SHELL, its own variables, and
+    /// NOTIFY_SOCKET when it uses one.
     private func environment(for service: Service) -> [String: String] {
         let definition = service.definition
         var environment = self.environment
@@ -157,40 +160,53 @@ public final class Supervisor {
             environment["SHELL"] = user.shell
         }
         for (key, value) in definition.environment { environment[key] = value }
+        if definition.readiness == .notify { environment["NOTIFY_SOCKET"] = notifySocketPath(service) }
         return environment
     }
 
-    /// A readiness or health probe: run like berth's other helpers, but with
-    /// the service's environment (never berth's own, which has the secrets).
+    private func notifySocketPath(_ service: Service) -> String {
+        "\(runDirectory)/notify/\(service.name)"
+    }
+
+    /// How anything runs on the service's behalf: the service itself and
+    /// its readiness and health probes alike, with its uid, groups,
+    /// environment and working directory. One function for all of them: a
+    /// probe that ran as root with the user's HOME would read the user's
+    /// ~/.curlrc or PATH entries, and the user would act as root.
+    private func spawnRequest(for service: Service, running arguments: [String]) -> SpawnRequest {
+        var request = SpawnRequest(arguments: arguments)
+        request.isolation = .newProcessGroup
+        if let user = service.identity {
+            request.identity = SpawnRequest.Identity(uid: user.uid, gid: user.gid, groups: user.groups)
+            request.ambientCapabilities = service.definition.ambientCapabilities
+        }
+        request.noNewPrivileges = service.definition.noNewPrivileges
+        request.environment = environment(for: service).map { "\($0.key)=\($0.value)" }.sorted()
+        request.workingDirectory = service.definition.workingDirectory ?? service.identity?.home ?? "/"
+        return request
+    }
+
+    /// A readiness or health probe: collected like berth's other helpers,
+    /// run exactly as the service runs.
     private func probe(_ service: Service, _ arguments: [String], timeout: Duration) -> HelperCommand {
         var command = HelperCommand(arguments: arguments, timeout: timeout)
-        command.request.environment = environment(for: service).map { "\($0.key)=\($0.value)" }.sorted()
+        command.request = spawnRequest(for: service, running: arguments)
         return command
     }
 
     private func spawn(_ service: Service) {
         let definition = service.definition
-        var request = SpawnRequest(arguments: definition.command)
-        request.isolation = .newProcessGroup
-        var environment = environment(for: service)
-        if let user = service.identity {
-            request.identity = SpawnRequest.Identity(uid: user.uid, gid: user.gid, groups: user.groups)
-            request.ambientCapabilities = definition.ambientCapabilities
-        }
-        request.noNewPrivileges = definition.noNewPrivileges
+        var request = spawnRequest(for: service, running: definition.command)
         if definition.readiness == .notify {
-            let path = "\(runDirectory)/notify/\(definition.name)"
+            let path = notifySocketPath(service)
             do {
                 let socket = try NotifySocket(path: path, owner: service.identity?.uid, loop: loop)
                 socket.onMessage = { [unowned self, unowned service] in notified(service, $0) }
                 service.notify = socket
-                environment["NOTIFY_SOCKET"] = path
             } catch {
                 return fail(service, "cannot create its notify socket \(path): \(error)")
             }
         }
-        request.environment = environment.map { "\($0.key)=\($0.value)" }.sorted()
-        request.workingDirectory = definition.workingDirectory ?? service.identity?.home ?? "/"
         var outPipe: [Int32] = [-1, -1]
         var errPipe: [Int32] = [-1, -1]
         guard berth_pipe_cloexec(&outPipe) == 0, berth_pipe_cloexec(&errPipe) == 0 else {
@@ -451,8 +467,13 @@ public final class Supervisor {
     }
 
     /// Answers `berth status` and friends on a UNIX socket until stopAll.
+    /// `allowedUsers`: the workspace user(s), who see every service's status
+    /// and control their own (see `mayControl`).
     public func serveControl(at path: String, group: gid_t?, allowedUsers: Set<uid_t>) throws(Errno) {
-        control = try ControlServer(path: path, group: group, allowedUsers: allowedUsers, loop: loop) { [unowned self] in answer($0) }
+        workspaceUsers = allowedUsers
+        control = try ControlServer(path: path, group: group, allowedUsers: allowedUsers, loop: loop) { [unowned self] in
+            answer($0, from: $1)
+        }
     }
 
     /// Every service down, dependents before what they depend on; `done`

@@ -118,4 +118,59 @@ final class ControlTests: XCTestCase {
         XCTAssertTrue(run.errorText.hasPrefix("berth status: cannot reach berth at \(directory)/run/control.sock"), run.errorText)
         XCTAssertEqual(try control(["status", "--yaml"]).status, .exited(2))
     }
+
+    // MARK: per-service rules
+
+    func test_the_workspace_user_cannot_stop_restart_or_read_a_root_service_but_controls_its_own() throws {
+        try service("rootly", "command = [\"/bin/sh\", \"-c\", \"echo root-secret-line; exec sleep 60\"]\n")
+        try service("mine", """
+        command = ["/bin/sh", "-c", "echo hello-mine; exec sleep 60"]
+        user = "nobody"
+        working_dir = "/"
+        """)
+        try service("shared", """
+        command = ["/bin/sh", "-c", "echo hello-shared; exec sleep 60"]
+        control_by_workspace_user = true
+        """)
+        // nobody plays the workspace user: the socket lets it in.
+        let berth = try Subprocess(asPID1([]), environment: environment.merging(["BERTH_USER": "nobody"]) { $1 })
+        defer {
+            if let pid = childOf(berth.pid) { kill(pid, SIGTERM) }
+            XCTAssertEqual(berth.wait(timeout: 15), .exited(0), berth.errorText)
+        }
+        let workspaceUser = "65534:65534"
+        XCTAssertTrue(try eventually { try control(["status"]).outputText.components(separatedBy: " ready ").count == 4 }, berth.errorText)
+        func pid(_ name: String) throws -> Int? {
+            let json = try control(["status", "--json"]).outputText
+            let services = try JSONSerialization.jsonObject(with: Data(json.utf8)) as? [[String: Any]]
+            return services?.first { $0["name"] as? String == name }?["pid"] as? Int
+        }
+        let rootPID = try XCTUnwrap(try pid("rootly"))
+
+        let status = try control(["status"], user: workspaceUser)
+        XCTAssertEqual(status.status, .exited(0), "status stays readable: \(status.errorText)")
+        XCTAssertTrue(status.outputText.contains("rootly"))
+        XCTAssertEqual(try control(["health"], user: workspaceUser).status, .exited(0))
+
+        for verb in ["stop", "restart", "logs"] {
+            let refused = try control([verb, "rootly"], user: workspaceUser)
+            XCTAssertEqual(refused.status, .exited(1), "\(verb) of a root service by the workspace user")
+            XCTAssertEqual(refused.errorText, "berth \(verb): not allowed: rootly runs as uid 0, not as uid 65534; only root or that user may \(verb) it\n")
+            XCTAssertFalse(refused.outputText.contains("root-secret-line"))
+        }
+        usleep(300_000)
+        XCTAssertEqual(try pid("rootly"), rootPID, "the root service kept running, never restarted")
+        XCTAssertEqual(try control(["logs", "rootly"]).outputText, "root-secret-line\n", "root still reads it")
+
+        XCTAssertEqual(try control(["logs", "mine"], user: workspaceUser).outputText, "hello-mine\n")
+        XCTAssertEqual(try control(["restart", "mine"], user: workspaceUser).status, .exited(0))
+        XCTAssertTrue(try eventually { try control(["logs", "mine"], user: workspaceUser).outputText == "hello-mine\nhello-mine\n" }, "restarted")
+        XCTAssertEqual(try control(["stop", "mine"], user: workspaceUser).outputText, "stopping mine\n")
+
+        // A root service whose file opts in.
+        XCTAssertEqual(try control(["logs", "shared"], user: workspaceUser).outputText, "hello-shared\n")
+        XCTAssertEqual(try control(["stop", "shared"], user: workspaceUser).outputText, "stopping shared\n")
+        XCTAssertTrue(try eventually { try pid("shared") == nil })
+        XCTAssertEqual(try pid("rootly"), rootPID)
+    }
 }

@@ -45,6 +45,14 @@ final class ServiceFileTests: XCTestCase {
         XCTAssertEqual(service.health?.command, ["curl", "-fs", "http://127.0.0.1:8000/"])
         XCTAssertEqual(service.health?.interval, .seconds(10))
         XCTAssertEqual(service.health?.retries, 2)
+        XCTAssertFalse(service.controlByWorkspaceUser, "root services are not the workspace user's unless the file says so")
+    }
+
+    func test_a_group_with_its_user_and_the_control_opt_in_are_read() throws {
+        let text = "command = [\"/bin/x\"]\nuser = \"nobody\"\ngroup = \"nogroup\"\ncontrol_by_workspace_user = true\n"
+        let service = try ServiceFile.parse(text, name: "x", path: "services.d/x.toml")
+        XCTAssertEqual(service.group, "nogroup")
+        XCTAssertTrue(service.controlByWorkspaceUser)
     }
 
     func test_errors_name_the_file_the_line_and_the_field() {
@@ -59,6 +67,11 @@ final class ServiceFileTests: XCTestCase {
             ("command = [\"/bin/x\"]\nstop_signal = \"TERMINATE\"\n", "services.d/x.toml: line 2: stop_signal: 'TERMINATE' is not a signal name"),
             ("command = [\"/bin/x\"]\ncritical = yes\n", "services.d/x.toml: line 2: expected a value (strings need quotes)"),
             ("command = [\"/bin/x\"]\ncommand = [\"/bin/y\"]\n", "services.d/x.toml: line 2: command is set twice"),
+            // A group without a user would be ignored: the service would run as root.
+            ("command = [\"/bin/x\"]\n\ngroup = \"nogroup\"\n", "services.d/x.toml: line 3: group: needs user"),
+            ("command = [\"/bin/x\"]\nuser = \"nobody\"\ngroup = \"no-such-group-anywhere\"\n",
+             "services.d/x.toml: line 3: group: 'no-such-group-anywhere': no such group in /etc/group"),
+            ("command = [\"/bin/x\"]\ncontrol_by_workspace_user = \"yes\"\n", "services.d/x.toml: line 2: control_by_workspace_user: expected true or false"),
         ]
         for (text, expected) in cases {
             XCTAssertThrowsError(try ServiceFile.parse(text, name: "x", path: "services.d/x.toml")) { error in

@@ -1,3 +1,4 @@
+import BerthCore
 import Foundation
 import Glibc
 import TestSupport
@@ -260,5 +261,172 @@ final class SupervisorTests: XCTestCase {
         XCTAssertLessThanOrEqual(after - before, 1, "CPU ticks (10 ms each) over 10 s of idling")
         kill(berthPID, SIGTERM)
         XCTAssertEqual(run.wait(timeout: 10), .exited(0))
+    }
+
+    // MARK: probes run as the service
+
+    /// A directory owned by nobody (65534), as a workspace user's home is theirs.
+    func homeOwnedByNobody() throws -> String {
+        let home = directory + "/home"
+        XCTAssertEqual(mkdir(home, 0o755), 0)
+        XCTAssertEqual(chown(home, 65534, 65534), 0)
+        return home
+    }
+
+    func test_readiness_and_health_probes_run_with_exactly_the_services_uid_groups_directory_and_environment() throws {
+        let home = try homeOwnedByNobody()
+        let record = "{ id -u; id -G; pwd; env | sort; }"
+        try service("app", """
+        command = ["/bin/sh", "-c", "\(record) > service.txt; exec sleep 30"]
+        user = "nobody"
+        working_dir = "\(home)"
+        environment = { HOME = "\(home)", MARKER = "from-the-service-file" }
+        required = false
+        [readiness]
+        command = ["/bin/sh", "-c", "\(record) > readiness.txt"]
+        [health]
+        command = ["/bin/sh", "-c", "\(record) > health.txt"]
+        interval = 0.2
+        """)
+        let files = ["service", "readiness", "health"].map { "\(home)/\($0).txt" }
+        let waitForAll = files.map { "[ -s \($0) ]" }.joined(separator: " && ")
+        let run = try berth(["/bin/sh", "-c", "i=0; until \(waitForAll) || [ $i -ge 200 ]; do sleep 0.05; i=$((i+1)); done"])
+        XCTAssertEqual(run.wait(timeout: 30), .exited(0), run.errorText)
+        let records = files.map { readText($0) ?? "" }
+        let service = records[0].split(separator: "\n").map(String.init)
+        XCTAssertEqual(service.first, "65534", records[0])
+        XCTAssertEqual(service.dropFirst().first, "65534", "nobody's groups: \(records[0])")
+        XCTAssertEqual(service.dropFirst(2).first, home)
+        XCTAssertTrue(service.contains("MARKER=from-the-service-file"), records[0])
+        XCTAssertTrue(service.contains("HOME=\(home)"), records[0])
+        XCTAssertEqual(records[1], records[0], "the readiness probe runs as the service runs")
+        XCTAssertEqual(records[2], records[0], "the health probe runs as the service runs")
+    }
+
+    func test_a_path_entry_the_service_user_controls_never_runs_as_root_in_a_probe() throws {
+        let home = try homeOwnedByNobody()
+        // The user's own ~/bin comes first on the service's PATH (like
+        // ~/.local/bin for a workspace user), and they put a `curl` there.
+        XCTAssertEqual(mkdir(home + "/bin", 0o755), 0)
+        try "#!/bin/sh\nid -u > \(home)/planted-ran-as\n".write(toFile: home + "/bin/curl", atomically: true, encoding: .utf8)
+        XCTAssertEqual(chmod(home + "/bin/curl", 0o755), 0)
+        XCTAssertEqual(chown(home + "/bin", 65534, 65534), 0)
+        XCTAssertEqual(chown(home + "/bin/curl", 65534, 65534), 0)
+        try service("app", """
+        command = ["/bin/sleep", "30"]
+        user = "nobody"
+        working_dir = "\(home)"
+        environment = { HOME = "\(home)", PATH = "\(home)/bin:/usr/bin:/bin" }
+        [readiness]
+        command = ["/bin/sh", "-c", "curl -fs http://127.0.0.1:8000/"]
+        """)
+        let run = try berth(["/bin/true"])
+        XCTAssertEqual(run.wait(timeout: 30), .exited(0), run.errorText)
+        XCTAssertEqual(readText(home + "/planted-ran-as"), "65534\n", "the probe ran the user's program as the user, never as root")
+    }
+
+    func test_a_curlrc_in_the_service_users_home_does_not_reach_a_root_probe() throws {
+        let home = try homeOwnedByNobody()
+        // Root's directory: only a probe running as root could write here.
+        let rootOnly = directory + "/root-only"
+        XCTAssertEqual(mkdir(rootOnly, 0o755), 0)
+        try "output = \"\(rootOnly)/written-by-the-probe\"\n".write(toFile: home + "/.curlrc", atomically: true, encoding: .utf8)
+        XCTAssertEqual(chown(home + "/.curlrc", 65534, 65534), 0)
+        let port = Self.freePort()
+        // The README's own probe, against a server the user runs.
+        try service("web", """
+        command = ["/usr/bin/python3", "-m", "http.server", "\(port)", "--bind", "127.0.0.1"]
+        user = "nobody"
+        working_dir = "\(home)"
+        environment = { HOME = "\(home)" }
+        [readiness]
+        tcp = \(port)
+        [health]
+        command = ["curl", "-fs", "http://127.0.0.1:\(port)/"]
+        interval = 0.2
+        retries = 1
+        restart = false
+        """)
+        let run = try berth([])
+        let berthPID = try XCTUnwrap(childOf(run.pid))
+        XCTAssertTrue(eventually(15) { run.errorText.contains("berth: web: unhealthy") || { _ = run.readLine(timeout: 0.05); return false }() },
+                      "curl as nobody cannot follow the rc file into root's directory: \(run.errorText)")
+        XCTAssertEqual(access(rootOnly + "/written-by-the-probe", F_OK), -1, "the user's ~/.curlrc made a root probe write a file")
+        kill(berthPID, SIGTERM)
+        XCTAssertEqual(run.wait(timeout: 15), .exited(0), run.errorText)
+    }
+
+    // MARK: berth's own output never blocks it
+
+    func test_output_redirected_to_a_file_keeps_berths_the_services_and_the_commands_lines() throws {
+        // berth's non-blocking description of a regular file would have its
+        // own offset: the command, writing through the shared one, would
+        // overwrite what berth and the services wrote before it.
+        try service("early", "command = [\"/bin/sh\", \"-c\", \"echo service-line-1; echo service-line-2; exec sleep 30\"]\n")
+        let file = directory + "/all-output"
+        let berth = asPID1(["--", "/bin/sh", "-c", "'sleep 0.5; echo command-line-1; echo command-line-2'"]).joined(separator: " ")
+        let run = try Subprocess(["/bin/sh", "-c", "exec \(berth) > \(file) 2>&1"],
+                                 environment: ["PATH": "/usr/bin:/bin", "BERTH_SERVICES_DIR": directory + "/services.d", "BERTH_RUN_DIR": directory + "/run"])
+        XCTAssertEqual(run.wait(timeout: 30), .exited(0), run.errorText)
+        let lines = (readText(file) ?? "").split(separator: "\n").map(String.init)
+        for expected in ["berth: early: started (pid 2)", "early | service-line-1", "early | service-line-2", "command-line-1", "command-line-2", "berth: early: stopped (killed by SIGTERM)"] {
+            XCTAssertTrue(lines.contains(expected), "\(expected) in \(lines)")
+        }
+    }
+
+    func test_a_stalled_reader_and_a_flood_of_output_notify_datagrams_and_restarts_never_delay_signal_forwarding() throws {
+        // Floods its stdout and its notify socket with 4 KB STATUS= lines
+        // (each one a line berth logs to its stderr, so a pipe of 64 KiB
+        // fills within the first second).
+        let chatter = directory + "/chatter.py"
+        try """
+        import os, socket
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        s.setblocking(False)
+        address = os.environ["NOTIFY_SOCKET"]
+        s.sendto(b"READY=1", address)
+        while True:
+            os.write(1, b"a" * 99 + b"\\n")
+            try:
+                s.sendto(b"STATUS=" + b"chatter " * 500, address)
+            except OSError:
+                pass
+        """.write(toFile: chatter, atomically: true, encoding: .utf8)
+        try service("chatter", """
+        command = ["/usr/bin/python3", "\(chatter)"]
+        required = false
+        [readiness]
+        notify = true
+        """)
+        // Restarts every 50 ms: three lines of berth's own log each time.
+        try service("restarter", """
+        command = ["/bin/sh", "-c", "exit 1"]
+        backoff_base = 0.05
+        backoff_cap = 0.05
+        crash_limit = 1000
+        required = false
+        """)
+        let signals = directory + "/signals"
+        let run = try berth(["/bin/sh", "-c", "exec \(Built.testkit) signal-clock 20 > \(signals)"])
+        let berthPID = try XCTUnwrap(childOf(run.pid))
+        func signalLines() -> [String] { (readText(signals) ?? "").split(separator: "\n").map(String.init) }
+        // From here on nobody reads berth's stdout or stderr (the test's pipes).
+        XCTAssertTrue(eventually { signalLines().first?.hasPrefix("ready") == true }, "the command started")
+        usleep(1_000_000)
+        var delays: [Double] = []
+        for round in 1...20 {
+            let sent = MonotonicClock.now()
+            kill(berthPID, SIGUSR1)
+            let deadline = now() + 2
+            while signalLines().count < round + 1, now() < deadline { usleep(500) }
+            guard signalLines().count == round + 1, let received = UInt64(signalLines()[round]) else { break }
+            delays.append(Double(received &- sent) / 1e6)
+            usleep(20_000)
+        }
+        XCTAssertEqual(delays.count, 20, "every signal was forwarded while berth's output was stalled")
+        XCTAssertLessThan(delays.max() ?? .infinity, 100, "each forwarded within 100 ms (ms: \(delays))")
+        // Un-stalled: the command ended after its 20 signals, berth stops the services and exits.
+        XCTAssertEqual(run.wait(timeout: 30), .exited(0), String(run.errorText.suffix(500)))
+        XCTAssertTrue(run.errorText.contains("log lines were dropped in all"), "what was dropped is counted and reported")
     }
 }
