@@ -148,6 +148,42 @@ final class RestoreSafetyTests: XCTestCase {
         XCTAssertEqual(try listing(target), "")
     }
 
+    func test_roots_restore_trusts_the_supervisors_store_but_never_one_of_the_workspace_user() throws {
+        try craft("theirs", "add(\"./ok\", data=b\"kept\\\\n\")")
+        // The supervisor's user stands in as `daemon` (uid 1): its store is
+        // what the daemon writes, and root's restore and list accept it.
+        _ = try scratch.sh("chown -R 1 store")
+        let environment = ["SUPERVISOR_BACKUP_MOUNT_PATH": store, "BERTH_USER": "nobody", "SUPERVISOR_USER": "daemon", "SUPERVISOR_HTTP_ENABLED": "false"]
+        let list = try SupervisorRun(environment, arguments: ["list"])
+        XCTAssertEqual(list.process.wait(timeout: 30), .exited(0), list.log)
+        XCTAssertTrue(list.process.outputText.contains("theirs"), list.process.outputText)
+        let restored = try SupervisorRun(environment, arguments: ["restore", "theirs", target])
+        XCTAssertEqual(restored.process.wait(timeout: 30), .exited(0), restored.log)
+        XCTAssertEqual(try listing(target), "ok nobody 644\n")
+
+        // The same store when the supervisor's user is the workspace user.
+        _ = try scratch.sh("rm -f restores/target/ok && chown -R 65534 store")
+        let confused = try SupervisorRun(environment.merging(["SUPERVISOR_USER": "nobody"]) { $1 }, arguments: ["restore", "theirs", target])
+        XCTAssertEqual(confused.process.wait(timeout: 30), .exited(1))
+        XCTAssertTrue(confused.log.contains("SUPERVISOR_BACKUP_MOUNT_PATH=\(store): owned by uid 65534"), confused.log)
+        XCTAssertEqual(try listing(target), "")
+    }
+
+    func test_restore_run_by_the_workspace_user_extracts_as_itself_with_the_same_checks() throws {
+        try craft("suid", "add(\"./sh\", data=b\"#!/bin/sh\\\\n\", mode=0o4755)")
+        try craft("through-link", "add(\"./link\", tarfile.SYMTYPE, link=\"\(outside)\")\nadd(\"./link/evil\")")
+        _ = try scratch.sh("chown -R 65534 store")
+        let asNobody = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--", Built.workspaceSupervisor]
+        let environment = ["PATH": "/usr/bin:/bin", "SUPERVISOR_BACKUP_MOUNT_PATH": store, "SUPERVISOR_HTTP_ENABLED": "false"]
+        let suid = try Subprocess(asNobody + ["restore", "suid", target], environment: environment)
+        XCTAssertEqual(suid.wait(timeout: 30), .exited(0), suid.errorText)
+        XCTAssertEqual(try listing(target), "sh nobody 755\n", "no setuid bit, even on the user's own file")
+        let link = try Subprocess(asNobody + ["restore", "through-link", target], environment: environment)
+        XCTAssertEqual(link.wait(timeout: 30), .exited(1))
+        XCTAssertTrue(link.errorText.contains("goes through a symbolic link member"), link.errorText)
+        XCTAssertEqual(try listing(outside), "")
+    }
+
     func test_listing_lines_parse_with_quoted_names_and_link_targets() throws {
         let members = try ArchiveMember.parseListing("""
         -rw-r--r-- 0/0               1 1970-01-01 00:00 "we\\"ird\\nname\\\\ \\303\\251"
