@@ -27,14 +27,17 @@ public struct HTTPServerResponse: Sendable {
 /// A small HTTP/1.1 server on the event loop for local status APIs: one
 /// request per connection (answered with `Connection: close`), every read
 /// and write non-blocking, bounded in size (16 KiB of head, 64 KiB of body),
-/// number (64 connections) and time (5 s per connection).
+/// number (64 connections) and time (5 s per connection). When every slot
+/// is taken, the connection idle longest without a whole request makes
+/// room: one slow client cannot hold the API (slowloris).
 public final class HTTPServer {
     public typealias Handler = (HTTPServerRequest) -> HTTPServerResponse
     public let port: Int
     let fd: Int32
     let loop: EventLoop
     let handler: Handler
-    var open = 0
+    /// Connections still reading their request, and those being answered.
+    fileprivate var connections: [ObjectIdentifier: HTTPConnection] = [:]
     static let maximumConnections = 64
 
     public struct AddressError: Error, CustomStringConvertible {
@@ -115,16 +118,21 @@ public final class HTTPServer {
         while true {
             let client = berth_accept_nonblocking(fd)
             guard client >= 0 else { return }
-            guard open < Self.maximumConnections else {
-                close(client)
-                continue
+            if connections.count >= Self.maximumConnections {
+                let reading = connections.values.filter { !$0.answering }
+                guard let idlest = reading.min(by: { $0.lastProgress < $1.lastProgress }) else {
+                    close(client)
+                    continue
+                }
+                idlest.finish()
             }
-            open += 1
-            HTTPConnection(fd: client, server: self).start()
+            let connection = HTTPConnection(fd: client, server: self)
+            connections[ObjectIdentifier(connection)] = connection
+            connection.start()
         }
     }
 
-    fileprivate func closed() { open -= 1 }
+    fileprivate func closed(_ connection: HTTPConnection) { connections[ObjectIdentifier(connection)] = nil }
 }
 
 private final class HTTPConnection {
@@ -134,7 +142,13 @@ private final class HTTPConnection {
     var response: [UInt8] = []
     var sent = 0
     var timer: EventLoop.TimerID?
-    var keepAlive: HTTPConnection?
+    /// Where the search for the end of the head resumes: each byte is
+    /// looked at once, however the request is split into reads.
+    var scanned = 0
+    /// When bytes last arrived (monotonic ns): the idlest goes first.
+    var lastProgress = MonotonicClock.now()
+    /// The request is whole; the response is being written.
+    var answering = false
     static let headLimit = 16 << 10
     static let bodyLimit = 64 << 10
 
@@ -144,7 +158,6 @@ private final class HTTPConnection {
     }
 
     func start() {
-        keepAlive = self
         timer = server.loop.schedule(after: .seconds(5)) { [unowned self] in finish() }
         do {
             try server.loop.watch(fd, events: .readable) { [unowned self] _ in readRequest() }
@@ -161,6 +174,7 @@ private final class HTTPConnection {
             if count < 0 && errno == EAGAIN { break }
             guard count > 0 else { return finish() }
             received.append(contentsOf: buffer[0..<count])
+            lastProgress = MonotonicClock.now()
             if received.count > Self.headLimit + Self.bodyLimit { return answer(HTTPServerResponse(status: 413, body: "request too large\n")) }
         }
         guard let end = headEnd() else {
@@ -194,10 +208,13 @@ private final class HTTPConnection {
 
     private func headEnd() -> Int? {
         guard received.count >= 4 else { return nil }
-        for index in 0...(received.count - 4)
+        // A CRLFCRLF split across reads starts at most 3 bytes back.
+        for index in max(0, scanned - 3)...(received.count - 4)
         where received[index] == 13 && received[index + 1] == 10 && received[index + 2] == 13 && received[index + 3] == 10 {
+            scanned = index
             return index
         }
+        scanned = received.count
         return nil
     }
 
@@ -205,6 +222,7 @@ private final class HTTPConnection {
         let text = "HTTP/1.1 \(response.status) \(Self.reason(response.status))\r\nContent-Type: \(response.contentType)\r\n"
             + "Content-Length: \(response.body.count)\r\nCache-Control: no-store\r\nConnection: close\r\n\r\n"
         self.response = Array(text.utf8) + (head ? [] : response.body)
+        answering = true
         server.loop.unwatch(fd)
         do {
             try server.loop.watch(fd, events: .writable) { [unowned self] _ in writeResponse() }
@@ -224,13 +242,13 @@ private final class HTTPConnection {
         finish()
     }
 
-    private func finish() {
-        guard keepAlive != nil else { return }
+    /// Idempotent: the server's table holds the connection until then.
+    func finish() {
+        guard server.connections[ObjectIdentifier(self)] != nil else { return }
         if let timer { server.loop.cancel(timer) }
         server.loop.unwatch(fd)
         close(fd)
-        server.closed()
-        keepAlive = nil
+        server.closed(self)
     }
 
     static func reason(_ status: Int) -> String {
@@ -238,6 +256,7 @@ private final class HTTPConnection {
         case 200: "OK"
         case 202: "Accepted"
         case 400: "Bad Request"
+        case 401: "Unauthorized"
         case 404: "Not Found"
         case 405: "Method Not Allowed"
         case 409: "Conflict"

@@ -24,11 +24,15 @@ public final class BackupRunner {
     let loop: EventLoop
     let settings: SupervisorSettings.Backup
     let workspace: String
-    public let store: BackupStore
+    /// nil while the store is refused (`storeError` says why); opened
+    /// again at each backup, so fixing its owner needs no restart.
+    public private(set) var store: BackupStore?
+    public private(set) var storeError: String?
     var current: HelperHandle?
     let remote: RemoteCopies
     var remoteResult: [String] = []
-    var partial: String?
+    /// `.partial-ID` and its open descriptor while a backup builds it.
+    var partial: (id: String, fd: Int32)?
     var aborted = false
     public private(set) var running = false
     public private(set) var lastRun: LastRun?
@@ -40,8 +44,29 @@ public final class BackupRunner {
         self.loop = loop
         self.settings = settings
         self.workspace = workspace
-        self.store = BackupStore(root: settings.mountPath)
         self.remote = RemoteCopies(loop: loop, settings: settings)
+        openStore()
+    }
+
+    /// The daemon trusts a store of its own uid or root's only: another
+    /// owner (the workspace user) could rewrite the snapshots restore reads.
+    /// An open store is checked again (an operator's chmod), never reopened
+    /// by path while it passes.
+    @discardableResult
+    func openStore() -> BackupStore? {
+        if let store, let problem = BackupStore.problem(store.fd, store.trustedOwners) {
+            storeError = "SUPERVISOR_BACKUP_MOUNT_PATH=\(settings.mountPath): \(problem); \(BackupStore.expectation(store.trustedOwners))"
+            self.store = nil
+            return nil
+        }
+        if let store { return store }
+        do {
+            store = try BackupStore(opening: settings.mountPath, trustedOwners: [geteuid(), 0], create: true)
+            storeError = nil
+        } catch {
+            storeError = error.description
+        }
+        return store
     }
 
     /// `force`: take it even when nothing changed (POST /backup, SIGUSR1).
@@ -57,7 +82,10 @@ public final class BackupRunner {
         let finish: (Outcome) -> Void = { [self] outcome in
             running = false
             current = nil
-            if let partial { removeFlatDirectory(partial) }
+            if let partial {
+                close(partial.fd)
+                store?.removeFlatDirectory(".partial-" + partial.id)
+            }
             partial = nil
             switch outcome {
             case .created: created += 1
@@ -69,8 +97,8 @@ public final class BackupRunner {
                               remote: remoteResult)
             done(outcome)
         }
-        if !makeDirectories(settings.mountPath) {
-            finish(.failed("SUPERVISOR_BACKUP_MOUNT_PATH=\(settings.mountPath): cannot create: \(String(cString: strerror(errno)))"))
+        guard let store = openStore() else {
+            finish(.failed(storeError ?? "SUPERVISOR_BACKUP_MOUNT_PATH=\(settings.mountPath): refused"))
             return true
         }
         guard access(workspace, R_OK | X_OK) == 0 else {
@@ -89,44 +117,49 @@ public final class BackupRunner {
                 return finish(.skipped("idle and unchanged since \(last.id)"))
             }
             let id = store.newID(at: .now())
-            let directory = settings.mountPath + "/.partial-" + id
-            guard mkdir(directory, 0o700) == 0 else {
-                return finish(.failed("\(directory): cannot create: \(String(cString: strerror(errno)))"))
+            let directory: Int32
+            do {
+                directory = try store.makePartial(id)
+            } catch {
+                return finish(.failed("\(error)"))
             }
-            partial = directory
+            partial = (id, directory)
             archive(id: id, into: directory, fingerprint: print, finish: finish)
         }
         return true
     }
 
-    private func archive(id: String, into directory: String, fingerprint print: String, finish: @escaping (Outcome) -> Void) {
-        let archive = directory + "/" + SnapshotManifest.archiveName
+    /// Every helper starts in the partial snapshot's open directory and
+    /// names the archive relative to it: no path into the store is resolved
+    /// twice.
+    private func archive(id: String, into directory: Int32, fingerprint print: String, finish: @escaping (Outcome) -> Void) {
+        let archive = SnapshotManifest.archiveName
         var tar = ["tar", "--create", "--gzip", "--file", archive, "--numeric-owner", "--warning=no-file-changed", "--warning=no-file-removed"]
         tar += settings.excludes.map { "--exclude=" + $0 }
-        tar.append(".")
-        run(tar, directory: workspace, timeout: .seconds(3600)) { [self] result in
+        tar += ["--directory", workspace, "."]
+        run(tar, in: directory, timeout: .seconds(3600)) { [self] result in
             guard !aborted else { return finish(.failed("aborted")) }
             // 1: a file changed while it was read; the archive is whole.
             guard result.status == .exited(0) || result.status == .exited(1), !result.timedOut else {
                 return finish(.failed("tar failed: \(Self.firstLine(result))"))
             }
-            run(["sha256sum", archive], directory: "/", timeout: .seconds(600)) { [self] sum in
+            run(["sha256sum", archive], in: directory, timeout: .seconds(600)) { [self] sum in
                 guard !aborted else { return finish(.failed("aborted")) }
                 guard sum.succeeded, let hex = String(decoding: sum.standardOutput, as: UTF8.self).split(separator: " ").first, hex.count == 64 else {
                     return finish(.failed("sha256sum failed: \(Self.firstLine(sum))"))
                 }
                 // Read back before it counts: a truncated archive fails here.
-                run(["tar", "--list", "--gzip", "--file", archive], directory: "/", timeout: .seconds(3600)) { [self] list in
+                run(["tar", "--list", "--gzip", "--file", archive], in: directory, timeout: .seconds(3600)) { [self] list in
                     guard !aborted else { return finish(.failed("aborted")) }
                     guard list.succeeded else { return finish(.failed("the archive does not read back: \(Self.firstLine(list))")) }
                     var info = stat()
-                    stat(archive, &info)
+                    fstatat(directory, archive, &info, AT_SYMLINK_NOFOLLOW)
                     let manifest = SnapshotManifest(id: id, createdAt: .now(), workspace: workspace, excludes: settings.excludes, sha256: String(hex),
                                                     bytes: Int(info.st_size), entries: list.standardOutput.filter { $0 == 10 }.count,
                                                     fingerprint: print)
                     // Flushing a large archive can take seconds: a helper's
                     // wait, not the loop's.
-                    run(["sync", archive], directory: "/", timeout: .seconds(600)) { [self] synced in
+                    run(["sync", archive], in: directory, timeout: .seconds(600)) { [self] synced in
                         guard !aborted else { return finish(.failed("aborted")) }
                         guard synced.succeeded else { return finish(.failed("sync failed: \(Self.firstLine(synced))")) }
                         publish(manifest, from: directory, finish: finish)
@@ -138,22 +171,31 @@ public final class BackupRunner {
 
     /// The manifest (synced with the file), then the rename that makes the
     /// snapshot whole, retention, and the remote copies.
-    private func publish(_ manifest: SnapshotManifest, from directory: String, finish: @escaping (Outcome) -> Void) {
+    private func publish(_ manifest: SnapshotManifest, from directory: Int32, finish: @escaping (Outcome) -> Void) {
+        guard let store else { return finish(.failed("SUPERVISOR_BACKUP_MOUNT_PATH=\(settings.mountPath): closed")) }
+        let file = openat(directory, "manifest.json", O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600)
+        let bytes = Array(manifest.json.utf8)
+        let written = file >= 0 ? bytes.withUnsafeBytes { write(file, $0.baseAddress, $0.count) } : -1
+        let failure = errno
+        if file >= 0 {
+            fsync(file)
+            close(file)
+        }
+        guard written == bytes.count else {
+            return finish(.failed("\(settings.mountPath)/.partial-\(manifest.id)/manifest.json: cannot write: \(String(cString: strerror(failure)))"))
+        }
+        fsync(directory)
         do {
-            try AtomicFile.write(Array(manifest.json.utf8), to: directory + "/manifest.json", mode: 0o600)
+            try store.publish(manifest.id)
         } catch {
-            return finish(.failed("\(error)"))
+            return finish(.failed(error.description))
         }
-        syncDirectory(directory)
-        guard rename(directory, settings.mountPath + "/" + manifest.id) == 0 else {
-            return finish(.failed("\(directory): cannot rename: \(String(cString: strerror(errno)))"))
-        }
+        close(directory)
         partial = nil
-        syncDirectory(settings.mountPath)
         let removed = store.prune(keepLast: settings.keepLast, maxAge: settings.maxAge, now: .now())
         guard remote.configured else { return finish(.created(manifest, removed: removed)) }
         // Whole locally first; a failed copy leaves it that way.
-        remote.upload(manifest, from: settings.mountPath + "/" + manifest.id) { [self] lines in
+        remote.upload(manifest, store: store) { [self] lines in
             remoteResult = lines
             finish(.created(manifest, removed: removed))
         }
@@ -168,9 +210,11 @@ public final class BackupRunner {
         remote.cancel()
     }
 
-    private func run(_ arguments: [String], directory: String, timeout: Duration, completion: @escaping (HelperResult) -> Void) {
+    private func run(_ arguments: [String], directory: String? = nil, in directoryFD: Int32 = -1, timeout: Duration,
+                     completion: @escaping (HelperResult) -> Void) {
         var command = HelperCommand(arguments: arguments, timeout: timeout)
         command.request.workingDirectory = directory
+        command.request.workingDirectoryFD = directoryFD
         // In the daemon's own group: when its supervisor kills that group,
         // tar goes with it instead of writing on as an orphan.
         command.request.isolation = .sameGroup
@@ -184,15 +228,4 @@ public final class BackupRunner {
         let text = String(decoding: result.standardError, as: UTF8.self).split(separator: "\n").first.map(String.init)
         return text ?? "\(result.status.map { "\($0)" } ?? "did not run")"
     }
-}
-
-/// mkdir -p for the backup root; an existing one keeps its owner and mode
-/// (a mounted volume's), unlike AtomicFile.ensureDirectory.
-private func makeDirectories(_ path: String) -> Bool {
-    var prefix = ""
-    for part in path.split(separator: "/") {
-        prefix += "/" + part
-        if mkdir(prefix, 0o700) != 0 && errno != EEXIST { return false }
-    }
-    return true
 }

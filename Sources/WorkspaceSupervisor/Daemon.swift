@@ -35,11 +35,19 @@ public final class Daemon {
         }
         if let backup = settings.backup {
             let runner = BackupRunner(loop: loop, settings: backup, workspace: settings.workspaceDirectory)
-            runner.store.removeIncomplete()
+            if let error = runner.storeError { log("backups refused: \(error)") }
+            runner.store?.removeIncomplete()
             backups = runner
             scheduleBackup(after: backup.interval)
         }
         if settings.httpEnabled {
+            // POST /backup and /status are for the platform; off loopback
+            // anyone on the network (or in the workspace) could call them.
+            guard settings.httpToken != nil || Self.mayListenWithoutToken(settings.httpAddress) else {
+                log("SUPERVISOR_HTTP_ADDR=\(settings.httpAddress) is not a loopback address: set SUPERVISOR_HTTP_TOKEN (or SUPERVISOR_HTTP_TOKEN_FILE) "
+                    + "to require a bearer token, or listen on 127.0.0.1")
+                return 2
+            }
             do {
                 let made = try HTTPServer(address: settings.httpAddress, loop: loop) { [unowned self] in answer($0) }
                 server = made
@@ -124,7 +132,38 @@ public final class Daemon {
 
     // MARK: the status API
 
+    /// false only for an address that parses and is not loopback; one that
+    /// does not parse is left to HTTPServer, whose error names it.
+    static func mayListenWithoutToken(_ address: String) -> Bool {
+        guard let colon = address.lastIndex(of: ":"), Int(address[address.index(after: colon)...]) != nil else { return true }
+        var host = String(address[..<colon])
+        if host.hasPrefix("[") && host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
+        var v4 = in_addr()
+        if inet_pton(AF_INET, host.isEmpty ? "0.0.0.0" : host, &v4) == 1 { return UInt32(bigEndian: v4.s_addr) >> 24 == 127 }
+        var v6 = in6_addr()
+        if inet_pton(AF_INET6, host, &v6) == 1 {
+            return withUnsafeBytes(of: v6) { $0.dropLast().allSatisfy { $0 == 0 } && $0.last == 1 }
+        }
+        return true
+    }
+
+    /// `Authorization: Bearer TOKEN`, compared in time that does not depend
+    /// on where the first wrong byte is.
+    func authorized(_ request: HTTPServerRequest) -> Bool {
+        guard let token = settings.httpToken else { return true }
+        let expected = Array("Bearer ".utf8) + token.bytes
+        let given = Array((request.headers["authorization"] ?? "").utf8)
+        var difference: UInt8 = given.count == expected.count ? 0 : 1
+        for index in expected.indices {
+            difference |= expected[index] ^ (index < given.count ? given[index] : 0)
+        }
+        return difference == 0
+    }
+
     func answer(_ request: HTTPServerRequest) -> HTTPServerResponse {
+        guard authorized(request) else {
+            return HTTPServerResponse(status: 401, contentType: "application/json", body: "{\"error\": \"a bearer token is required\"}\n")
+        }
         switch (request.method, request.path) {
         case ("GET", "/health"), ("HEAD", "/health"):
             return HTTPServerResponse(status: 200, contentType: "application/json", body: "{\"status\": \"ok\"}\n")
@@ -166,9 +205,10 @@ public final class Daemon {
                     + "\"detail\": \(JSON.quote(detail)), \"durationMs\": \(run.milliseconds), "
                     + "\"remote\": [\(run.remote.map(JSON.quote).joined(separator: ", "))]}"
             }
-            let latest = backups.store.snapshots().last
-            backup = "{\"running\": \(backups.running), \"mountPath\": \(JSON.quote(backups.store.root)), \"snapshots\": \(backups.store.snapshots().count), "
-                + "\"latest\": \(latest.map { JSON.quote($0.id) } ?? "null"), \"last\": \(last)}"
+            let snapshots = backups.store?.snapshots() ?? []
+            backup = "{\"running\": \(backups.running), \"mountPath\": \(JSON.quote(backups.settings.mountPath)), \"snapshots\": \(snapshots.count), "
+                + "\"latest\": \(snapshots.last.map { JSON.quote($0.id) } ?? "null"), \"last\": \(last), "
+                + "\"storeError\": \(backups.storeError.map(JSON.quote) ?? "null")}"
         }
         var agent = "null"
         if let reporter {
@@ -200,7 +240,7 @@ public final class Daemon {
             metric("workspace_supervisor_backups_total", "counter", "Backups by result.",
                    [("{result=\"created\"}", "\(backups.created)"), ("{result=\"skipped\"}", "\(backups.skips)"), ("{result=\"failed\"}", "\(backups.failures)")])
             metric("workspace_supervisor_backup_running", "gauge", "1 while a backup runs.", [("", backups.running ? "1" : "0")])
-            metric("workspace_supervisor_snapshots", "gauge", "Complete snapshots kept.", [("", "\(backups.store.snapshots().count)")])
+            metric("workspace_supervisor_snapshots", "gauge", "Complete snapshots kept.", [("", "\((backups.store?.snapshots() ?? []).count)")])
         }
         if let reporter {
             metric("workspace_supervisor_reports_total", "counter", "Activity reports by result.",

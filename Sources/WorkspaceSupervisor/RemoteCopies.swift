@@ -21,7 +21,7 @@ final class RemoteCopies {
     var configured: Bool { settings.s3 != nil || settings.azureSASURL != nil }
 
     /// `done` gets one line per target: "s3 ok", "azure failed: ...".
-    func upload(_ manifest: SnapshotManifest, from directory: String, done: @escaping ([String]) -> Void) {
+    func upload(_ manifest: SnapshotManifest, store: BackupStore, done: @escaping ([String]) -> Void) {
         finished = done
         var uploads: [(target: String, request: HTTPRequest)] = []
         let files = [(SnapshotManifest.archiveName, manifest.sha256, "application/gzip"), ("manifest.json", nil as String?, "application/json")]
@@ -30,7 +30,7 @@ final class RemoteCopies {
                 var request = HTTPRequest(url: "\(s3.url)/\(manifest.id)/\(name)", headers: ["Content-Type: \(type)"], timeout: .seconds(3600))
                 if let sha { request.headers.append("x-amz-content-sha256: \(sha)") } else { request.headers.append("x-amz-content-sha256: UNSIGNED-PAYLOAD") }
                 request.method = "PUT"
-                request.uploadFile = directory + "/" + name
+                request.uploadFile = store.path(of: manifest.id, name)
                 request.awsSigV4 = ("aws:amz:\(s3.region):s3", "\(s3.accessKeyID):\(s3.secretAccessKey.text)")
                 uploads.append(("s3", request))
             }
@@ -42,7 +42,7 @@ final class RemoteCopies {
                                           headers: ["Content-Type: \(type)", "x-ms-blob-type: BlockBlob", "x-ms-version: 2021-08-06"],
                                           timeout: .seconds(3600))
                 request.method = "PUT"
-                request.uploadFile = directory + "/" + name
+                request.uploadFile = store.path(of: manifest.id, name)
                 uploads.append(("azure", request))
             }
         }

@@ -14,6 +14,10 @@ public struct SupervisorSettings: Sendable {
     public var sshPort = 2222
     public var agent: Agent?
     public var backup: Backup?
+    /// Required as `Authorization: Bearer TOKEN` on every request when set.
+    public var httpToken: Secret?
+    /// Lines to log at start: credential files others can read.
+    public var warnings: [String] = []
 
     public struct Agent: Sendable {
         public var baseURL: String
@@ -47,13 +51,51 @@ public struct SupervisorSettings: Sendable {
 
     public init() {}
 
+    /// Every credential the daemon reads: loaded only through this list
+    /// (`secret(_:_:)`), and the same list is removed from its environment
+    /// once loaded (`ProcessHardening.scrubEnvironment`), so a new secret
+    /// cannot be read without also being scrubbed.
+    public enum SecretVariable: String, CaseIterable, Sendable {
+        case agentAPIKey = "SUPERVISOR_AGENT_API_KEY"
+        case awsSecretAccessKey = "AWS_SECRET_ACCESS_KEY"
+        case azureSASURL = "SUPERVISOR_BACKUP_AZURE_SAS_URL"
+        case httpToken = "SUPERVISOR_HTTP_TOKEN"
+    }
+
+    public static var secretVariableNames: [String] { SecretVariable.allCases.map(\.rawValue) }
+
+    /// NAME or NAME_FILE; a file that group or others may read earns a
+    /// warning (berth's are 0400 in a 0700 directory of the supervisor's user).
+    static func secret(_ settings: Settings, _ variable: SecretVariable, warnings: inout [String]) throws(SettingError) -> Secret? {
+        let value = try settings.secret(variable.rawValue)
+        if value != nil, let file = settings.value(variable.rawValue + "_FILE") {
+            var info = stat()
+            if stat(file, &info) == 0, info.st_mode & 0o044 != 0 {
+                warnings.append("\(variable.rawValue)_FILE=\(file): readable by others (mode \(String(info.st_mode & 0o7777, radix: 8))): "
+                                + "the workspace user may read it; make it 0400 and owned by the supervisor's user")
+            }
+        }
+        return value
+    }
+
     public static func load(_ environment: [String: String]) throws(SettingError) -> SupervisorSettings {
         let settings = Settings(environment: environment)
         var loaded = SupervisorSettings()
+        var warnings: [String] = []
         loaded.workspaceDirectory = settings.value("WORKSPACE_DIR", default: "/workspace")
+        // tar is started in the snapshot's directory and told -C WORKSPACE_DIR.
+        guard loaded.workspaceDirectory.hasPrefix("/") else {
+            throw SettingError("WORKSPACE_DIR='\(loaded.workspaceDirectory)': expected an absolute path")
+        }
         loaded.monitorInterval = try duration(settings, "SUPERVISOR_MONITOR_INTERVAL", default: .seconds(30))
         loaded.httpEnabled = try settings.boolean("SUPERVISOR_HTTP_ENABLED", default: true)
         loaded.httpAddress = settings.value("SUPERVISOR_HTTP_ADDR", default: "127.0.0.1:9000")
+        if let token = try secret(settings, .httpToken, warnings: &warnings) {
+            guard token.bytes.count >= 16, !token.bytes.contains(where: { $0 < 0x21 || $0 == 0x7f }) else {
+                throw SettingError("SUPERVISOR_HTTP_TOKEN: must be one word of 16 or more printable characters")
+            }
+            loaded.httpToken = token
+        }
         loaded.idePort = try port(settings, "SUPERVISOR_IDE_PORT", default: settings.value("CODE_SERVER_BIND").flatMap { bind in
             bind.split(separator: ":").last.flatMap { Int($0) }
         } ?? 8080)
@@ -72,7 +114,7 @@ public struct SupervisorSettings: Sendable {
             guard id.utf8.allSatisfy({ isalnum(Int32($0)) != 0 || $0 == UInt8(ascii: "-") || $0 == UInt8(ascii: "_") || $0 == UInt8(ascii: ".") }) else {
                 throw SettingError("ENVIRONMENT_ID='\(id)': letters, digits, '-', '_' and '.' only (it goes into a URL path)")
             }
-            let key = try settings.secret("SUPERVISOR_AGENT_API_KEY")
+            let key = try secret(settings, .agentAPIKey, warnings: &warnings)
             if let key, key.bytes.contains(where: { $0 < 0x21 || $0 == 0x7f }) {
                 throw SettingError("SUPERVISOR_AGENT_API_KEY: must be one word of printable characters")
             }
@@ -103,16 +145,16 @@ public struct SupervisorSettings: Sendable {
                 guard let id = settings.value("AWS_ACCESS_KEY_ID"), !id.isEmpty else {
                     throw SettingError("AWS_ACCESS_KEY_ID is not set: SUPERVISOR_BACKUP_S3_URL needs credentials")
                 }
-                guard let secret = try settings.secret("AWS_SECRET_ACCESS_KEY") else {
+                guard let awsSecret = try secret(settings, .awsSecretAccessKey, warnings: &warnings) else {
                     throw SettingError("AWS_SECRET_ACCESS_KEY is not set: SUPERVISOR_BACKUP_S3_URL needs credentials")
                 }
                 let region = settings.value("SUPERVISOR_BACKUP_S3_REGION") ?? settings.value("AWS_REGION") ?? "us-east-1"
                 guard !region.isEmpty, region.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "-" }) else {
                     throw SettingError("SUPERVISOR_BACKUP_S3_REGION='\(region)': expected a region name like eu-west-1")
                 }
-                loaded.backup?.s3 = S3Target(url: trimmed, region: region, accessKeyID: id, secretAccessKey: secret)
+                loaded.backup?.s3 = S3Target(url: trimmed, region: region, accessKeyID: id, secretAccessKey: awsSecret)
             }
-            if let sas = try settings.secret("SUPERVISOR_BACKUP_AZURE_SAS_URL") {
+            if let sas = try secret(settings, .azureSASURL, warnings: &warnings) {
                 let text = String(decoding: sas.bytes, as: UTF8.self)
                 guard text.hasPrefix("https://") || text.hasPrefix("http://"), text.contains("?"), !text.contains(where: { $0 == " " || $0 == "\n" }) else {
                     throw SettingError("SUPERVISOR_BACKUP_AZURE_SAS_URL: expected a container SAS URL, https://ACCOUNT.blob.core.windows.net/CONTAINER?sv=...")
@@ -120,6 +162,7 @@ public struct SupervisorSettings: Sendable {
                 loaded.backup?.azureSASURL = sas
             }
         }
+        loaded.warnings = warnings
         return loaded
     }
 

@@ -6,39 +6,54 @@ import WorkspaceSupervisor
 // workspace-supervisor               the daemon (berth supervises it)
 // workspace-supervisor list          the snapshots in SUPERVISOR_BACKUP_MOUNT_PATH
 // workspace-supervisor restore SNAPSHOT [DIR]
-//                                    checks SNAPSHOT's checksum, then unpacks it
-//                                    into DIR (default WORKSPACE_DIR)
+//                                    checks SNAPSHOT's store, checksum and
+//                                    listing, then unpacks it into DIR (default
+//                                    WORKSPACE_DIR), as BERTH_USER when root
 
 func fail(_ message: String, status: Int32 = 2) -> Never {
     StandardError.write("workspace-supervisor: \(message)\n")
     exit(status)
 }
 
+// Before anything can hold a secret: no ptrace, no core dump, and
+// /proc/PID/environ|mem closed even to processes of our own uid.
+let undumpable = ProcessHardening.disableDumping()
 let arguments = Array(CommandLine.arguments.dropFirst())
 let environment = currentEnvironment()
 let settings: SupervisorSettings
 do {
     settings = try SupervisorSettings.load(environment)
 } catch {
+    ProcessHardening.scrubEnvironment(SupervisorSettings.secretVariableNames)
     fail(error.message)
 }
-let loop: EventLoop
-do {
-    loop = try EventLoop()
-} catch {
-    fail("cannot start the event loop: \(error)", status: 1)
-}
+// Loaded: no credential stays in our environment (nor in the initial block
+// /proc/PID/environ shows), whatever started us with it.
+ProcessHardening.scrubEnvironment(SupervisorSettings.secretVariableNames)
+if !undumpable { StandardError.write("workspace-supervisor: warning: prctl(PR_SET_DUMPABLE, 0) failed: \(String(cString: strerror(errno)))\n") }
+for warning in settings.warnings { StandardError.write("workspace-supervisor: warning: \(warning)\n") }
 
 switch arguments.first {
 case nil:
+    let loop: EventLoop
+    do {
+        loop = try EventLoop()
+    } catch {
+        fail("cannot start the event loop: \(error)", status: 1)
+    }
     let daemon = Daemon(settings: settings, loop: loop) { StandardError.write("workspace-supervisor: \($0)\n") }
     exit(daemon.run())
 
 case "list":
     guard let backup = settings.backup else { fail("SUPERVISOR_BACKUP_MOUNT_PATH is not set: no snapshots to list") }
-    let snapshots = BackupStore(root: backup.mountPath).snapshots()
+    let store: BackupStore
+    do {
+        store = try BackupStore(opening: backup.mountPath, trustedOwners: BackupStore.ownersTrustedByCommands(environment: environment), create: false)
+    } catch {
+        fail(error.description, status: 1)
+    }
     print("ID                    CREATED                   BYTES       ENTRIES  SHA256")
-    for snapshot in snapshots.reversed() {
+    for snapshot in store.snapshots().reversed() {
         func pad(_ text: String, _ width: Int) -> String { text + String(repeating: " ", count: max(1, width - text.count)) }
         print(pad(snapshot.id, 22) + pad(snapshot.createdAt.iso8601, 26) + pad(String(snapshot.bytes), 12) + pad(String(snapshot.entries), 9)
               + String(snapshot.sha256.prefix(16)))
@@ -48,44 +63,27 @@ case "list":
 case "restore":
     guard arguments.count == 2 || arguments.count == 3 else { fail("usage: workspace-supervisor restore SNAPSHOT [DIR]") }
     let name = arguments[1]
-    let directory: String
+    let store: String, id: String
     if name.contains("/") {
-        directory = name
+        var path = name
+        while path.count > 1 && path.hasSuffix("/") { path.removeLast() }
+        guard let slash = path.lastIndex(of: "/") else { fail("\(name): not a snapshot path") }
+        store = slash == path.startIndex ? "/" : String(path[..<slash])
+        id = String(path[path.index(after: slash)...])
     } else {
         guard let backup = settings.backup else { fail("SUPERVISOR_BACKUP_MOUNT_PATH is not set: give SNAPSHOT as a path") }
-        directory = backup.mountPath + "/" + name
-    }
-    guard let text = readFile(directory + "/manifest.json", limit: 1 << 20), let manifest = SnapshotManifest(json: String(decoding: text, as: UTF8.self)) else {
-        fail("\(directory): not a complete snapshot (no readable manifest.json)", status: 1)
+        store = backup.mountPath
+        id = name
     }
     let target = arguments.count == 3 ? arguments[2] : settings.workspaceDirectory
-    let archive = directory + "/" + SnapshotManifest.archiveName
-    var status: Int32 = 1
-    loop.runHelper(HelperCommand(arguments: ["sha256sum", archive], timeout: .seconds(3600))) { sum in
-        let hex = String(decoding: sum.standardOutput, as: UTF8.self).split(separator: " ").first.map(String.init)
-        guard sum.succeeded, hex == manifest.sha256 else {
-            StandardError.write("workspace-supervisor: \(archive): checksum does not match the manifest (\(hex ?? "unreadable")); nothing restored\n")
-            return loop.stop()
-        }
-        if mkdir(target, 0o755) != 0 && errno != EEXIST {
-            StandardError.write("workspace-supervisor: \(target): cannot create: \(String(cString: strerror(errno)))\n")
-            return loop.stop()
-        }
-        var extract = HelperCommand(arguments: ["tar", "--extract", "--gzip", "--file", archive, "--directory", target, "--preserve-permissions"],
-                                    timeout: .seconds(3600))
-        extract.request.workingDirectory = "/"
-        loop.runHelper(extract) { result in
-            if result.succeeded {
-                print("restored \(manifest.id) (\(manifest.entries) entries) into \(target)")
-                status = 0
-            } else {
-                StandardError.write("workspace-supervisor: tar: \(String(decoding: result.standardError, as: UTF8.self))")
-            }
-            loop.stop()
-        }
+    do {
+        let restore = try Restore.plan(store: store, snapshot: id, target: target, environment: environment)
+        let manifest = try restore.run()
+        print("restored \(id) (\(manifest.entries) entries) into \(target)" + (restore.extractAs.map { " as \($0.name)" } ?? ""))
+        exit(0)
+    } catch {
+        fail(error.description, status: 1)
     }
-    loop.run()
-    exit(status)
 
 case "-h", "--help", "help":
     print("""

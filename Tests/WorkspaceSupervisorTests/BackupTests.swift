@@ -9,6 +9,9 @@ final class BackupTests: XCTestCase {
     var scratch = Scratch()
     var workspace: String { scratch.path + "/workspace" }
     var backups: String { scratch.path + "/backups" }
+    /// Restores go here: run as root, restore unpacks as BERTH_USER
+    /// (nobody, uid 65534, in these tests), who owns this directory.
+    var restores: String { scratch.path + "/restores" }
 
     override func setUpWithError() throws {
         scratch = Scratch()
@@ -24,12 +27,13 @@ final class BackupTests: XCTestCase {
         ln -s /nowhere/at/all workspace/dangling
         printf 'dependency\\n' > workspace/node_modules/pkg/index.js
         chmod 700 workspace/src/deep
+        mkdir restores && chown 65534:65534 restores && chmod 711 .
         """)
     }
 
     func environment(_ extra: [String: String] = [:]) -> [String: String] {
         ["WORKSPACE_DIR": workspace, "SUPERVISOR_BACKUP_MOUNT_PATH": backups, "SUPERVISOR_BACKUP_EXCLUDES": "node_modules",
-         "SUPERVISOR_BACKUP_INTERVAL": "1h", "SUPERVISOR_IDE_PORT": "1", "SUPERVISOR_SSH_PORT": "2"].merging(extra) { $1 }
+         "SUPERVISOR_BACKUP_INTERVAL": "1h", "SUPERVISOR_IDE_PORT": "1", "SUPERVISOR_SSH_PORT": "2", "BERTH_USER": "nobody"].merging(extra) { $1 }
     }
 
     func cli(_ arguments: [String], _ extra: [String: String] = [:]) throws -> Subprocess {
@@ -75,10 +79,11 @@ final class BackupTests: XCTestCase {
         XCTAssertEqual(list.status, .exited(0), list.errorText)
         XCTAssertTrue(list.outputText.contains(id), list.outputText)
 
-        let target = scratch.path + "/restored"
+        let target = restores + "/restored"
         let restore = try cli(["restore", id, target])
         XCTAssertEqual(restore.status, .exited(0), restore.errorText)
         XCTAssertTrue(restore.outputText.hasPrefix("restored \(id) "), restore.outputText)
+        XCTAssertEqual(try scratch.sh("find '\(target)' -not -user 65534 | wc -l"), "0\n", "everything is the workspace user's")
         var expected = try tree(workspace)
         expected = expected.filter { !$0.key.hasPrefix("node_modules") }
         XCTAssertEqual(try tree(target), expected)
@@ -87,13 +92,37 @@ final class BackupTests: XCTestCase {
 
         // A damaged archive restores nothing.
         _ = try scratch.sh("printf 'x' | dd of='\(backups)/\(id)/workspace.tar.gz' bs=1 seek=100 conv=notrunc 2>/dev/null")
-        let damaged = try cli(["restore", id, scratch.path + "/again"])
+        let damaged = try cli(["restore", id, restores + "/again"])
         XCTAssertEqual(damaged.status, .exited(1))
         XCTAssertTrue(damaged.errorText.contains("checksum does not match the manifest"), damaged.errorText)
-        XCTAssertEqual(access(scratch.path + "/again", F_OK), -1, "nothing restored")
+        XCTAssertEqual(access(restores + "/again", F_OK), -1, "nothing restored")
 
         run.process.signal(SIGTERM)
         XCTAssertEqual(run.process.wait(timeout: 5), .exited(0))
+    }
+
+    func test_a_store_the_workspace_user_could_rewrite_is_refused_and_no_snapshot_is_taken() throws {
+        let cases: [(String, String)] = [
+            ("mkdir backups && chown 65534 backups && chmod 700 backups", "owned by uid 65534"),
+            ("mkdir backups && chown 1000 backups && chmod 700 backups", "owned by uid 1000"),
+            ("mkdir backups && chmod 777 backups", "mode 777 lets group or others write"),
+            ("mkdir real && ln -s real backups", "is a symbolic link"),
+        ]
+        for (setup, found) in cases {
+            _ = try scratch.sh("rm -rf backups real && " + setup)
+            let run = try SupervisorRun(environment())
+            let port = try run.apiReady()
+            let message = "SUPERVISOR_BACKUP_MOUNT_PATH=\(backups): \(found); it must belong to the supervisor's user (uid 0) "
+                + "and not be writable by others, or the workspace user could rewrite snapshots"
+            XCTAssertTrue(run.log.contains("backups refused: " + message), run.log)
+            XCTAssertEqual(try http(port, "POST", "/backup").status, 202)
+            XCTAssertTrue(run.waitFor("backup failed (POST /backup): " + message), run.log)
+            XCTAssertEqual(try scratch.sh("find backups/ real/ -mindepth 1 2>/dev/null | wc -l"), "0\n", "nothing written into it: \(setup)")
+            let status = try jsonObject(try http(port, "GET", "/status").body)
+            XCTAssertEqual((status["backup"] as? [String: Any])?["storeError"] as? String, message)
+            run.process.signal(SIGTERM)
+            XCTAssertEqual(run.process.wait(timeout: 5), .exited(0), run.log)
+        }
     }
 
     func test_retention_keeps_the_last_n_and_drops_snapshots_past_the_age() throws {
@@ -172,7 +201,7 @@ final class BackupTests: XCTestCase {
         XCTAssertEqual(snapshotIDs(), [kept], "the interrupted one is not listed")
         XCTAssertEqual(readText("\(backups)/\(kept)/manifest.json"), manifest)
         XCTAssertEqual(try cli(["list"]).outputText.split(separator: "\n").count, 2, "header and the one snapshot")
-        let restored = try cli(["restore", kept, scratch.path + "/restored"])
+        let restored = try cli(["restore", kept, restores + "/restored"])
         XCTAssertEqual(restored.status, .exited(0), "the earlier snapshot still restores: \(restored.errorText)")
 
         let second = try SupervisorRun(environment())
@@ -182,11 +211,13 @@ final class BackupTests: XCTestCase {
         XCTAssertEqual(second.process.wait(timeout: 5), .exited(0))
     }
 
-    /// tar processes whose command line names `directory`.
+    /// tar processes working in `directory` (they write the archive there,
+    /// through the snapshot's descriptor).
     func tarsWriting(into directory: String) -> Int {
         ((try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []).filter { entry in
             guard Int(entry) != nil, let line = readText("/proc/\(entry)/cmdline") else { return false }
-            return line.hasPrefix("tar\0") && line.contains(directory)
+            let cwd = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(entry)/cwd")) ?? ""
+            return line.hasPrefix("tar\0") && cwd.hasPrefix(directory)
         }.count
     }
 

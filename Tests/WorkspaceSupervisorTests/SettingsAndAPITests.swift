@@ -16,6 +16,9 @@ final class SettingsAndAPITests: XCTestCase {
             (["SUPERVISOR_HTTP_ENABLED": "maybe"], "SUPERVISOR_HTTP_ENABLED='maybe': expected 1/0, true/false, yes/no or on/off"),
             (["SUPERVISOR_HTTP_ADDR": "localhost:9000"], "SUPERVISOR_HTTP_ADDR='localhost' is not an IPv4 address (names are not looked up)"),
             (["SUPERVISOR_HTTP_ADDR": "127.0.0.1"], "SUPERVISOR_HTTP_ADDR='127.0.0.1': expected HOST:PORT, like 127.0.0.1:9000"),
+            (["WORKSPACE_DIR": "workspace"], "WORKSPACE_DIR='workspace': expected an absolute path"),
+            (["SUPERVISOR_HTTP_TOKEN": "short"], "SUPERVISOR_HTTP_TOKEN: must be one word of 16 or more printable characters"),
+            (["SUPERVISOR_HTTP_TOKEN": "a token with spaces in it"], "SUPERVISOR_HTTP_TOKEN: must be one word of 16 or more printable characters"),
             (["SUPERVISOR_SSH_PORT": "99999"], "SUPERVISOR_SSH_PORT='99999': expected a port number from 1 to 65535"),
             (["SUPERVISOR_AGENT_ENABLED": "yes"], "SUPERVISOR_AGENT_BASE_URL is not set: SUPERVISOR_AGENT_ENABLED needs the control plane's URL"),
             (agent.merging(["SUPERVISOR_AGENT_BASE_URL": "ftp://plane"]) { $1 }, "SUPERVISOR_AGENT_BASE_URL='ftp://plane': expected an http:// or https:// URL"),
@@ -82,6 +85,105 @@ final class SettingsAndAPITests: XCTestCase {
         XCTAssertEqual(try http(port, "GET", "/", raw: "NONSENSE\r\n\r\n").status, 400)
         XCTAssertEqual(try http(port, "GET", "/", raw: "GET /health HTTP/1.1\r\nX: " + String(repeating: "a", count: 20_000) + "\r\n\r\n").status, 431)
 
+        run.process.signal(SIGTERM)
+        XCTAssertEqual(run.process.wait(timeout: 5), .exited(0), run.log)
+    }
+
+    func test_the_api_off_loopback_without_a_token_refuses_to_start() throws {
+        for address in ["0.0.0.0:0", ":0", "[::]:0"] {
+            let run = try SupervisorRun(["WORKSPACE_DIR": "/tmp", "SUPERVISOR_HTTP_ADDR": address])
+            XCTAssertEqual(run.process.wait(timeout: 10), .exited(2), run.log)
+            XCTAssertEqual(run.log.split(separator: "\n").count, 1, run.log)
+            XCTAssertTrue(run.log.contains("SUPERVISOR_HTTP_ADDR=\(address) is not a loopback address: set SUPERVISOR_HTTP_TOKEN"), run.log)
+        }
+    }
+
+    func request(_ port: Int, _ method: String, _ path: String, token: String?) throws -> Int {
+        let authorization = token.map { "Authorization: Bearer \($0)\r\n" } ?? ""
+        return try http(port, method, path, raw: "\(method) \(path) HTTP/1.1\r\nHost: x\r\n\(authorization)Content-Length: 0\r\n\r\n").status
+    }
+
+    func test_with_a_token_every_request_without_it_is_refused_loopback_included() throws {
+        let token = "tok-\(Int.random(in: 100_000_000..<999_999_999))-abcdefgh"
+        let scratch = Scratch()
+        _ = try scratch.sh("mkdir workspace && printf '%s\\n' '\(token)' > token && chmod 400 token")
+        let run = try SupervisorRun(["WORKSPACE_DIR": scratch.path + "/workspace", "SUPERVISOR_HTTP_ADDR": "0.0.0.0:0",
+                                     "SUPERVISOR_HTTP_TOKEN_FILE": scratch.path + "/token", "SUPERVISOR_BACKUP_MOUNT_PATH": scratch.path + "/backups"])
+        let port = try run.apiReady()
+        for path in ["/health", "/status", "/metrics"] {
+            XCTAssertEqual(try request(port, "GET", path, token: nil), 401, path)
+            XCTAssertEqual(try request(port, "GET", path, token: String(token.dropLast()) + "x"), 401, "same length, one byte off: \(path)")
+            XCTAssertEqual(try request(port, "GET", path, token: String(token.dropLast())), 401, "a prefix: \(path)")
+            XCTAssertEqual(try request(port, "GET", path, token: token + "x"), 401, "longer: \(path)")
+            XCTAssertEqual(try request(port, "GET", path, token: token), 200, path)
+        }
+        XCTAssertEqual(try request(port, "POST", "/backup", token: nil), 401)
+        XCTAssertEqual(try request(port, "POST", "/backup", token: "wrong"), 401)
+        usleep(300_000)
+        XCTAssertFalse(run.log.contains("backup "), "no backup started without the token: \(run.log)")
+        XCTAssertEqual(try request(port, "POST", "/backup", token: token), 202)
+        XCTAssertFalse(run.log.contains(token), run.log)
+        run.process.signal(SIGTERM)
+        XCTAssertEqual(run.process.wait(timeout: 10), .exited(0), run.log)
+    }
+
+    /// A connected socket to the API, or nil.
+    func connectSocket(_ port: Int) -> Int32? {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = in_port_t(UInt16(port).bigEndian)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        let connected = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+        guard connected == 0 else { close(fd); return nil }
+        return fd
+    }
+
+    func test_one_client_holding_every_slot_with_trickled_bytes_does_not_lock_out_health() throws {
+        let run = try SupervisorRun(["WORKSPACE_DIR": "/tmp"])
+        let port = try run.apiReady()
+        // More than the server's 64 slots, each kept alive by a byte of
+        // an endless header every 100 ms, well inside its 5 s limit.
+        var attackers = (0..<80).compactMap { _ in connectSocket(port) }
+        defer { attackers.forEach { close($0) } }
+        XCTAssertEqual(attackers.count, 80)
+        func trickle(_ text: String) {
+            for fd in attackers { _ = text.withCString { send(fd, $0, strlen($0), Int32(MSG_NOSIGNAL | MSG_DONTWAIT)) } }
+        }
+        trickle("GET /health HTTP/1.1\r\n")
+        var answered = 0
+        for round in 0..<10 {
+            trickle("X-Slow-\(round): a\r\n")
+            usleep(100_000)
+            if round >= 2 {
+                let started = now()
+                let health = try http(port, "GET", "/health")
+                XCTAssertEqual(health.status, 200)
+                XCTAssertLessThan(now() - started, 1.0, "answered at once, not after a slot timed out")
+                answered += 1
+            }
+        }
+        XCTAssertEqual(answered, 8)
+        attackers.forEach { close($0) }
+        attackers = []
+        run.process.signal(SIGTERM)
+        XCTAssertEqual(run.process.wait(timeout: 5), .exited(0), run.log)
+    }
+
+    func test_a_head_whose_blank_line_is_split_across_reads_is_still_found() throws {
+        let run = try SupervisorRun(["WORKSPACE_DIR": "/tmp"])
+        let port = try run.apiReady()
+        let fd = try XCTUnwrap(connectSocket(port))
+        defer { close(fd) }
+        for piece in ["GET /health HTTP/1.1\r\nHost: x\r", "\n\r", "\n"] {
+            _ = piece.withCString { send(fd, $0, strlen($0), 0) }
+            usleep(50_000)
+        }
+        var timeout = timeval(tv_sec: 5, tv_usec: 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        let count = recv(fd, &buffer, buffer.count, 0)
+        XCTAssertTrue(String(decoding: buffer[0..<max(0, count)], as: UTF8.self).hasPrefix("HTTP/1.1 200 OK"))
         run.process.signal(SIGTERM)
         XCTAssertEqual(run.process.wait(timeout: 5), .exited(0), run.log)
     }

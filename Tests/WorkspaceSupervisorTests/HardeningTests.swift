@@ -1,0 +1,121 @@
+import Foundation
+import Glibc
+import TestSupport
+import XCTest
+
+/// The daemon's credentials stay its own: not in /proc/PID/environ, not
+/// readable by a process of its own uid, not handed to its helpers.
+final class HardeningTests: XCTestCase {
+    var scratch = Scratch()
+    let marker = Int.random(in: 100_000..<999_999)
+    var secrets: [String: String] {
+        ["SUPERVISOR_AGENT_API_KEY": "agent-key-\(marker)", "AWS_SECRET_ACCESS_KEY": "aws-secret-\(marker)",
+         "SUPERVISOR_BACKUP_AZURE_SAS_URL": "http://127.0.0.1:1/c?sv=1&sig=sas-\(marker)", "SUPERVISOR_HTTP_TOKEN": "http-token-\(marker)-0123456789"]
+    }
+
+    override func setUpWithError() throws {
+        scratch = Scratch()
+        _ = try scratch.sh("mkdir workspace backups && printf 'code\\n' > workspace/main.swift")
+    }
+
+    /// Every secret given directly, with everything that uses them on.
+    func environment() -> [String: String] {
+        ["WORKSPACE_DIR": scratch.path + "/workspace", "SUPERVISOR_BACKUP_MOUNT_PATH": scratch.path + "/backups",
+         "SUPERVISOR_IDE_PORT": "1", "SUPERVISOR_SSH_PORT": "2", "SUPERVISOR_BACKUP_INTERVAL": "1h",
+         "SUPERVISOR_AGENT_ENABLED": "true", "SUPERVISOR_AGENT_BASE_URL": "http://127.0.0.1:1", "ENVIRONMENT_ID": "env-1",
+         "SUPERVISOR_BACKUP_S3_URL": "http://127.0.0.1:1/bucket", "AWS_ACCESS_KEY_ID": "AKIATEST",
+         "HARMLESS_MARKER": "visible-\(marker)"].merging(secrets) { $1 }
+    }
+
+    func leaked(_ text: String) -> [String] {
+        secrets.filter { text.contains($0.value) }.map(\.key)
+    }
+
+    func test_secrets_given_directly_are_gone_from_proc_environ_while_the_daemon_runs() throws {
+        let run = try SupervisorRun(environment())
+        _ = try run.apiReady()
+        let environ = try XCTUnwrap(readText("/proc/\(run.process.pid)/environ"), "root reads it")
+        XCTAssertTrue(environ.contains("HARMLESS_MARKER=visible-\(marker)"), "the block is the daemon's: \(environ)")
+        XCTAssertEqual(leaked(environ), [], "secret values still in /proc/PID/environ")
+        XCTAssertFalse(run.log.contains("\(marker)"), run.log)
+        run.process.signal(SIGTERM)
+        XCTAssertEqual(run.process.wait(timeout: 5), .exited(0), run.log)
+    }
+
+    func test_a_process_of_the_daemons_own_uid_cannot_read_its_environ() throws {
+        _ = try scratch.sh("chmod 711 . && chown -R 65534:65534 workspace backups")
+        let asNobody = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--"]
+        var chosen = environment()
+        chosen["SUPERVISOR_AGENT_ENABLED"] = "false"
+        chosen["PATH"] = "/usr/bin:/bin"
+        chosen["SUPERVISOR_HTTP_ADDR"] = "127.0.0.1:0"
+        let daemon = try Subprocess(asNobody + [Built.workspaceSupervisor], environment: chosen)
+        defer { daemon.signal(SIGKILL); daemon.wait(timeout: 5) }
+        XCTAssertTrue(eventually(10) { _ = daemon.readLine(timeout: 0.05); return daemon.errorText.contains("status API on ") }, daemon.errorText)
+        XCTAssertEqual(readText("/proc/\(daemon.pid)/status")?.contains("Uid:\t65534"), true)
+        // Read before the scrub could run, too: non-dumpable comes first.
+        let reader = try Subprocess(asNobody + ["cat", "/proc/\(daemon.pid)/environ"], environment: ["PATH": "/usr/bin:/bin"])
+        XCTAssertNotEqual(reader.wait(timeout: 10), .exited(0), "the same uid read /proc/PID/environ: \(reader.outputText.prefix(200))")
+        XCTAssertTrue(reader.errorText.contains("Permission denied"), reader.errorText)
+        let proof = try Subprocess(asNobody + ["cat", "/proc/self/environ"], environment: ["PATH": "/usr/bin:/bin", "X": "y"])
+        XCTAssertEqual(proof.wait(timeout: 10), .exited(0), "an ordinary process of that uid is readable: \(proof.errorText)")
+    }
+
+    /// pids whose parent chain reaches `ancestor`.
+    func descendants(of ancestor: pid_t) -> [pid_t] {
+        let all = ((try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []).compactMap { pid_t($0) }
+        func parent(_ pid: pid_t) -> pid_t? {
+            readText("/proc/\(pid)/stat").flatMap { $0.split(separator: ")").last?.split(separator: " ").dropFirst(1).first.flatMap { pid_t($0) } }
+        }
+        return all.filter { pid in
+            var cursor = pid
+            for _ in 0..<8 {
+                guard let up = parent(cursor), up > 1 else { return false }
+                if up == ancestor { return true }
+                cursor = up
+            }
+            return false
+        }
+    }
+
+    func test_helpers_caught_mid_backup_carry_no_credential_in_environment_or_arguments() throws {
+        _ = try scratch.sh("head -c 50331648 /dev/urandom > workspace/big.bin")
+        let run = try SupervisorRun(environment())
+        _ = try run.apiReady()
+        run.process.signal(SIGUSR1)
+        var seen: [String: String] = [:]
+        let deadline = now() + 20
+        while now() < deadline, !run.log.contains("(SIGUSR1): ") {
+            for pid in descendants(of: run.process.pid) {
+                guard let command = readText("/proc/\(pid)/cmdline"), !command.isEmpty, let environ = readText("/proc/\(pid)/environ") else { continue }
+                seen[command.replacingOccurrences(of: "\0", with: " ")] = environ
+            }
+            _ = run.process.readLine(timeout: 0.01)
+        }
+        XCTAssertTrue(seen.keys.contains { $0.hasPrefix("tar ") }, "tar caught: \(seen.keys)")
+        XCTAssertTrue(seen.keys.contains { $0.hasPrefix("gzip") }, "gzip caught: \(seen.keys)")
+        for (command, environ) in seen {
+            XCTAssertEqual(leaked(command) + leaked(environ), [], "\(command) carries a credential")
+        }
+        run.process.signal(SIGTERM)
+        XCTAssertEqual(run.process.wait(timeout: 10), .exited(0), run.log)
+    }
+
+    func test_a_credential_file_others_can_read_is_warned_about_by_name() throws {
+        _ = try scratch.sh("printf 'key-\(marker)' > open-key && chmod 644 open-key && printf 'key-\(marker)' > closed-key && chmod 400 closed-key")
+        let base = ["WORKSPACE_DIR": scratch.path + "/workspace", "SUPERVISOR_AGENT_ENABLED": "true",
+                    "SUPERVISOR_AGENT_BASE_URL": "http://127.0.0.1:1", "ENVIRONMENT_ID": "env-1"]
+        let open = try SupervisorRun(base.merging(["SUPERVISOR_AGENT_API_KEY_FILE": scratch.path + "/open-key"]) { $1 })
+        _ = try open.apiReady()
+        XCTAssertTrue(open.log.contains("warning: SUPERVISOR_AGENT_API_KEY_FILE=\(scratch.path)/open-key: readable by others (mode 644): "
+                                        + "the workspace user may read it"), open.log)
+        XCTAssertFalse(open.log.contains("key-\(marker)"), open.log)
+        open.process.signal(SIGTERM)
+        open.process.wait(timeout: 5)
+        let closed = try SupervisorRun(base.merging(["SUPERVISOR_AGENT_API_KEY_FILE": scratch.path + "/closed-key"]) { $1 })
+        _ = try closed.apiReady()
+        XCTAssertFalse(closed.log.contains("readable by others"), closed.log)
+        closed.process.signal(SIGTERM)
+        closed.process.wait(timeout: 5)
+    }
+}
