@@ -52,6 +52,11 @@ public final class SSHDStep: ProvisioningStep {
         case .success(let found): user = found
         case .failure(let error): return done(.failed(error.message))
         }
+        do {
+            _ = try configValue(user.name, from: "BERTH_USER")
+        } catch {
+            return done(.failed(error.message))
+        }
         guard includesDropIns() else {
             return done(.failed("\(mainConfig) does not Include \(configDirectory)/sshd_config.d/*.conf, so berth's settings would not apply"))
         }
@@ -157,24 +162,25 @@ public final class SSHDStep: ProvisioningStep {
         let dropIns = configDirectory + "/sshd_config.d"
         let candidate = dropIns + "/.berth.conf.candidate"
         let wrapper = dropIns + "/.berth.conf.check"
+        let directory: DirectoryHandle
         do {
-            try AtomicFile.ensureDirectory(dropIns, mode: 0o755)
-            try AtomicFile.write(Array(text.utf8), to: candidate, mode: 0o644)
-            try AtomicFile.write(Array("Include \(candidate)\nInclude \(mainConfig)\n".utf8), to: wrapper, mode: 0o644)
+            directory = try DirectoryHandle.open(configDirectory).directory("sshd_config.d", mode: 0o755)
+            try directory.write(Array(text.utf8), to: ".berth.conf.candidate", mode: 0o644)
+            try directory.write(Array("Include \(candidate)\nInclude \(mainConfig)\n".utf8), to: ".berth.conf.check", mode: 0o644)
         } catch {
             return done("\(error)")
         }
         loop.runHelper(HelperCommand(arguments: [sshd, "-t", "-f", wrapper], timeout: .seconds(30))) { result in
             defer {
-                unlink(candidate)
-                unlink(wrapper)
+                try? directory.remove(".berth.conf.candidate")
+                try? directory.remove(".berth.conf.check")
             }
             guard result.succeeded else {
                 let why = String(decoding: result.standardError, as: UTF8.self).split(separator: "\n").first.map(String.init) ?? "rejected"
                 return done("sshd -t rejected the configuration: \(why)")
             }
             do {
-                try AtomicFile.write(Array(text.utf8), to: dropIns + "/berth.conf", mode: 0o644)
+                try directory.write(Array(text.utf8), to: "berth.conf", mode: 0o644)
                 done(nil)
             } catch {
                 done("\(error)")
