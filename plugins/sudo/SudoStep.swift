@@ -53,16 +53,16 @@ public final class SudoStep: ProvisioningStep {
             }
             return done(.ok("no sudo rights for \(user.name)"))
         }
+        do {
+            _ = try configValue(user.name, from: "BERTH_USER")
+        } catch {
+            return done(.failed(error.message))
+        }
         guard access(sudo, X_OK) == 0 else {
             return done(.failed("BERTH_SUDO is on but sudo is not installed (no \(sudo))"))
         }
         guard includesDropIns() else {
             return done(.failed("\(sudoers) does not include \(dropIns), so berth's rule would not apply"))
-        }
-        do {
-            _ = try configValue(user.name, from: "BERTH_USER")
-        } catch {
-            return done(.failed(error.message))
         }
         // A passwd name is already plain; this keeps sudoers syntax out of it.
         guard user.name.utf8.allSatisfy({ isalnum(Int32($0)) != 0 || $0 == UInt8(ascii: "_") || $0 == UInt8(ascii: "-") || $0 == UInt8(ascii: ".") }) else {
