@@ -11,6 +11,7 @@ public final class SudoStep: ProvisioningStep {
     public let dependencies: [String] = []
     public let inputVariables = ["BERTH_SUDO"]
 
+    let etc: String
     let sudoers: String
     let dropIns: String
     let sudo: String
@@ -18,6 +19,7 @@ public final class SudoStep: ProvisioningStep {
     var rule: String { dropIns + "/berth" }
 
     public init(etc: String = "/etc", sudo: String = "/usr/bin/sudo", visudo: String = "/usr/sbin/visudo") {
+        self.etc = etc
         self.sudoers = etc + "/sudoers"
         self.dropIns = etc + "/sudoers.d"
         self.sudo = sudo
@@ -77,7 +79,7 @@ public final class SudoStep: ProvisioningStep {
         let candidate = dropIns + "/.berth.candidate"
         let directory: DirectoryHandle
         do {
-            directory = try DirectoryHandle.open(AtomicFile.split(dropIns).directory).directory(AtomicFile.split(dropIns).name, mode: 0o755)
+            directory = try DirectoryHandle.open(etc).directory("sudoers.d", mode: 0o755)
             try directory.write(Array(text.utf8), to: ".berth.candidate", mode: 0o440)
         } catch {
             return done(.failed("\(error)"))
