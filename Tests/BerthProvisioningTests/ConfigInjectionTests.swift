@@ -59,6 +59,8 @@ final class ConfigInjectionTests: XCTestCase {
             Case(attack: "the GitHub profile email adds a [core] section to .gitconfig", step: "github-auth", file: "/home/dev8/.gitconfig",
                  source: "the GitHub profile email from GITHUB_API_URL/user", tools: Self.githubTools,
                  good: gitHub, bad: gitHub.merging(["GITHUB_TOKEN": "ghp_evilmail"]) { $1 }),
+            Case(attack: "GH_HOST adds a host entry to gh's hosts.yml", step: "github-auth", file: "/home/dev8/.config/gh/hosts.yml",
+                 source: "GH_HOST", tools: Self.githubTools, good: gitHub, bad: gitHub.merging(["GH_HOST": "github.com\nghe.corp:"]) { $1 }),
             Case(attack: "ANTHROPIC_API_KEY adds a command to the AI env file", step: "ai-cli", file: "/home/dev8/.config/berth/ai-cli.env",
                  source: "ANTHROPIC_API_KEY", good: ["ANTHROPIC_API_KEY": "sk-ant-1"], bad: ["ANTHROPIC_API_KEY": "sk-ant-1\ntouch /tmp/pwned"]),
             Case(attack: "OPENAI_API_KEY breaks out of Codex's auth.json", step: "ai-cli", file: "/home/dev8/.codex/auth.json",
@@ -100,7 +102,10 @@ final class ConfigInjectionTests: XCTestCase {
             let step = try XCTUnwrap(root.provisionedSteps()[attack.step], "\(attack.attack): \(bad.errorText)")
             XCTAssertEqual(step["status"] as? String, "failed", "\(attack.attack): \(step)")
             let message = step["message"] as? String ?? ""
-            XCTAssertTrue(message.hasPrefix(attack.source + ": "), "\(attack.attack): the message names \(attack.source): \(message)")
+            // GH_HOST is refused earlier, by github-auth's own host check,
+            // in the form NAME='value': (it is no secret).
+            XCTAssertTrue(message.hasPrefix(attack.source + ": ") || message.hasPrefix(attack.source + "='"),
+                          "\(attack.attack): the message names \(attack.source): \(message)")
             XCTAssertFalse(message.contains("pwned") || message.contains("evil"), "\(attack.attack): the value is not echoed: \(message)")
             XCTAssertEqual(root.read(attack.file), before, "\(attack.attack): the file changed")
             XCTAssertEqual(root.status(attack.file)?.st_ino, beforeStatus.st_ino, "\(attack.attack): the file was replaced")
