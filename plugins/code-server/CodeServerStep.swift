@@ -27,12 +27,6 @@ public final class CodeServerStep: ProvisioningStep {
         return nil
     }
 
-    struct Paths {
-        let directory: String
-        var config: String { directory + "/config.yaml" }
-        var password: String { directory + "/password" }
-    }
-
     public func run(in context: StepContext, done: @escaping (StepOutcome) -> Void) {
         let settings = context.settings
         do {
@@ -65,7 +59,8 @@ public final class CodeServerStep: ProvisioningStep {
             return done(.failed("CODE_SERVER_PASSWORD: must be one line"))
         }
         let owner = AtomicFile.Owner(uid: user.uid, gid: user.gid)
-        let paths = Paths(directory: user.home + "/.config/code-server")
+        // For messages only: every file is reached through `directory`.
+        let passwordPath = user.home + "/.config/code-server/password"
         // One handle for the whole step, the hash's wait included: the
         // directory written at the end is the one read at the start.
         let directory: DirectoryHandle
@@ -120,8 +115,8 @@ public final class CodeServerStep: ProvisioningStep {
                 return done(.failed("\(error)"))
             }
             if generated {
-                StandardError.write("berth: code-server: no CODE_SERVER_PASSWORD given; the password is in \(paths.password) (readable by \(user.name) only)\n")
-                done(.ok("\(bind), password in \(paths.password)"))
+                StandardError.write("berth: code-server: no CODE_SERVER_PASSWORD given; the password is in \(passwordPath) (readable by \(user.name) only)\n")
+                done(.ok("\(bind), password in \(passwordPath)"))
             } else {
                 done(.ok("\(bind), password from CODE_SERVER_PASSWORD"))
             }
