@@ -51,16 +51,14 @@ public func readTextFile(_ path: String) -> String? {
     readFile(path).map { String(decoding: $0, as: UTF8.self) }
 }
 
-/// A file in a user's home that root is about to merge into: read only if
-/// it is a plain file, not a symlink, with one link, owned by that user or
-/// root. Otherwise nil, as if absent: a link planted to /etc/shadow must not
-/// be copied into a file the user can read.
-public func readUserFile(_ path: String, owner: uid_t) -> String? {
-    let fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)
-    guard fd >= 0 else { return nil }
-    defer { close(fd) }
-    var info = stat()
-    guard fstat(fd, &info) == 0, (info.st_mode & S_IFMT) == S_IFREG, info.st_nlink == 1,
-          info.st_uid == owner || info.st_uid == 0 else { return nil }
-    return readAll(fd, limit: 16 << 20).map { String(decoding: $0, as: UTF8.self) }
+extension UserAccount {
+    /// The home, opened from `/` without following a symlink at any
+    /// component: the start of every write into it.
+    public func openHome() throws(AtomicFile.WriteError) -> DirectoryHandle {
+        try DirectoryHandle.open(home)
+    }
+
+    /// Who may own a file of this user's that root merges into: the user, or
+    /// root (an image's skeleton files). A file of anyone else's is ignored.
+    public var trustedOwners: [uid_t] { [uid, 0] }
 }

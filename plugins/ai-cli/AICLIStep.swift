@@ -61,31 +61,38 @@ public final class AICLIStep: ProvisioningStep {
         do throws(SettingError) {
             for name in Self.keyVariables {
                 guard let key = try context.settings.secret(name) else { continue }
+                try checkConfigValue(key.bytes, from: name)
                 try Self.check(key, name: name)
                 keys.append((name, key))
             }
         } catch {
             throw StepFailure(message: error.message)
         }
-        let files = UserFiles(user: user)
         var done: [String] = []
         do {
+            let files = try UserFiles(user: user)
             // Settings first: a user file that does not parse fails the step
             // before anything else changes.
-            let settingsPath = user.home + "/.local/share/code-server/User/settings.json"
-            if try files.mergeJSON(Self.editorSettings, into: settingsPath, mode: 0o644) { done.append("code-server settings merged") }
+            if try files.mergeJSON(Self.editorSettings, into: ".local/share/code-server/User/settings.json", mode: 0o644) {
+                done.append("code-server settings merged")
+            }
             // No key any more: the file and the lines loading it go.
-            if keys.isEmpty { unlink(files.envFile) } else { try files.write(Self.envFile(keys), to: files.envFile, mode: 0o600) }
+            if keys.isEmpty {
+                try files.removeEnvFile()
+            } else {
+                try files.write(Self.envFile(keys), to: UserFiles.envDirectory + "/" + UserFiles.envName, mode: 0o600)
+            }
             let loader = keys.isEmpty ? [] : [". \"$HOME/.config/berth/ai-cli.env\" 2>/dev/null || true"]
             for profile in [".profile", ".bashrc"] {
-                let path = user.home + "/" + profile
-                let existing = readUserFile(path, owner: user.uid)
+                let existing = files.home.readText(profile, owners: user.trustedOwners)
                 if existing == nil && keys.isEmpty { continue }
-                try files.write(Self.shellBlock.apply(loader, to: existing), to: path, mode: 0o644)
+                try files.write(Self.shellBlock.apply(loader, to: existing), to: profile, mode: 0o644)
             }
             if !keys.isEmpty { done.append("\(keys.map(\.name).joined(separator: ", ")) for login shells and terminals") }
             done += try writeCLIConfigs(keys, files: files)
         } catch let error as UserFiles.MergeError {
+            throw StepFailure(message: error.message)
+        } catch let error as SettingError {
             throw StepFailure(message: error.message)
         } catch {
             throw StepFailure(message: "\(error)")
@@ -98,23 +105,22 @@ public final class AICLIStep: ProvisioningStep {
     /// apiKeyHelper, which reads the key from the env file when asked.
     private func writeCLIConfigs(_ keys: [(name: String, value: Secret)], files: UserFiles) throws -> [String] {
         var done: [String] = []
-        let home = files.user.home
         if let openAI = keys.first(where: { $0.name == "OPENAI_API_KEY" }) {
-            try files.setJSON("OPENAI_API_KEY", to: .string(openAI.value.text), in: home + "/.codex/auth.json", directoryMode: 0o700)
+            try files.setJSON("OPENAI_API_KEY", to: .string(openAI.value.text), in: ".codex/auth.json", directoryMode: 0o700)
             done.append("Codex auth.json")
         }
         let gemini = keys.filter { $0.name == "GEMINI_API_KEY" || $0.name == "GOOGLE_API_KEY" }
         if !gemini.isEmpty {
-            try files.ensureDirectory(home + "/.gemini", mode: 0o700)
             let text = gemini.map { "\($0.name)=\($0.value.text)" }.joined(separator: "\n") + "\n"
-            try files.write(text, to: home + "/.gemini/.env", mode: 0o600)
+            try files.write(text, to: ".gemini/.env", mode: 0o600, directoryMode: 0o700)
             _ = try files.mergeJSON([("security", .object([("auth", .object([("selectedType", .string("gemini-api-key"))]))]))],
-                                    into: home + "/.gemini/settings.json", mode: 0o600)
+                                    into: ".gemini/settings.json", mode: 0o600, directoryMode: 0o700)
             done.append("Gemini CLI .env")
         }
         if keys.contains(where: { $0.name == "ANTHROPIC_API_KEY" }) {
+            let home = try configValue(files.user.home, from: "the home of BERTH_USER in /etc/passwd")
             let helper = ". \(home)/.config/berth/ai-cli.env && printf %s \"$ANTHROPIC_API_KEY\""
-            _ = try files.mergeJSON([("apiKeyHelper", .string(helper))], into: home + "/.claude/settings.json", mode: 0o600, directoryMode: 0o700)
+            _ = try files.mergeJSON([("apiKeyHelper", .string(helper))], into: ".claude/settings.json", mode: 0o600, directoryMode: 0o700)
             done.append("Claude Code apiKeyHelper")
         }
         return done

@@ -27,14 +27,15 @@ public final class CodeServerStep: ProvisioningStep {
         return nil
     }
 
-    struct Paths {
-        let directory: String
-        var config: String { directory + "/config.yaml" }
-        var password: String { directory + "/password" }
-    }
-
     public func run(in context: StepContext, done: @escaping (StepOutcome) -> Void) {
         let settings = context.settings
+        do {
+            for name in ["CODE_SERVER_AUTH", "CODE_SERVER_BIND"] {
+                if let value = settings.value(name) { _ = try configValue(value, from: name) }
+            }
+        } catch {
+            return done(.failed(error.message))
+        }
         let auth = settings.value("CODE_SERVER_AUTH", default: "password")
         guard auth == "password" || auth == "none" else {
             return done(.failed("CODE_SERVER_AUTH='\(auth)': expected password or none"))
@@ -58,13 +59,18 @@ public final class CodeServerStep: ProvisioningStep {
             return done(.failed("CODE_SERVER_PASSWORD: must be one line"))
         }
         let owner = AtomicFile.Owner(uid: user.uid, gid: user.gid)
-        let paths = Paths(directory: user.home + "/.config/code-server")
-        let existing = readUserFile(paths.config, owner: user.uid)
+        // For messages only: every file is reached through `directory`.
+        let passwordPath = user.home + "/.config/code-server/password"
+        // One handle for the whole step, the hash's wait included: the
+        // directory written at the end is the one read at the start.
+        let directory: DirectoryHandle
+        let existing: String?
         do {
-            try AtomicFile.ensureDirectory(user.home + "/.config", mode: 0o755, owner: owner)
-            try AtomicFile.ensureDirectory(paths.directory, mode: 0o700, owner: owner)
+            let configDirectory = try user.openHome().directory(".config", mode: 0o755, owner: owner)
+            directory = try configDirectory.directory("code-server", mode: 0o700, owner: owner)
+            existing = directory.readText("config.yaml", owners: user.trustedOwners)
             if auth == "none" {
-                try AtomicFile.write(Array(config(bind: bind, auth: auth, hash: nil, existing: existing).utf8), to: paths.config, mode: 0o600, owner: owner)
+                try directory.write(Array(config(bind: bind, auth: auth, hash: nil, existing: existing).utf8), to: "config.yaml", mode: 0o600, owner: owner)
                 return done(.ok("\(bind), auth none"))
             }
         } catch {
@@ -78,8 +84,12 @@ public final class CodeServerStep: ProvisioningStep {
         if let given {
             password = given.bytes
             generated = false
-            unlink(paths.password)
-        } else if let kept = readUserFile(paths.password, owner: user.uid)?.trimmingWhitespace(), kept.count >= 16 {
+            do {
+                try directory.remove("password")
+            } catch {
+                return done(.failed("\(error)"))
+            }
+        } else if let kept = directory.readText("password", owners: user.trustedOwners)?.trimmingWhitespace(), kept.count >= 16 {
             password = Array(kept.utf8)
             generated = true
         } else {
@@ -96,16 +106,17 @@ public final class CodeServerStep: ProvisioningStep {
                 return done(.failed("cannot hash the password: \(why.isEmpty ? "berth hash-password failed" : why)"))
             }
             do {
+                _ = try configValue(hash, from: "the hash berth hash-password printed")
                 if generated {
-                    try AtomicFile.write(password + [UInt8(ascii: "\n")], to: paths.password, mode: 0o600, owner: owner)
+                    try directory.write(password + [UInt8(ascii: "\n")], to: "password", mode: 0o600, owner: owner)
                 }
-                try AtomicFile.write(Array(config(bind: bind, auth: auth, hash: hash, existing: existing).utf8), to: paths.config, mode: 0o600, owner: owner)
+                try directory.write(Array(config(bind: bind, auth: auth, hash: hash, existing: existing).utf8), to: "config.yaml", mode: 0o600, owner: owner)
             } catch {
                 return done(.failed("\(error)"))
             }
             if generated {
-                StandardError.write("berth: code-server: no CODE_SERVER_PASSWORD given; the password is in \(paths.password) (readable by \(user.name) only)\n")
-                done(.ok("\(bind), password in \(paths.password)"))
+                StandardError.write("berth: code-server: no CODE_SERVER_PASSWORD given; the password is in \(passwordPath) (readable by \(user.name) only)\n")
+                done(.ok("\(bind), password in \(passwordPath)"))
             } else {
                 done(.ok("\(bind), password from CODE_SERVER_PASSWORD"))
             }

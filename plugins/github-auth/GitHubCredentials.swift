@@ -22,34 +22,48 @@ public struct GitHubCredentials {
     public var hostsFile: String { configDirectory + "/gh/hosts.yml" }
     public var storeFile: String { configDirectory + "/berth/git-credentials" }
     public var gitConfig: String { user.home + "/.gitconfig" }
+    /// Where the API's answer came from, for messages about its values.
+    static let profileSource = "GITHUB_API_URL/user"
 
-    /// Writes every file (each atomically, owned by the user); returns
-    /// what it configured, for the step's detail.
-    public func install(_ token: GitHubToken, for identity: GitHubIdentity) throws(AtomicFile.WriteError) -> String {
-        try AtomicFile.ensureDirectory(configDirectory, mode: 0o755, owner: owner)
-        var done: [String] = []
-        if gh != nil {
-            try AtomicFile.ensureDirectory(configDirectory + "/gh", mode: 0o700, owner: owner)
-            let existing = readUserFile(hostsFile, owner: user.uid)
-            try AtomicFile.write(Array(hostsYAML(token, login: identity.login, existing: existing).utf8), to: hostsFile, mode: 0o600, owner: owner)
-            done.append("gh hosts.yml")
-        } else {
-            try AtomicFile.ensureDirectory(configDirectory + "/berth", mode: 0o700, owner: owner)
-            let line = "https://\(identity.login):\(token.secret.text)@\(host)\n"
-            try AtomicFile.write(Array(line.utf8), to: storeFile, mode: 0o600, owner: owner)
-            done.append("git credential store")
+    /// Writes every file (each atomically, owned by the user, through
+    /// handles opened from the home without following symlinks); returns
+    /// what it configured, for the step's detail. Every value is checked
+    /// before the first file changes, so a refused one leaves them all.
+    public func install(_ token: GitHubToken, for identity: GitHubIdentity) throws(SettingError) -> String {
+        do {
+            let home = try user.openHome()
+            let existingGitConfig = home.readText(".gitconfig", owners: user.trustedOwners)
+            let (gitConfigText, identitySource) = try gitConfigText(identity: identity, existing: existingGitConfig)
+            let config = try home.directory(".config", mode: 0o755, owner: owner)
+            var done: [String] = []
+            if gh != nil {
+                let ghDirectory = try config.directory("gh", mode: 0o700, owner: owner)
+                let existing = ghDirectory.readText("hosts.yml", owners: user.trustedOwners)
+                try ghDirectory.write(Array(hostsYAML(token, login: identity.login, existing: existing).utf8), to: "hosts.yml", mode: 0o600, owner: owner)
+                done.append("gh hosts.yml")
+            } else {
+                let line = try configValue("https://\(identity.login):\(token.secret.text)@\(host)", from: "\(token.source), the GitHub login and GH_HOST") + "\n"
+                let berthDirectory = try config.directory("berth", mode: 0o700, owner: owner)
+                try berthDirectory.write(Array(line.utf8), to: "git-credentials", mode: 0o600, owner: owner)
+                done.append("git credential store")
+            }
+            try home.write(Array(gitConfigText.utf8), to: ".gitconfig", mode: 0o644, owner: owner)
+            done.append("git credential helper (\(gh == nil ? "store" : "gh"))")
+            if let identitySource { done.append("git identity from \(identitySource)") }
+            return "\(identity.login) on \(host): " + done.joined(separator: ", ")
+        } catch let error as SettingError {
+            throw error
+        } catch {
+            throw SettingError("\(error)")
         }
-        let existing = readUserFile(gitConfig, owner: user.uid)
-        let (text, identitySource) = gitConfigText(identity: identity, existing: existing)
-        try AtomicFile.write(Array(text.utf8), to: gitConfig, mode: 0o644, owner: owner)
-        done.append("git credential helper (\(gh == nil ? "store" : "gh"))")
-        if let identitySource { done.append("git identity from \(identitySource)") }
-        return "\(identity.login) on \(host): " + done.joined(separator: ", ")
     }
 
     /// gh's own layout (2.40+ reads `users`, older versions the host-level
     /// keys); other hosts' entries in the file are kept as they are.
-    func hostsYAML(_ token: GitHubToken, login: String, existing: String?) -> String {
+    func hostsYAML(_ token: GitHubToken, login: String, existing: String?) throws(SettingError) -> String {
+        let host = try configValue(host, from: "GH_HOST")
+        let login = try configValue(login, from: "the GitHub login from \(Self.profileSource)")
+        try checkConfigValue(token.secret.bytes, from: token.source)
         var kept: [Substring] = []
         var inOurHost = false
         for line in (existing ?? "").split(separator: "\n", omittingEmptySubsequences: false) {
@@ -74,13 +88,14 @@ public struct GitHubCredentials {
     /// The credential helper for the host (and gist. on github.com), and
     /// user.name/email: from GIT_USER_* always; from the API only when the
     /// user's own part of the file sets none, so their choice stands.
-    func gitConfigText(identity: GitHubIdentity, existing: String?) -> (text: String, identitySource: String?) {
+    func gitConfigText(identity: GitHubIdentity, existing: String?) throws(SettingError) -> (text: String, identitySource: String?) {
         let helper: String
         if let gh {
-            helper = "!\(shellQuotedIfNeeded(gh)) auth git-credential"
+            helper = "!\(shellQuotedIfNeeded(try configValue(gh, from: "gh's path from PATH"))) auth git-credential"
         } else {
-            helper = "store --file=\(shellQuotedIfNeeded(storeFile))"
+            helper = "store --file=\(shellQuotedIfNeeded(try configValue(storeFile, from: "the home of BERTH_USER in /etc/passwd")))"
         }
+        let host = try configValue(host, from: "GH_HOST")
         var lines: [String] = []
         let hosts = host == "github.com" ? ["github.com", "gist.github.com"] : [host]
         for name in hosts {
@@ -89,8 +104,18 @@ public struct GitHubCredentials {
             lines += ["[credential \"https://\(name)\"]", "\thelper =", "\thelper = \(gitQuoted(helper))"]
         }
         let userSets = userSetsIdentity(Self.gitBlock.userLines(of: existing))
-        let name = gitName ?? (userSets.name ? nil : identity.name ?? identity.login)
-        let email = gitEmail ?? (userSets.email ? nil : identity.commitEmail)
+        var name: String?
+        var email: String?
+        if let gitName {
+            name = try configValue(gitName, from: "GIT_USER_NAME")
+        } else if !userSets.name {
+            name = try configValue(identity.name ?? identity.login, from: "the GitHub profile name from \(Self.profileSource)")
+        }
+        if let gitEmail {
+            email = try configValue(gitEmail, from: "GIT_USER_EMAIL")
+        } else if !userSets.email {
+            email = try configValue(identity.commitEmail, from: "the GitHub profile email from \(Self.profileSource)")
+        }
         var source: String?
         if name != nil || email != nil {
             lines.append("[user]")

@@ -65,23 +65,21 @@ public final class SSHKeysStep: ProvisioningStep {
             throw StepFailure(message: "\(error)")
         }
 
-        let sshDirectory = user.home + "/.ssh"
         var done: [String] = []
         do throws(AtomicFile.WriteError) {
-            try AtomicFile.ensureDirectory(sshDirectory, mode: 0o700, owner: owner)
+            let sshDirectory = try user.openHome().directory(".ssh", mode: 0o700, owner: owner)
             if !publicKeys.isEmpty {
-                let path = sshDirectory + "/authorized_keys"
-                let existing = readUserFile(path, owner: user.uid)
-                try AtomicFile.write(Array(merge(publicKeys, into: existing).utf8), to: path, mode: 0o600, owner: owner)
+                let existing = sshDirectory.readText("authorized_keys", owners: user.trustedOwners)
+                try sshDirectory.write(Array(merge(publicKeys, into: existing).utf8), to: "authorized_keys", mode: 0o600, owner: owner)
                 done.append("\(publicKeys.count) authorized key\(publicKeys.count == 1 ? "" : "s")")
             }
             if let privateKey {
                 let file = OpenSSHKeys.fileName(forType: privateKey.parsed.type)
                 var keyBytes = privateKey.key.bytes
                 if keyBytes.last != UInt8(ascii: "\n") { keyBytes.append(UInt8(ascii: "\n")) }
-                try AtomicFile.write(keyBytes, to: "\(sshDirectory)/\(file)", mode: 0o600, owner: owner)
-                try AtomicFile.write(Array((privateKey.parsed.publicLine + " \(user.name)@berth\n").utf8),
-                                     to: "\(sshDirectory)/\(file).pub", mode: 0o644, owner: owner)
+                try sshDirectory.write(keyBytes, to: file, mode: 0o600, owner: owner)
+                try sshDirectory.write(Array((privateKey.parsed.publicLine + " \(user.name)@berth\n").utf8),
+                                       to: file + ".pub", mode: 0o644, owner: owner)
                 done.append("private key \(file)")
             }
         } catch {
@@ -96,6 +94,11 @@ public final class SSHKeysStep: ProvisioningStep {
         for (index, line) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
             let trimmed = line.trimmingWhitespace()
             if trimmed.isEmpty || trimmed.hasPrefix("#") { continue }
+            do {
+                try checkConfigValue(Array(trimmed.utf8), from: "SSH_PUBLIC_KEY: line \(index + 1)")
+            } catch {
+                throw StepFailure(message: error.message)
+            }
             guard let key = OpenSSHKeys.validateAuthorizedKey(Substring(trimmed)) else {
                 throw StepFailure(message: "SSH_PUBLIC_KEY: line \(index + 1) is not an OpenSSH public key")
             }

@@ -52,6 +52,11 @@ public final class SSHDStep: ProvisioningStep {
         case .success(let found): user = found
         case .failure(let error): return done(.failed(error.message))
         }
+        do {
+            _ = try configValue(user.name, from: "BERTH_USER")
+        } catch {
+            return done(.failed(error.message))
+        }
         guard includesDropIns() else {
             return done(.failed("\(mainConfig) does not Include \(configDirectory)/sshd_config.d/*.conf, so berth's settings would not apply"))
         }
@@ -123,25 +128,36 @@ public final class SSHDStep: ProvisioningStep {
     /// (a restart on a persistent /etc/ssh changes nothing). Reported in the
     /// fixed order of `types`, whichever finishes first.
     private func ensureHostKeys(_ types: [String], loop: EventLoop, done: @escaping (KeysResult) -> Void) {
-        let missing = types.filter { access("\(configDirectory)/ssh_host_\($0)_key", F_OK) != 0 }
+        let directory: DirectoryHandle
+        do {
+            directory = try DirectoryHandle.open(configDirectory)
+        } catch {
+            return done(.failure("\(error)"))
+        }
+        let missing = types.filter { !directory.contains("ssh_host_\($0)_key") }
         guard !missing.isEmpty else { return done(.success([])) }
         var pending = missing.count
         var failures: [String] = []
         for type in missing {
-            let path = "\(configDirectory)/ssh_host_\(type)_key"
+            let name = "ssh_host_\(type)_key"
             // Generated under a temporary name, renamed once whole.
-            let temporary = "\(configDirectory)/.berth-host-\(type)"
-            unlink(temporary)
-            unlink(temporary + ".pub")
-            let command = HelperCommand(arguments: [keygen, "-q", "-t", type, "-N", "", "-C", "", "-f", temporary], timeout: .seconds(30))
+            let temporary = ".berth-host-\(type)"
+            try? directory.remove(temporary)
+            try? directory.remove(temporary + ".pub")
+            let command = HelperCommand(arguments: [keygen, "-q", "-t", type, "-N", "", "-C", "", "-f", "\(configDirectory)/\(temporary)"], timeout: .seconds(30))
             loop.runHelper(command) { result in
                 if !result.succeeded {
-                    unlink(temporary)
-                    unlink(temporary + ".pub")
+                    try? directory.remove(temporary)
+                    try? directory.remove(temporary + ".pub")
                     let why = String(decoding: result.standardError, as: UTF8.self).split(separator: "\n").first.map(String.init) ?? "failed"
                     failures.append("ssh-keygen -t \(type): \(why)")
-                } else if rename(temporary + ".pub", path + ".pub") != 0 || rename(temporary, path) != 0 {
-                    failures.append("\(path): rename failed: \(String(cString: strerror(errno)))")
+                } else {
+                    do {
+                        try directory.rename(temporary + ".pub", to: name + ".pub")
+                        try directory.rename(temporary, to: name)
+                    } catch {
+                        failures.append("\(error)")
+                    }
                 }
                 pending -= 1
                 guard pending == 0 else { return }
@@ -157,24 +173,25 @@ public final class SSHDStep: ProvisioningStep {
         let dropIns = configDirectory + "/sshd_config.d"
         let candidate = dropIns + "/.berth.conf.candidate"
         let wrapper = dropIns + "/.berth.conf.check"
+        let directory: DirectoryHandle
         do {
-            try AtomicFile.ensureDirectory(dropIns, mode: 0o755)
-            try AtomicFile.write(Array(text.utf8), to: candidate, mode: 0o644)
-            try AtomicFile.write(Array("Include \(candidate)\nInclude \(mainConfig)\n".utf8), to: wrapper, mode: 0o644)
+            directory = try DirectoryHandle.open(configDirectory).directory("sshd_config.d", mode: 0o755)
+            try directory.write(Array(text.utf8), to: ".berth.conf.candidate", mode: 0o644)
+            try directory.write(Array("Include \(candidate)\nInclude \(mainConfig)\n".utf8), to: ".berth.conf.check", mode: 0o644)
         } catch {
             return done("\(error)")
         }
         loop.runHelper(HelperCommand(arguments: [sshd, "-t", "-f", wrapper], timeout: .seconds(30))) { result in
             defer {
-                unlink(candidate)
-                unlink(wrapper)
+                try? directory.remove(".berth.conf.candidate")
+                try? directory.remove(".berth.conf.check")
             }
             guard result.succeeded else {
                 let why = String(decoding: result.standardError, as: UTF8.self).split(separator: "\n").first.map(String.init) ?? "rejected"
                 return done("sshd -t rejected the configuration: \(why)")
             }
             do {
-                try AtomicFile.write(Array(text.utf8), to: dropIns + "/berth.conf", mode: 0o644)
+                try directory.write(Array(text.utf8), to: "berth.conf", mode: 0o644)
                 done(nil)
             } catch {
                 done("\(error)")

@@ -11,6 +11,7 @@ public final class SudoStep: ProvisioningStep {
     public let dependencies: [String] = []
     public let inputVariables = ["BERTH_SUDO"]
 
+    let etc: String
     let sudoers: String
     let dropIns: String
     let sudo: String
@@ -18,6 +19,7 @@ public final class SudoStep: ProvisioningStep {
     var rule: String { dropIns + "/berth" }
 
     public init(etc: String = "/etc", sudo: String = "/usr/bin/sudo", visudo: String = "/usr/sbin/visudo") {
+        self.etc = etc
         self.sudoers = etc + "/sudoers"
         self.dropIns = etc + "/sudoers.d"
         self.sudo = sudo
@@ -45,10 +47,18 @@ public final class SudoStep: ProvisioningStep {
         case .failure(let error): return done(.failed(error.message))
         }
         guard wanted else {
-            if unlink(rule) != 0 && errno != ENOENT {
-                return done(.failed("\(rule): cannot remove: \(String(cString: strerror(errno)))"))
+            do {
+                try DirectoryHandle.open(dropIns).remove("berth")
+            } catch where error.errno == ENOENT {
+            } catch {
+                return done(.failed("\(error)"))
             }
             return done(.ok("no sudo rights for \(user.name)"))
+        }
+        do {
+            _ = try configValue(user.name, from: "BERTH_USER")
+        } catch {
+            return done(.failed(error.message))
         }
         guard access(sudo, X_OK) == 0 else {
             return done(.failed("BERTH_SUDO is on but sudo is not installed (no \(sudo))"))
@@ -67,28 +77,29 @@ public final class SudoStep: ProvisioningStep {
         """
         // sudo skips names with a dot in sudoers.d: the candidate is never live.
         let candidate = dropIns + "/.berth.candidate"
+        let directory: DirectoryHandle
         do {
-            try AtomicFile.ensureDirectory(dropIns, mode: 0o755)
-            try AtomicFile.write(Array(text.utf8), to: candidate, mode: 0o440)
+            directory = try DirectoryHandle.open(etc).directory("sudoers.d", mode: 0o755)
+            try directory.write(Array(text.utf8), to: ".berth.candidate", mode: 0o440)
         } catch {
             return done(.failed("\(error)"))
         }
-        guard access(visudo, X_OK) == 0 else { return install(text, candidate: candidate, user: user, done: done) }
+        guard access(visudo, X_OK) == 0 else { return install(text, in: directory, user: user, done: done) }
         context.loop.runHelper(HelperCommand(arguments: [visudo, "-c", "-q", "-f", candidate], timeout: .seconds(30))) { [self] result in
             guard result.succeeded else {
-                unlink(candidate)
+                try? directory.remove(".berth.candidate")
                 let output = result.standardError + result.standardOutput
                 let why = String(decoding: output, as: UTF8.self).split(separator: "\n").first.map(String.init) ?? "rejected"
                 return done(.failed("visudo -c rejected the rule: \(why)"))
             }
-            install(text, candidate: candidate, user: user, done: done)
+            install(text, in: directory, user: user, done: done)
         }
     }
 
-    private func install(_ text: String, candidate: String, user: UserAccount, done: (StepOutcome) -> Void) {
-        unlink(candidate)
+    private func install(_ text: String, in directory: DirectoryHandle, user: UserAccount, done: (StepOutcome) -> Void) {
+        try? directory.remove(".berth.candidate")
         do {
-            try AtomicFile.write(Array(text.utf8), to: rule, mode: 0o440)
+            try directory.write(Array(text.utf8), to: "berth", mode: 0o440)
             done(.ok("passwordless sudo for \(user.name)"))
         } catch {
             done(.failed("\(error)"))

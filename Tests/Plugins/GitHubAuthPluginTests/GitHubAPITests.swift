@@ -41,25 +41,25 @@ final class GitHubAPITests: XCTestCase {
                        "583231+octocat@users.noreply.github.com")
     }
 
-    func test_other_hosts_in_hosts_yml_are_kept_and_ours_replaced() {
+    func test_other_hosts_in_hosts_yml_are_kept_and_ours_replaced() throws {
         let user = UserAccount(name: "dev8", uid: 1000, gid: 1000, home: "/home/dev8", shell: "/bin/sh", groups: [])
         let credentials = GitHubCredentials(user: user, host: "github.com", gh: "/usr/bin/gh", gitName: nil, gitEmail: nil)
         let existing = "ghe.corp:\n    oauth_token: gho_keep\n    user: me\ngithub.com:\n    oauth_token: ghp_old\n    user: old\n"
-        let text = credentials.hostsYAML(GitHubToken(secret: Secret(Array("ghp_new".utf8)), source: "GH_TOKEN"), login: "octocat", existing: existing)
+        let text = try credentials.hostsYAML(GitHubToken(secret: Secret(Array("ghp_new".utf8)), source: "GH_TOKEN"), login: "octocat", existing: existing)
         XCTAssertTrue(text.hasPrefix("ghe.corp:\n    oauth_token: gho_keep\n    user: me\ngithub.com:\n"), text)
         XCTAssertFalse(text.contains("ghp_old"))
         XCTAssertEqual(text.components(separatedBy: "oauth_token: ghp_new").count, 3)
     }
 
-    func test_the_users_own_git_identity_stands_unless_the_variables_set_one() {
+    func test_the_users_own_git_identity_stands_unless_the_variables_set_one() throws {
         let user = UserAccount(name: "dev8", uid: 1000, gid: 1000, home: "/home/dev8", shell: "/bin/sh", groups: [])
         let identity = GitHubIdentity(login: "octocat", id: 1, name: "The Octocat", email: nil)
         let own = "[user]\n\tname = Me Myself\n"
         let fromAPI = GitHubCredentials(user: user, host: "github.com", gh: nil, gitName: nil, gitEmail: nil)
-        let text = fromAPI.gitConfigText(identity: identity, existing: own).text
+        let text = try fromAPI.gitConfigText(identity: identity, existing: own).text
         XCTAssertFalse(text.contains("The Octocat"), text)
         XCTAssertTrue(text.contains("email = \"1+octocat@users.noreply.github.com\""), text)
         let fromVariables = GitHubCredentials(user: user, host: "github.com", gh: nil, gitName: "A \"B\" C", gitEmail: nil)
-        XCTAssertTrue(fromVariables.gitConfigText(identity: identity, existing: own).text.contains("name = \"A \\\"B\\\" C\""))
+        XCTAssertTrue(try fromVariables.gitConfigText(identity: identity, existing: own).text.contains("name = \"A \\\"B\\\" C\""))
     }
 }
