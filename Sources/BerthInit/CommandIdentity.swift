@@ -12,12 +12,7 @@ import Glibc
 /// no such user: a plain `tini`-style container) it runs as berth does.
 /// The platform's credentials never reach it either way.
 enum CommandIdentity {
-    /// The credentials berth hands to the workspace supervisor alone (as
-    /// files only its own user can read): never in the command's, a
-    /// service's or a helper's environment.
-    static let platformSecrets = [
-        "SUPERVISOR_AGENT_API_KEY", "AWS_SECRET_ACCESS_KEY", "SUPERVISOR_BACKUP_AZURE_SAS_URL", "SUPERVISOR_HTTP_TOKEN",
-    ]
+    static var platformSecrets: [String] { PlatformCredential.names }
 
     static func apply(to policy: inout InitPolicy, environment: [String: String]) throws(UsageError) {
         var removed = Set(platformSecrets.filter { environment[$0] != nil })

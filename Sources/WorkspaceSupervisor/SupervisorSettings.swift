@@ -53,16 +53,10 @@ public struct SupervisorSettings: Sendable {
 
     /// Every credential the daemon reads: loaded only through this list
     /// (`secret(_:_:)`), and the same list is removed from its environment
-    /// once loaded (`ProcessHardening.scrubEnvironment`), so a new secret
-    /// cannot be read without also being scrubbed.
-    public enum SecretVariable: String, CaseIterable, Sendable {
-        case agentAPIKey = "SUPERVISOR_AGENT_API_KEY"
-        case awsSecretAccessKey = "AWS_SECRET_ACCESS_KEY"
-        case azureSASURL = "SUPERVISOR_BACKUP_AZURE_SAS_URL"
-        case httpToken = "SUPERVISOR_HTTP_TOKEN"
-    }
+    /// once loaded (`ProcessHardening.scrubEnvironment`).
+    public typealias SecretVariable = PlatformCredential
 
-    public static var secretVariableNames: [String] { SecretVariable.allCases.map(\.rawValue) }
+    public static var secretVariableNames: [String] { PlatformCredential.names }
 
     /// NAME or NAME_FILE; a file that group or others may read earns a
     /// warning (berth's are 0400 in a 0700 directory of the supervisor's user).

@@ -1,0 +1,14 @@
+/// The platform's credentials: shared across workspaces, so the workspace
+/// user must never read them. berth hands them to the workspace supervisor
+/// alone, as files only its own user can read, and keeps them from every
+/// other environment; the supervisor loads them through this list and
+/// scrubs the same list from its environment, so a credential cannot be
+/// added to one side and forgotten on the other.
+public enum PlatformCredential: String, CaseIterable, Sendable {
+    case agentAPIKey = "SUPERVISOR_AGENT_API_KEY"
+    case awsSecretAccessKey = "AWS_SECRET_ACCESS_KEY"
+    case azureSASURL = "SUPERVISOR_BACKUP_AZURE_SAS_URL"
+    case httpToken = "SUPERVISOR_HTTP_TOKEN"
+
+    public static var names: [String] { allCases.map(\.rawValue) }
+}
