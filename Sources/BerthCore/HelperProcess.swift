@@ -169,19 +169,24 @@ private final class HelperRun {
         }
     }
 
-    /// Reads what is there; true at end of stream.
+    /// Reads what is there, at most `reads` × 16 KiB: a helper (a probe now
+    /// runs as the untrusted user) that never stops writing must not keep
+    /// the loop here. True at end of stream.
     @discardableResult
-    private func drain(_ fd: Int32, _ sink: (UnsafeRawBufferPointer) -> Void) -> Bool {
+    private func drain(_ fd: Int32, reads: Int = 4, _ sink: (UnsafeRawBufferPointer) -> Void) -> Bool {
         var buffer = [UInt8](repeating: 0, count: 16384)
-        while true {
+        var left = reads
+        while left > 0 {
             let got = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
             if got > 0 {
                 buffer.withUnsafeBytes { sink(UnsafeRawBufferPointer(rebasing: $0.prefix(got))) }
+                left -= 1
                 continue
             }
             if got < 0 && errno == EINTR { continue }
             return got == 0 || errno != EAGAIN
         }
+        return false
     }
 
     private func closeOutput(_ fd: Int32) {
@@ -223,8 +228,9 @@ private final class HelperRun {
         if let timer { loop.cancel(timer) }
         // Whatever the helper wrote before exiting is already in the pipes;
         // a grandchild still holding them open does not delay the result.
-        if stdoutFD >= 0 { drain(stdoutFD) { [self] in append($0, to: \.standardOutput) } }
-        if stderrFD >= 0 { drain(stderrFD) { [self] in append($0, to: \.standardError) } }
+        // Bounded (1 MiB a stream) for a grandchild that keeps writing.
+        if stdoutFD >= 0 { drain(stdoutFD, reads: 64) { [self] in append($0, to: \.standardOutput) } }
+        if stderrFD >= 0 { drain(stderrFD, reads: 64) { [self] in append($0, to: \.standardError) } }
         closeOutput(stdoutFD)
         closeOutput(stderrFD)
         closeInput()

@@ -104,6 +104,45 @@ final class AttackTests: ImageTestCase {
         for secret in credentials.values { XCTAssertFalse((logs.outputText + logs.errorText).contains(secret), "docker logs") }
     }
 
+    func test_a_snapshot_the_workspace_user_crafted_never_gives_root_a_setuid_shell() throws {
+        let (name, _) = try start(["SUPERVISOR_BACKUP_MOUNT_PATH": "/backups"], port: nil)
+        // The store is the supervisor's: the workspace user cannot plant a snapshot in it.
+        XCTAssertEqual(try asWorkspaceUser(name, "mkdir /backups/20260101T000000Z 2>/dev/null && echo planted || echo refused").outputText, "refused\n")
+        // So it crafts one where it can write: a bash that is setuid root in
+        // the archive, with a manifest whose checksum matches.
+        let id = "20260101T000000Z"
+        let craft = """
+        set -e
+        mkdir -p ~/store/\(id) ~/craft && cp /bin/bash ~/craft/rootshell
+        tar -C ~/craft --owner=0 --group=0 --mode=6755 -czf ~/store/\(id)/workspace.tar.gz rootshell
+        sum=$(sha256sum ~/store/\(id)/workspace.tar.gz | cut -d' ' -f1); size=$(stat -c %s ~/store/\(id)/workspace.tar.gz)
+        printf '{"format": 1, "id": "\(id)", "createdAt": "2026-01-01T00:00:00Z", "createdAtMs": 1767225600000, "workspace": "/workspace", "excludes": [], "archive": "workspace.tar.gz", "sha256": "%s", "bytes": %s, "entries": 1, "fingerprint": ""}\n' "$sum" "$size" > ~/store/\(id)/manifest.json
+        tar -tvzf ~/store/\(id)/workspace.tar.gz
+        """
+        let crafted = try asWorkspaceUser(name, craft)
+        XCTAssertEqual(crafted.status, .exited(0), crafted.errorText)
+        XCTAssertTrue(crafted.outputText.hasPrefix("-rwsr-sr-x root/root"), crafted.outputText)
+        XCTAssertEqual(try exec(name, "touch /tmp/before-restore && echo ok").outputText, "ok\n")
+
+        // The operator restores it the documented way, pointed at the user's store.
+        let fromUserStore = try docker(["exec", "-e", "SUPERVISOR_BACKUP_MOUNT_PATH=/home/dev8/store", name,
+                                        "workspace-supervisor", "restore", id, "/tmp/restored-1"])
+        XCTAssertNotEqual(fromUserStore.status, .exited(0), "a store the workspace user owns is not trusted")
+        XCTAssertTrue(fromUserStore.errorText.contains("owned by uid 1000"), fromUserStore.errorText)
+        XCTAssertEqual(try exec(name, "test -e /tmp/restored-1/rootshell; echo $?").outputText, "1\n")
+
+        // Even inside the supervisor's own store (a tampered copy), the
+        // archive is unpacked by dev8: no root owner, no setuid or setgid.
+        let moved = try exec(name, "cp -a /home/dev8/store/\(id) /backups/ && chown -R berth-supervisor:berth-supervisor /backups/\(id) && echo ok")
+        XCTAssertEqual(moved.outputText, "ok\n", moved.errorText)
+        let fromStore = try docker(["exec", "-e", "SUPERVISOR_BACKUP_MOUNT_PATH=/backups", name, "workspace-supervisor", "restore", id, "/tmp/restored-2"])
+        XCTAssertEqual(fromStore.status, .exited(0), fromStore.errorText)
+        XCTAssertEqual(try exec(name, "stat -c '%U %A' /tmp/restored-2/rootshell").outputText, "dev8 -rwxr-xr-x\n")
+        let privileged = try exec(name, "find / -xdev -newer /tmp/before-restore -perm /6000 -print")
+        XCTAssertEqual(privileged.status, .exited(0), privileged.errorText)
+        XCTAssertEqual(privileged.outputText, "", "setuid or setgid files made by the restore")
+    }
+
     func test_a_symlink_swap_race_in_the_home_never_lets_provisioning_touch_etc() throws {
         let environment = ["SSH_PUBLIC_KEY": publicKey, "OPENAI_API_KEY": token("sk"), "CODE_SERVER_PASSWORD": token("pw")]
         let (name, port) = try start(environment)

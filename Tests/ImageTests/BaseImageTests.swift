@@ -131,18 +131,21 @@ final class BaseImageTests: ImageTestCase {
         var listing = ""
         let deadline = now() + 20
         while now() < deadline {
-            listing = try docker(["exec", "-u", "dev8", "-e", "SUPERVISOR_BACKUP_MOUNT_PATH=/backups", name, "workspace-supervisor", "list"]).outputText
+            listing = try docker(["exec", "-e", "SUPERVISOR_BACKUP_MOUNT_PATH=/backups", name, "workspace-supervisor", "list"]).outputText
             if listing.split(separator: "\n").count >= 2 { break }
             usleep(200_000)
         }
         let id = try XCTUnwrap(listing.split(separator: "\n").dropFirst().first?.split(separator: " ").first.map(String.init), listing)
-        XCTAssertEqual(try exec(name, "stat -c '%U %a' /backups/\(id)/workspace.tar.gz").outputText, "dev8 600\n")
-        let restore = try docker(["exec", "-u", "dev8", "-e", "SUPERVISOR_BACKUP_MOUNT_PATH=/backups", name, "workspace-supervisor", "restore", id, "/tmp/restored"])
+        XCTAssertEqual(try exec(name, "stat -c '%U %a' /backups /backups/\(id)/workspace.tar.gz").outputText, "berth-supervisor 700\nberth-supervisor 600\n")
+        XCTAssertNotEqual(try docker(["exec", "-u", "dev8", name, "ls", "/backups"]).status, .exited(0), "the workspace user cannot even list the snapshots")
+        // The way an operator restores: docker exec as root; tar runs as dev8.
+        let restore = try docker(["exec", "-e", "SUPERVISOR_BACKUP_MOUNT_PATH=/backups", name, "workspace-supervisor", "restore", id, "/tmp/restored"])
         XCTAssertEqual(restore.status, .exited(0), restore.errorText)
         let compare = "cd /workspace && find . -path ./node_modules -prune -o -printf '%P %y %m %l\\n' | sort"
         XCTAssertEqual(try exec(name, compare.replacingOccurrences(of: "/workspace", with: "/tmp/restored")).outputText, try exec(name, compare).outputText)
         XCTAssertEqual(try exec(name, "cat /tmp/restored/src/main.rs").outputText, "fn main() {}\n")
         XCTAssertEqual(try exec(name, "test -e /tmp/restored/node_modules; echo $?").outputText, "1\n", "excluded")
+        XCTAssertEqual(try exec(name, "find /tmp/restored -not -user dev8 | wc -l").outputText, "0\n", "everything restored belongs to dev8")
     }
 
     func test_bad_input_leaves_a_running_unhealthy_container_with_the_error() throws {
