@@ -70,7 +70,7 @@ let package = Package(
         .executableTarget(name: "berth", dependencies: ["BerthInit", "CBerthEarly"]),
         // The workspace's third service: activity, reports, status API, backups.
         .target(name: "WorkspaceSupervisor", dependencies: ["BerthCore", "BerthHTTP", "BerthProvisioning"]),
-        .executableTarget(name: "workspace-supervisor", dependencies: ["WorkspaceSupervisor"]),
+        .executableTarget(name: "workspace-supervisor", dependencies: ["WorkspaceSupervisor", "CBerth"]),
         // Small C programs the integration tests run under berth (orphan storms,
         // signal printers, stubborn daemons). Not shipped.
         .executableTarget(name: "berth-testkit", path: "Tests/TestKit"),

@@ -1,5 +1,6 @@
 import BerthCore
 import BerthProvisioning
+import CBerth
 import Glibc
 import WorkspaceSupervisor
 
@@ -40,6 +41,12 @@ case nil:
         loop = try EventLoop()
     } catch {
         fail("cannot start the event loop: \(error)", status: 1)
+    }
+    // Run by berth as a user of its own, the daemon reads the workspace
+    // through CAP_DAC_READ_SEARCH; Docker does not grant it by default.
+    if settings.backup != nil, getuid() != 0, berth_permitted_capabilities() & (1 << 2) == 0 {
+        StandardError.write("workspace-supervisor: warning: no CAP_DAC_READ_SEARCH: backups of \(settings.workspaceDirectory) hold only what uid \(getuid()) may read, "
+                            + "and fail on what it may not (docker run --cap-add DAC_READ_SEARCH)\n")
     }
     let daemon = Daemon(settings: settings, loop: loop) { StandardError.write("workspace-supervisor: \($0)\n") }
     exit(daemon.run())

@@ -123,7 +123,7 @@ final class BaseImageTests: ImageTestCase {
         let volume = "berth-test-backups-\(getpid())-\(Int.random(in: 0..<1_000_000))"
         defer { _ = try? docker(["volume", "rm", "-f", volume]) }
         let (name, port) = try start(["SSH_PUBLIC_KEY": publicKey, "SUPERVISOR_BACKUP_MOUNT_PATH": "/backups", "SUPERVISOR_BACKUP_EXCLUDES": "node_modules"],
-                                     flags: ["-v", "\(volume):/backups"])
+                                     flags: ["-v", "\(volume):/backups", "--cap-add", "DAC_READ_SEARCH"])
         XCTAssertNotNil(try waitForLogin(port, since: now()))
         let made = try ssh(port, "cd /workspace && mkdir -p src node_modules/x && printf 'fn main() {}\\n' > src/main.rs && chmod 750 src && ln -s src/main.rs entry && echo dep > node_modules/x/i.js")
         XCTAssertEqual(made.status, .exited(0), made.errorText)
