@@ -74,26 +74,30 @@ final class AttackTests: ImageTestCase {
         let pid = try XCTUnwrap(try servicePIDs(name)["workspace-supervisor"], status)
         XCTAssertEqual(try exec(name, "stat -c %U /proc/\(pid)").outputText, "berth-supervisor\n")
 
-        // A canary the attacker can read proves each scan ran and could find.
+        // The needles travel base64-encoded (the attack's own argv must not
+        // be a find); a canary, exported into the attack's environment and
+        // written to a file, proves each scan ran and could find.
         let canary = token("canary")
-        let needles = Array(credentials.values) + [canary]
-        let patterns = needles.map { "-e '\($0)'" }.joined(separator: " ")
+        let credentialList = Data(credentials.values.joined(separator: "\n").utf8).base64EncodedString()
+        let canaryEncoded = Data(canary.utf8).base64EncodedString()
         let attack = """
-        printf '%s' '\(canary)' > /tmp/canary
-        found=$(for f in /proc/[0-9]*/environ /proc/[0-9]*/cmdline; do tr '\\0' '\\n' < "$f" 2>/dev/null; done | grep -cF \(patterns))
-        echo "proc hits: $found"
-        grep -rlsF \(patterns) / --exclude-dir=proc --exclude-dir=sys --exclude-dir=dev | sort
+        echo \(credentialList) | base64 -d > /tmp/needles; echo >> /tmp/needles
+        export CANARY=$(echo \(canaryEncoded) | base64 -d); printf '%s' "$CANARY" > /tmp/canary
+        dump() { for f in /proc/[0-9]*/environ /proc/[0-9]*/cmdline; do tr '\\0' '\\n' < "$f" 2>/dev/null; done; }
+        echo "proc credential hits: $(dump | grep -cF -f /tmp/needles)"
+        echo "proc canary hits: $(dump | grep -cF "$CANARY")"
+        grep -rlsF -f /tmp/needles -e "$CANARY" / --exclude-dir=proc --exclude-dir=sys --exclude-dir=dev | sort
         cat /run/berth/supervisor/* >/dev/null 2>&1 && echo "credential files: read" || echo "credential files: refused"
         kill -0 \(pid) 2>/dev/null && echo "supervisor: signalled" || echo "supervisor: refused"
         (echo 0 > /proc/\(pid)/oom_score_adj) 2>/dev/null && echo "oom: changed" || echo "oom: refused"
         """
         let run = try asWorkspaceUser(name, attack, timeout: 120)
         let output = run.outputText
-        // The canary alone: in /tmp/canary and in the attack's own argv.
-        XCTAssertTrue(output.contains("proc hits: 1\n"), output)
-        XCTAssertTrue(output.contains("/tmp/canary\n"), "the file scan must find the canary: \(output)")
+        XCTAssertTrue(output.contains("proc credential hits: 0\n"), output)
+        XCTAssertFalse(output.contains("proc canary hits: 0\n"), "the /proc scan must find the canary: \(output)")
+        XCTAssertTrue(output.contains("proc canary hits: "), output)
         let files = output.split(separator: "\n").filter { $0.hasPrefix("/") }
-        XCTAssertEqual(files, ["/tmp/canary"], "files the workspace user can read that hold a credential")
+        XCTAssertEqual(files, ["/tmp/canary", "/tmp/needles"], "files the workspace user can read that hold a credential (the canary and the needles are the attack's)")
         XCTAssertTrue(output.contains("credential files: refused\n"), output)
         XCTAssertTrue(output.contains("supervisor: refused\n"), output)
         XCTAssertTrue(output.contains("oom: refused\n"), output)
