@@ -32,13 +32,15 @@ final class GitHubAPITests: XCTestCase {
 
     func test_an_answer_without_login_is_an_error_not_a_crash() {
         for text in ["{\"login\": \"octocat\", ", "[]", "{\"id\": 1}", "<html>"] {
-            guard case .failure(let error) = GitHubAPI.identity(from: text, url: "http://x/user") else {
+            guard case .invalid(let what) = GitHubUserFetch.outcome(status: 200, body: text) else {
                 return XCTFail("accepted \(text)")
             }
-            XCTAssertTrue(error.message.hasPrefix("GITHUB_API_URL: GET http://x/user answered"), error.message)
+            XCTAssertTrue(what.hasPrefix("with malformed JSON") || what == "without a user's login and id", what)
         }
-        XCTAssertEqual(try GitHubAPI.identity(from: "{\"login\":\"octocat\",\"id\":583231,\"name\":null,\"email\":null}", url: "").get().commitEmail,
-                       "583231+octocat@users.noreply.github.com")
+        guard case .answered(let fields) = GitHubUserFetch.outcome(status: 200, body: "{\"login\":\"octocat\",\"id\":583231,\"name\":null,\"email\":null}") else {
+            return XCTFail("refused a good answer")
+        }
+        XCTAssertEqual(try GitHubUserFetch.identity(from: fields).get().commitEmail, "583231+octocat@users.noreply.github.com")
     }
 
     func test_other_hosts_in_hosts_yml_are_kept_and_ours_replaced() {
