@@ -26,7 +26,8 @@ public struct GitHubAPI: Sendable {
         if let host = settings.value("GH_HOST") { return host }
         let afterScheme = baseURL.split(separator: "/", maxSplits: 3, omittingEmptySubsequences: true)
         var authority = afterScheme.count > 1 ? afterScheme[1] : "github.com"
-        // user:pass@host names the host, not the credentials.
+        // user:pass@host?sig=… names the host, not the credentials.
+        authority = authority.prefix { $0 != "?" && $0 != "#" }
         if let at = authority.lastIndex(of: "@") { authority = authority[authority.index(after: at)...] }
         return authority == "api.github.com" ? "github.com" : String(authority)
     }

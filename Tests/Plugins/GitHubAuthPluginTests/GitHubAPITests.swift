@@ -28,7 +28,11 @@ final class GitHubAPITests: XCTestCase {
         XCTAssertEqual(try host([:]), "github.com")
         XCTAssertEqual(try host(["GITHUB_API_URL": "https://ghe.example.com/api/v3/"]), "ghe.example.com")
         XCTAssertEqual(try host(["GITHUB_API_URL": "http://127.0.0.1:9/", "GH_HOST": "github.com"]), "github.com")
+        XCTAssertEqual(try host(["GITHUB_API_URL": "https://robot:s3cret@ghe.example.com/api/v3?sig=x"]), "ghe.example.com",
+                       "userinfo never becomes the host written to hosts.yml and .gitconfig")
+        XCTAssertEqual(try host(["GITHUB_API_URL": "https://ghe.example.com?sig=s3cret"]), "ghe.example.com")
         XCTAssertThrowsError(try host(["GITHUB_API_URL": "ftp://x"]))
+        XCTAssertThrowsError(try host(["GITHUB_API_URL": "https://api.example.com/a b"]), "a space would break the line to the fetch helper")
     }
 
     func test_an_answer_without_login_is_an_error_not_a_crash() {
