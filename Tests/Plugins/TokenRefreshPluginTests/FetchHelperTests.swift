@@ -63,16 +63,39 @@ final class FetchHelperTests: XCTestCase {
         return nil
     }
 
-    /// VmRSS, RssAnon and RssFile of `pid`, in KiB.
-    func memory(_ pid: pid_t) throws -> (total: Int, anonymous: Int, file: Int) {
-        func field(_ name: String) throws -> Int {
-            let text = try XCTUnwrap(statusField(pid, name), "\(name) of \(pid)")
-            return try XCTUnwrap(Int(text.split(separator: " ")[0]))
+    /// What the release build links into berth's executable (--static-swift-stdlib,
+    /// -static-libgcc, libstdc++.a) and a debug build loads as libraries.
+    static let berthsOwnLibraries = ["libswift", "libFoundationEssentials", "libdispatch", "libBlocksRuntime", "libstdc++", "libgcc_s"]
+
+    /// Resident KiB of `pid`: all of it (VmRSS), its anonymous part, and
+    /// all but berth's own code (its executable, and in a debug build the
+    /// Swift runtime it loads). The last is what a library mapped into PID 1
+    /// (libcurl and its ~25 dependencies), its heap or its threads' stacks
+    /// would grow; berth's code pages depend only on which of its functions
+    /// ran (provisioning itself touches ~1 MiB of them).
+    func memory(_ pid: pid_t) throws -> (total: Int, anonymous: Int, outsideBerth: Int) {
+        let smaps = try XCTUnwrap(readText("/proc/\(pid)/smaps"), "smaps of \(pid)")
+        let executable = try FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(pid)/exe")
+        var total = 0, anonymous = 0, ownCode = 0
+        var mapping = ""
+        for line in smaps.split(separator: "\n") {
+            let fields = line.split(separator: " ", omittingEmptySubsequences: true)
+            guard let first = fields.first else { continue }
+            if first.contains("-") && !first.hasSuffix(":") {
+                mapping = fields.count >= 6 ? fields[5...].joined(separator: " ") : ""
+            } else if first == "Rss:", fields.count > 1, let kib = Int(fields[1]) {
+                total += kib
+                let file = mapping.split(separator: "/").last.map(String.init) ?? ""
+                if mapping == executable || (mapping.hasPrefix("/") && Self.berthsOwnLibraries.contains { file.hasPrefix($0) }) { ownCode += kib }
+            } else if first == "Anonymous:", fields.count > 1, let kib = Int(fields[1]) {
+                anonymous += kib
+            }
         }
-        return (try field("VmRSS"), try field("RssAnon"), try field("RssFile"))
+        XCTAssertGreaterThan(ownCode, 0, "berth's own mappings were found in smaps")
+        return (total, anonymous, total - ownCode)
     }
 
-    func test_pid_1_never_maps_libcurl_or_tls_and_its_rss_stays_that_of_a_plain_init_while_tokens_refresh() throws {
+    func test_pid_1_never_maps_libcurl_or_tls_and_github_auth_adds_under_256_kib_to_it_while_tokens_refresh() throws {
         let root = try ThrowawayRoot(tools: Self.tools)
         try root.write("/secrets/endpoint-auth", "endpoint-credential\n", mode: 0o400)
         github.set("endpoint-auth", "endpoint-credential")
@@ -83,7 +106,7 @@ final class FetchHelperTests: XCTestCase {
         // Three PID 1s, each measured after the same ~4 s: a plain init; the
         // same settings with both steps disabled (provisioning runs, no
         // GitHub); and GitHub auth with a refresh every second.
-        var baselines: [(total: Int, anonymous: Int, file: Int)] = []
+        var baselines: [(total: Int, anonymous: Int, outsideBerth: Int)] = []
         for environment in [[:], githubEnvironment.merging(["BERTH_DISABLE": "github-auth,token-refresh"]) { $1 }] {
             let baseline = try start(root, environment)
             usleep(4_000_000)
@@ -98,11 +121,14 @@ final class FetchHelperTests: XCTestCase {
         var mappedByHelpers: Set<String> = []
         var tokenFetches: Int { github.requests.filter { $0.hasPrefix("GET /token") }.count }
         let deadline = now() + 20
-        var flip = 0
+        var served = "ghp_first"
         while tokenFetches < 8 && now() < deadline {
-            // A new token every other refresh: each is validated with GET /user too.
-            github.set("endpoint", flip % 4 < 2 ? "ghp_first" : "ghp_second")
-            flip += 1
+            // A new token after every fetch: each is validated with GET /user too.
+            let next = tokenFetches % 2 == 0 ? "ghp_second" : "ghp_first"
+            if next != served {
+                github.set("endpoint", next)
+                served = next
+            }
             mappedByPID1.formUnion(try mappedNetworkLibraries(refreshing.berth))
             for verb in ["token", "github-user"] {
                 if let helper = fetchHelper(of: refreshing.berth, verb: verb) {
@@ -112,15 +138,22 @@ final class FetchHelperTests: XCTestCase {
             usleep(20_000)
         }
         XCTAssertGreaterThanOrEqual(tokenFetches, 8, "eight refreshes ran: \(github.requests)")
-        XCTAssertGreaterThan(github.requests.filter { $0 == "GET /user Bearer" }.count, 2, "new tokens were validated: \(github.requests)")
+        XCTAssertGreaterThanOrEqual(github.requests.filter { $0 == "GET /user Bearer" }.count, 5, "new tokens were validated: \(github.requests)")
         let measured = try memory(refreshing.berth)
         XCTAssertEqual(mappedByPID1, [], "PID 1 never maps a network or TLS library")
         stop(refreshing.run, refreshing.berth)
         XCTAssertFalse(refreshing.run.errorText.contains("keeping the last good token"), refreshing.run.errorText)
-        print("PID 1 KiB (VmRSS/RssAnon/RssFile): plain \(baselines[0]), GitHub steps disabled \(baselines[1]), "
+        print("PID 1 KiB (resident/anonymous/outside berth's own code): plain \(baselines[0]), GitHub steps disabled \(baselines[1]), "
               + "refreshing \(measured) after \(tokenFetches) refreshes; helpers mapped \(mappedByHelpers.sorted())")
-        XCTAssertLessThanOrEqual(measured.anonymous, baselines[0].anonymous + 256, "PID 1's private memory is a plain init's (+256 KiB)")
-        XCTAssertLessThanOrEqual(measured.total, baselines[1].total + 256, "GitHub auth and refreshes cost PID 1 at most 256 KiB")
+        // "Without GitHub auth" is the second baseline: the same settings and
+        // provisioning, both steps disabled. Against it, what GitHub auth and
+        // eight refreshes add to PID 1 outside berth's own code pages (which
+        // vary by ~100 KiB with which functions ran) must stay under 256 KiB;
+        // libcurl and its dependencies in PID 1 added ~8 MiB.
+        XCTAssertLessThanOrEqual(measured.anonymous, baselines[1].anonymous + 256, "GitHub auth adds under 256 KiB of private memory to PID 1")
+        XCTAssertLessThanOrEqual(measured.outsideBerth, baselines[1].outsideBerth + 256,
+                                 "GitHub auth adds under 256 KiB to PID 1 outside its own code (libraries, heap, stacks)")
+        XCTAssertLessThanOrEqual(measured.total, baselines[0].total + 2048, "PID 1's VmRSS stays within 2 MiB of a plain init's")
     }
 
     func ghToken(_ root: ThrowawayRoot) throws -> String {
