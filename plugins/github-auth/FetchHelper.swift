@@ -93,18 +93,17 @@ public enum FetchOutcome: Equatable {
         case .success(let parsed): values = parsed
         case .failure(let error): return .failure(error)
         }
-        let message = values["message"]
-        switch values["result"] {
-        case "ok":
+        switch (values["result"], values["message"]) {
+        case ("ok", _):
             return .success(.answered(values.filter { answerKeys.contains($0.key) }))
-        case "status":
+        case ("status", _):
             guard let text = values["status"], let status = Int(text), (100...599).contains(status) else {
                 return .failure(FetchProtocolError("a status that is not an HTTP status"))
             }
             return .success(.status(status))
-        case "rejected" where message != nil: return .success(.rejected(message: message!))
-        case "transport" where message != nil: return .success(.transport(message: message!))
-        case "invalid" where message != nil: return .success(.invalid(what: message!))
+        case ("rejected", let message?): return .success(.rejected(message: message))
+        case ("transport", let message?): return .success(.transport(message: message))
+        case ("invalid", let message?): return .success(.invalid(what: message))
         default: return .failure(FetchProtocolError("no known result"))
         }
     }
