@@ -156,10 +156,15 @@ public enum FetchHelper {
         if result.timedOut {
             return .failure(FetchProtocolError("no answer within \(timeout.components.seconds + 2) s; the fetch helper was killed"))
         }
-        guard result.status == .exited(0) else {
-            let why = String(decoding: result.standardError.prefix(400), as: UTF8.self).split(separator: "\n").first.map(String.init) ?? ""
-            let status = result.status.map { "\($0)" } ?? "unknown"
-            return .failure(FetchProtocolError("the fetch helper ended (\(status)): \(FetchLines.printable(why))"))
+        switch result.status {
+        case .exited(0)?:
+            break
+        case .signaled(let signal, _)?:
+            // SIGTERM is what berth's own shutdown sends everyone left.
+            return .failure(FetchProtocolError("the fetch helper was killed by \(Signals.name(of: signal))\(signal == SIGTERM ? " (berth is stopping)" : "")"))
+        default:
+            let why = String(decoding: result.standardError.prefix(400), as: UTF8.self).split(separator: "\n").first.map { ": " + FetchLines.printable(String($0)) } ?? ""
+            return .failure(FetchProtocolError("the fetch helper ended with status \(result.status?.shellExitCode ?? -1)\(why)"))
         }
         guard result.droppedBytes == 0 else {
             return .failure(FetchProtocolError("the fetch helper answered more than \(FetchLines.limit) bytes"))

@@ -132,7 +132,11 @@ final class FetchHelperTests: XCTestCase {
             mappedByPID1.formUnion(try mappedNetworkLibraries(refreshing.berth))
             for verb in ["token", "github-user"] {
                 if let helper = fetchHelper(of: refreshing.berth, verb: verb) {
-                    mappedByHelpers.formUnion((try? mappedNetworkLibraries(helper)) ?? [])
+                    // It may be gone already: a helper lives for one request.
+                    for line in (readText("/proc/\(helper)/maps") ?? "").split(separator: "\n") {
+                        let file = line.split(separator: "/").last.map(String.init) ?? ""
+                        if Self.networkLibraries.contains(where: { file.hasPrefix($0) }) { mappedByHelpers.insert(file) }
+                    }
                 }
             }
             usleep(20_000)
@@ -142,7 +146,9 @@ final class FetchHelperTests: XCTestCase {
         let measured = try memory(refreshing.berth)
         XCTAssertEqual(mappedByPID1, [], "PID 1 never maps a network or TLS library")
         stop(refreshing.run, refreshing.berth)
-        XCTAssertFalse(refreshing.run.errorText.contains("keeping the last good token"), refreshing.run.errorText)
+        // A refresh under way when berth stops ends with berth's SIGTERM; any other failure is a bug.
+        let failures = refreshing.run.errorText.split(separator: "\n").filter { $0.contains("keeping the last good token") && !$0.contains("(berth is stopping)") }
+        XCTAssertEqual(failures, [], "every refresh succeeded")
         print("PID 1 KiB (resident/anonymous/outside berth's own code): plain \(baselines[0]), GitHub steps disabled \(baselines[1]), "
               + "refreshing \(measured) after \(tokenFetches) refreshes; helpers mapped \(mappedByHelpers.sorted())")
         // "Without GitHub auth" is the second baseline: the same settings and
