@@ -86,15 +86,7 @@ extension EventLoop {
                 unwatch(fd)
                 guard let pointer = exchange.pointer else { return }
                 exchange.pointer = nil
-                let status = berth_http_status(pointer)
-                let result: Result<HTTPResponse, HTTPFailure>
-                if status == 0 {
-                    result = .failure(HTTPFailure(message: String(cString: berth_http_error(pointer))))
-                } else {
-                    var length = 0
-                    let body = berth_http_body(pointer, &length).map { Array(UnsafeBufferPointer(start: $0, count: length)) } ?? []
-                    result = .success(HTTPResponse(status: status, body: body))
-                }
+                let result = finishedExchange(pointer)
                 berth_http_release(pointer)
                 completion(result)
             }
@@ -105,6 +97,43 @@ extension EventLoop {
         }
         return exchange
     }
+}
+
+extension HTTPRequest {
+    /// Performs the request and waits for its end. Only for a short-lived
+    /// process with nothing else to do (berth's fetch helper); an event
+    /// loop uses `fetch`, which never waits.
+    public func performWaiting() -> Result<HTTPResponse, HTTPFailure> {
+        var error = [CChar](repeating: 0, count: 512)
+        let milliseconds = max(1, timeout.components.seconds * 1000 + timeout.components.attoseconds / 1_000_000_000_000_000)
+        let extras = [method, uploadFile, awsSigV4?.provider, awsSigV4?.credentials]
+        let started: OpaquePointer? = withCStrings(headers) { headers in
+            withOptionalCStrings(extras) { extra in
+                var options = berth_http_extras(method: extra[0], upload_path: extra[1], aws_sigv4: extra[2], credentials: extra[3])
+                return berth_http_start(url, headers.baseAddress, headers.count, body, &options, Int(milliseconds), bodyLimit, &error, error.count)
+            }
+        }
+        guard let started else {
+            return .failure(HTTPFailure(message: String(decoding: error.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)))
+        }
+        // libcurl's own timeout ends the exchange, so this wait is bounded.
+        var ready = pollfd(fd: berth_http_fd(started), events: Int16(POLLIN), revents: 0)
+        while poll(&ready, 1, -1) < 0 && errno == EINTR {}
+        let result = finishedExchange(started)
+        berth_http_release(started)
+        return result
+    }
+}
+
+/// The outcome of an exchange whose fd became readable.
+private func finishedExchange(_ pointer: OpaquePointer) -> Result<HTTPResponse, HTTPFailure> {
+    let status = berth_http_status(pointer)
+    if status == 0 {
+        return .failure(HTTPFailure(message: String(cString: berth_http_error(pointer))))
+    }
+    var length = 0
+    let body = berth_http_body(pointer, &length).map { Array(UnsafeBufferPointer(start: $0, count: length)) } ?? []
+    return .success(HTTPResponse(status: status, body: body))
 }
 
 /// Like withCStrings, nil staying nil.

@@ -2,8 +2,10 @@ import ArgumentParser
 import BerthCore
 import BerthSystemd
 import CodeServerPlugin
+import GitHubAuthPlugin
 import BerthProvisioning
 import Glibc
+import TokenRefreshPlugin
 
 public let berthVersion = "0.1.0"
 
@@ -117,6 +119,17 @@ enum NativeFace {
         }
         if let verb = arguments.first, ["status", "logs", "restart", "stop", "start"].contains(verb) {
             return ControlClient.run(arguments, environment: environment)
+        }
+        if arguments.first == "fetch" {
+            // Hidden: berth runs itself so, unprivileged, for each HTTP
+            // request, keeping libcurl and TLS out of PID 1 (FetchHelper).
+            switch arguments.dropFirst().first {
+            case "github-user": return GitHubUserFetch.run()
+            case "token": return TokenEndpointFetch.run()
+            default:
+                StandardError.write("berth: fetch: expected github-user or token\n")
+                return 2
+            }
         }
         if arguments.first == "health" {
             return HealthCommand.run(arguments: Array(arguments.dropFirst()), environment: environment)

@@ -6,11 +6,12 @@ STATE_DIR at every request, so a test changes it between requests:
   users.json     {"TOKEN": {"login": ..., "id": ..., "name": ..., "email": ...}}
                  tokens not in it get 401 Bad credentials
   user-mode      "" (normal) | slow | hang | 500 | malformed   for GET /user
+                 | huge (a 2 MiB body) | newline-login | control-login
   endpoint       the token endpoint's answer body (GET /token)
   endpoint-auth  the bearer credential /token requires
-  endpoint-mode  "" | hang | 500 | malformed                    for GET /token
+  endpoint-mode  "" | hang | 500 | malformed | huge (100 KiB)   for GET /token
 Every request is appended to STATE_DIR/requests as "METHOD PATH AUTHSCHEME"
-(never the credential itself).
+(never the credential itself, nor the query string, which routing ignores).
 """
 import http.server
 import json
@@ -51,9 +52,10 @@ class Handler(http.server.BaseHTTPRequestHandler):
     def do_GET(self):
         auth = self.headers.get("Authorization", "")
         scheme, _, credential = auth.partition(" ")
+        path = self.path.split("?")[0]
         with open(os.path.join(STATE, "requests"), "a") as log:
-            log.write(f"GET {self.path} {scheme or '-'}\n")
-        if self.path == "/user":
+            log.write(f"GET {path} {scheme or '-'}\n")
+        if path == "/user":
             mode = state("user-mode")
             if mode == "hang":
                 return self.hang()
@@ -63,11 +65,17 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 return self.answer(500, '{"message": "Server Error"}')
             if mode == "malformed":
                 return self.answer(200, '{"login": "octocat", ')
+            if mode == "huge":
+                return self.answer(200, '{"login": "octocat", "id": 1, "bio": "' + "x" * (2 << 20) + '"}')
+            if mode == "newline-login":
+                return self.answer(200, json.dumps({"login": "octo\ncat", "id": 1}))
+            if mode == "control-login":
+                return self.answer(200, json.dumps({"login": "octo\u001b[31mcat", "id": 1}))
             users = json.loads(state("users.json", "{}"))
             if scheme.lower() not in ("bearer", "token") or credential not in users:
                 return self.answer(401, '{"message": "Bad credentials", "status": "401"}')
             return self.answer(200, json.dumps(users[credential]))
-        if self.path == "/token":
+        if path == "/token":
             mode = state("endpoint-mode")
             if mode == "hang":
                 return self.hang()
@@ -77,6 +85,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 return self.answer(401, '{"message": "unauthorized"}')
             if mode == "malformed":
                 return self.answer(200, '{"token": ')
+            if mode == "huge":
+                return self.answer(200, "ghp_" + "x" * (100 << 10), "text/plain")
             return self.answer(200, state("endpoint"))
         self.answer(404, '{"message": "Not Found"}')
 

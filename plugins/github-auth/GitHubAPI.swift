@@ -9,8 +9,11 @@ public struct GitHubAPI: Sendable {
 
     public static func fromSettings(_ settings: Settings) throws(SettingError) -> GitHubAPI {
         var base = settings.value("GITHUB_API_URL", default: "https://api.github.com")
-        guard base.hasPrefix("https://") || base.hasPrefix("http://"), base.count > "https://".count else {
-            throw SettingError("GITHUB_API_URL='\(base)': expected an http(s) URL, like https://api.github.com")
+        // No spaces or control characters: the URL travels to the fetch
+        // helper as one line.
+        guard base.hasPrefix("https://") || base.hasPrefix("http://"), base.count > "https://".count, base.utf8.count < FetchLines.valueLimit - 16,
+              base.unicodeScalars.allSatisfy({ $0.value > 0x20 && $0.value != 0x7f }) else {
+            throw SettingError("GITHUB_API_URL='\(redactedURL(base))': expected an http(s) URL, like https://api.github.com")
         }
         while base.hasSuffix("/") { base.removeLast() }
         return GitHubAPI(baseURL: base, timeout: try httpTimeout(settings))
@@ -22,45 +25,106 @@ public struct GitHubAPI: Sendable {
     public func host(settings: Settings) -> String {
         if let host = settings.value("GH_HOST") { return host }
         let afterScheme = baseURL.split(separator: "/", maxSplits: 3, omittingEmptySubsequences: true)
-        let authority = afterScheme.count > 1 ? String(afterScheme[1]) : "github.com"
-        return authority == "api.github.com" ? "github.com" : authority
+        var authority = afterScheme.count > 1 ? afterScheme[1] : "github.com"
+        // user:pass@host?sig=… names the host, not the credentials.
+        authority = authority.prefix { $0 != "?" && $0 != "#" }
+        if let at = authority.lastIndex(of: "@") { authority = authority[authority.index(after: at)...] }
+        return authority == "api.github.com" ? "github.com" : String(authority)
     }
 
-    /// `GET /user` with the token: who it belongs to, or why not.
+    /// `GET /user` with the token, in the fetch helper: who it belongs to,
+    /// or why not. Messages show the URL redacted.
     @discardableResult
-    public func identify(_ token: GitHubToken, on loop: EventLoop, done: @escaping (Result<GitHubIdentity, SettingError>) -> Void) -> HTTPExchange {
+    public func identify(_ token: GitHubToken, settings: Settings, on loop: EventLoop,
+                         done: @escaping (Result<GitHubIdentity, SettingError>) -> Void) -> HelperHandle {
         let url = baseURL + "/user"
-        let request = HTTPRequest(url: url, headers: [
-            "Authorization: Bearer " + token.secret.text,
-            "Accept: application/vnd.github+json",
-            "X-GitHub-Api-Version: 2022-11-28",
-        ], timeout: timeout)
-        return loop.fetch(request) { result in
+        let shown = redactedURL(url)
+        return FetchHelper.run("github-user", request: [("url", url), ("token", token.secret.text)], answerKeys: GitHubUserFetch.answerKeys,
+                               settings: settings, timeout: timeout, loop: loop) { result in
             switch result {
-            case .failure(let failure):
-                done(.failure(SettingError("GITHUB_API_URL: GET \(url) failed: \(failure.message)")))
-            case .success(let response) where response.status == 401:
-                let message = (try? JSON.parse(response.text))?["message"]?.stringValue ?? "401"
+            case .failure(let error):
+                done(.failure(SettingError("GITHUB_API_URL: GET \(shown) failed: \(error.message)")))
+            case .success(.transport(let message)):
+                done(.failure(SettingError("GITHUB_API_URL: GET \(shown) failed: \(message)")))
+            case .success(.rejected(let message)):
                 done(.failure(SettingError("\(token.source): GitHub rejected the token (\(message))")))
-            case .success(let response) where response.status != 200:
-                done(.failure(SettingError("GITHUB_API_URL: GET \(url) answered HTTP \(response.status)")))
-            case .success(let response):
-                done(Self.identity(from: response.text, url: url))
+            case .success(.status(let status)):
+                done(.failure(SettingError("GITHUB_API_URL: GET \(shown) answered HTTP \(status)")))
+            case .success(.invalid(let what)):
+                done(.failure(SettingError("GITHUB_API_URL: GET \(shown) answered \(what)")))
+            case .success(.answered(let fields)):
+                done(GitHubUserFetch.identity(from: fields).mapError { SettingError("GITHUB_API_URL: GET \(shown) answered \($0.message)") })
             }
         }
     }
+}
 
-    static func identity(from text: String, url: String) -> Result<GitHubIdentity, SettingError> {
+/// `berth fetch github-user`: the helper's half of `identify`. Reads url,
+/// token and timeout-ms on stdin; answers result=ok with login, id and
+/// (when GitHub has them) name and email, or why not.
+public enum GitHubUserFetch {
+    static let answerKeys: Set<String> = ["login", "id", "name", "email"]
+
+    public static func run() -> Int32 {
+        FetchHelper.restoreDefaultSignals()
+        let request: (values: [String: String], timeout: Duration)
+        switch FetchHelper.readRequest(keys: ["url", "token"]) {
+        case .success(let read): request = read
+        case .failure(let error): return FetchHelper.refuse(error)
+        }
+        guard let url = request.values["url"], let token = request.values["token"] else {
+            return FetchHelper.refuse(FetchProtocolError("stdin: no url or token"))
+        }
+        let response = HTTPRequest(url: url, headers: [
+            "Authorization: Bearer " + token,
+            "Accept: application/vnd.github+json",
+            "X-GitHub-Api-Version: 2022-11-28",
+        ], timeout: request.timeout, bodyLimit: 1 << 20).performWaiting()
+        switch response {
+        case .failure(let failure): return FetchHelper.answer(FetchHelper.transport(failure.message, url: url))
+        case .success(let response): return FetchHelper.answer(outcome(status: response.status, body: response.text))
+        }
+    }
+
+    /// What GitHub's answer means. All checks on network data happen here,
+    /// in the helper; PID 1 repeats the cheap ones in `identity(from:)`.
+    static func outcome(status: Int, body: String) -> FetchOutcome {
+        if status == 401 {
+            return .rejected(message: (try? JSON.parse(body))?["message"]?.stringValue ?? "401")
+        }
+        guard status == 200 else { return .status(status) }
         let json: JSON
         do {
-            json = try JSON.parse(text)
+            json = try JSON.parse(body)
         } catch {
-            return .failure(SettingError("GITHUB_API_URL: GET \(url) answered with malformed JSON (\(error))"))
+            return .invalid(what: "with malformed JSON (\(error))")
         }
         guard let login = json["login"]?.stringValue, !login.isEmpty, let id = json["id"]?.intValue else {
-            return .failure(SettingError("GITHUB_API_URL: GET \(url) answered without a user's login and id"))
+            return .invalid(what: "without a user's login and id")
         }
-        return .success(GitHubIdentity(login: login, id: id, name: json["name"]?.stringValue, email: json["email"]?.stringValue))
+        var fields = ["login": login, "id": String(id)]
+        fields["name"] = json["name"]?.stringValue
+        fields["email"] = json["email"]?.stringValue
+        if case .failure(let error) = identity(from: fields) { return .invalid(what: error.message) }
+        return .answered(fields)
+    }
+
+    /// The identity PID 1 uses, from fields the line parser already held
+    /// to printable UTF-8: a login as GitHub allows them (letters, digits,
+    /// '-', '_'; it becomes a YAML key and a URL's user), a positive id.
+    static func identity(from fields: [String: String]) -> Result<GitHubIdentity, FetchProtocolError> {
+        guard let login = fields["login"], let idText = fields["id"], let id = Int(idText), id > 0 else {
+            return .failure(FetchProtocolError("without a user's login and id"))
+        }
+        guard (1...39).contains(login.utf8.count), login.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "-" || $0 == "_") }) else {
+            return .failure(FetchProtocolError("a login that is not a GitHub login"))
+        }
+        for key in ["name", "email"] {
+            if let value = fields[key], value.utf8.count > 256 || value.unicodeScalars.contains(where: { $0.value < 0x20 || $0.value == 0x7f }) {
+                return .failure(FetchProtocolError("a \(key) with control characters or over 256 bytes"))
+            }
+        }
+        return .success(GitHubIdentity(login: login, id: id, name: fields["name"], email: fields["email"]))
     }
 }
 

@@ -30,7 +30,7 @@ public final class GitHubLogin {
         }
         let credentials = GitHubCredentials(user: user, host: host, gh: findExecutable("gh", settings: context.settings),
                                             gitName: context.settings.value("GIT_USER_NAME"), gitEmail: context.settings.value("GIT_USER_EMAIL"))
-        api.identify(token, on: context.loop) { [self] result in
+        api.identify(token, settings: context.settings, on: context.loop) { [self] result in
             switch result {
             case .failure(let error):
                 done(.failure(error))

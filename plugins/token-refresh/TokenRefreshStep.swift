@@ -14,6 +14,9 @@ public final class TokenRefreshStep: ProvisioningStep {
     /// after github-auth by its place in the list.
     public let dependencies: [String] = []
     public let inputVariables = ["GITHUB_TOKEN_URL"]
+    /// The URL may carry the platform's credential (user:pass@, a signed
+    /// query): the workspace's command and services do not inherit it.
+    public let secretVariables = ["GITHUB_TOKEN_URL"]
     let login: GitHubLogin
     var refresher: TokenRefresher?
 

@@ -1,5 +1,4 @@
 import BerthCore
-import BerthHTTP
 import BerthProvisioning
 import GitHubAuthPlugin
 import Glibc

@@ -1,4 +1,5 @@
 @testable import GitHubAuthPlugin
+import BerthCore
 import BerthProvisioning
 import XCTest
 
@@ -27,18 +28,24 @@ final class GitHubAPITests: XCTestCase {
         XCTAssertEqual(try host([:]), "github.com")
         XCTAssertEqual(try host(["GITHUB_API_URL": "https://ghe.example.com/api/v3/"]), "ghe.example.com")
         XCTAssertEqual(try host(["GITHUB_API_URL": "http://127.0.0.1:9/", "GH_HOST": "github.com"]), "github.com")
+        XCTAssertEqual(try host(["GITHUB_API_URL": "https://robot:s3cret@ghe.example.com/api/v3?sig=x"]), "ghe.example.com",
+                       "userinfo never becomes the host written to hosts.yml and .gitconfig")
+        XCTAssertEqual(try host(["GITHUB_API_URL": "https://ghe.example.com?sig=s3cret"]), "ghe.example.com")
         XCTAssertThrowsError(try host(["GITHUB_API_URL": "ftp://x"]))
+        XCTAssertThrowsError(try host(["GITHUB_API_URL": "https://api.example.com/a b"]), "a space would break the line to the fetch helper")
     }
 
     func test_an_answer_without_login_is_an_error_not_a_crash() {
         for text in ["{\"login\": \"octocat\", ", "[]", "{\"id\": 1}", "<html>"] {
-            guard case .failure(let error) = GitHubAPI.identity(from: text, url: "http://x/user") else {
+            guard case .invalid(let what) = GitHubUserFetch.outcome(status: 200, body: text) else {
                 return XCTFail("accepted \(text)")
             }
-            XCTAssertTrue(error.message.hasPrefix("GITHUB_API_URL: GET http://x/user answered"), error.message)
+            XCTAssertTrue(what.hasPrefix("with malformed JSON") || what == "without a user's login and id", what)
         }
-        XCTAssertEqual(try GitHubAPI.identity(from: "{\"login\":\"octocat\",\"id\":583231,\"name\":null,\"email\":null}", url: "").get().commitEmail,
-                       "583231+octocat@users.noreply.github.com")
+        guard case .answered(let fields) = GitHubUserFetch.outcome(status: 200, body: "{\"login\":\"octocat\",\"id\":583231,\"name\":null,\"email\":null}") else {
+            return XCTFail("refused a good answer")
+        }
+        XCTAssertEqual(try GitHubUserFetch.identity(from: fields).get().commitEmail, "583231+octocat@users.noreply.github.com")
     }
 
     func test_other_hosts_in_hosts_yml_are_kept_and_ours_replaced() throws {
@@ -61,5 +68,51 @@ final class GitHubAPITests: XCTestCase {
         XCTAssertTrue(text.contains("email = \"1+octocat@users.noreply.github.com\""), text)
         let fromVariables = GitHubCredentials(user: user, host: "github.com", gh: nil, gitName: "A \"B\" C", gitEmail: nil)
         XCTAssertTrue(try fromVariables.gitConfigText(identity: identity, existing: own).text.contains("name = \"A \\\"B\\\" C\""))
+    }
+
+    func test_urls_are_shown_without_userinfo_query_or_fragment() {
+        XCTAssertEqual(redactedURL("https://user:pass@tokens.example.com:8443/v1/token?access=abc&x=1#frag"), "https://***@tokens.example.com:8443/v1/token?***")
+        XCTAssertEqual(redactedURL("https://api.github.com"), "https://api.github.com")
+        XCTAssertEqual(redactedURL("http://127.0.0.1:9/user"), "http://127.0.0.1:9/user")
+        XCTAssertEqual(redactedURL("https://a@b@host/p"), "https://***@host/p", "the last @ ends the userinfo")
+        XCTAssertEqual(redactedURL("https://host?token=x"), "https://host?***")
+        XCTAssertEqual(redactedURL("https://host/p#s3cret"), "https://host/p?***")
+        XCTAssertEqual(redactedURL("user:pw@host/x?y"), "***@host/x?***", "no scheme still hides the credential")
+        XCTAssertEqual(redactedURL("https://host/a\nforged: line"), "https://host/a?forged: line")
+    }
+
+    func test_pid_1_refuses_a_helper_answer_out_of_protocol() {
+        let keys: Set<String> = ["login", "id", "name", "email"]
+        func refused(_ text: String) -> Bool {
+            if case .failure = FetchOutcome.parse(Array(text.utf8), answerKeys: keys) { return true }
+            return false
+        }
+        XCTAssertEqual(try FetchOutcome.parse(Array("result=ok\nlogin=octocat\nid=1\n".utf8), answerKeys: keys).get(), .answered(["login": "octocat", "id": "1"]))
+        XCTAssertEqual(try FetchOutcome.parse(Array("result=status\nstatus=502\n".utf8), answerKeys: keys).get(), .status(502))
+        XCTAssertTrue(refused("result=ok\nlogin=a\nlogin=b\n"), "a key twice")
+        XCTAssertTrue(refused("result=ok\nlogin=octo\u{1b}[31mcat\n"), "a control character")
+        XCTAssertTrue(refused("result=ok\nlogin=octo\rcat\n"), "a carriage return")
+        XCTAssertTrue(refused("result=ok\ntoken=ghp_x\n"), "a key this verb does not answer")
+        XCTAssertTrue(refused("result=ok\nlogin=octocat"), "no final newline")
+        XCTAssertTrue(refused("result=ok\nname=" + String(repeating: "x", count: 1025) + "\n"), "a value over 1024 bytes")
+        XCTAssertTrue(refused("result=ok\n" + String(repeating: "name=x\n", count: 1200)), "over 8 KiB")
+        XCTAssertTrue(refused("result=status\nstatus=9999\n"), "not an HTTP status")
+        XCTAssertTrue(refused("result=rejected\n"), "a rejection without its message")
+        XCTAssertTrue(refused("result=maybe\n"), "an unknown result")
+        XCTAssertTrue(refused("HTTP/1.1 200 OK\n"), "an HTTP response is not an answer")
+        var invalidUTF8 = Array("result=ok\nname=".utf8)
+        invalidUTF8 += [0xff, 0xfe, 0x0a]
+        if case .success = FetchOutcome.parse(invalidUTF8, answerKeys: keys) { XCTFail("invalid UTF-8 accepted") }
+    }
+
+    func test_an_identity_with_a_forged_login_name_or_email_is_refused_even_from_the_helper() {
+        XCTAssertNoThrow(try GitHubUserFetch.identity(from: ["login": "octo-cat_1", "id": "5", "name": "Zoë O'Hara"]).get())
+        for fields in [["login": "octo cat", "id": "1"], ["login": "../etc", "id": "1"], ["login": "octocat", "id": "-1"], ["login": "octocat", "id": "x"],
+                       ["login": String(repeating: "a", count: 40), "id": "1"], ["login": "octocat", "id": "1", "email": String(repeating: "e", count: 300)]] {
+            if case .success = GitHubUserFetch.identity(from: fields) { XCTFail("accepted \(fields)") }
+        }
+        for body in ["{\"login\": \"octo\\ncat\", \"id\": 1}", "{\"login\": \"octocat\", \"id\": 1, \"name\": \"a\\u001bb\"}"] {
+            guard case .invalid = GitHubUserFetch.outcome(status: 200, body: body) else { return XCTFail("the helper accepted \(body)") }
+        }
     }
 }

@@ -115,6 +115,27 @@ final class GitHubAuthStepTests: XCTestCase {
         XCTAssertEqual(try step(root)["status"] as? String, "ok", "a slow answer within the timeout is fine")
     }
 
+    func test_hostile_user_answers_are_refused_by_the_fetch_helper_and_nothing_is_written() throws {
+        let root = try ThrowawayRoot(tools: Self.tools)
+        let cases: [(mode: String, expected: String)] = [
+            ("huge", "GITHUB_API_URL: GET \(github.url)/user failed: answer larger than 1048576 bytes"),
+            ("newline-login", "GITHUB_API_URL: GET \(github.url)/user answered a login that is not a GitHub login"),
+            ("control-login", "GITHUB_API_URL: GET \(github.url)/user answered a login that is not a GitHub login"),
+            ("malformed", "GITHUB_API_URL: GET \(github.url)/user answered with malformed JSON"),
+        ]
+        for (mode, expected) in cases {
+            github.set("user-mode", mode)
+            let run = try provision(root, ["GITHUB_TOKEN": "ghp_good1"])
+            XCTAssertEqual(run.status, .exited(0))
+            let message = try XCTUnwrap(step(root)["message"] as? String, mode)
+            XCTAssertTrue(message.hasPrefix(expected), "\(mode): \(message)")
+            XCTAssertTrue(run.errorText.contains(expected), "\(mode): \(run.errorText)")
+            XCTAssertNil(root.status("/home/dev8/.config/gh/hosts.yml"), "nothing written on \(mode)")
+            XCTAssertNil(root.status("/home/dev8/.gitconfig"), "nothing written on \(mode)")
+            XCTAssertEqual(root.files(containing: "octo").filter { !$0.hasPrefix("/usr/") && !$0.hasPrefix("/lib") }, [], "the login reached no file on \(mode)")
+        }
+    }
+
     func test_sigterm_while_github_hangs_ends_berth_within_a_second() throws {
         let root = try ThrowawayRoot(tools: Self.tools)
         github.set("user-mode", "hang")
