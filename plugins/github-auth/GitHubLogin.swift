@@ -28,8 +28,17 @@ public final class GitHubLogin {
         guard host.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || ".-:".contains($0)) }) else {
             return done(.failure(SettingError("GH_HOST='\(host)': expected a host name, like github.com")))
         }
+        let gitName = context.settings.value("GIT_USER_NAME")
+        let gitEmail = context.settings.value("GIT_USER_EMAIL")
+        // Bad input is named before GitHub is asked anything.
+        do {
+            if let gitName { _ = try configValue(gitName, from: "GIT_USER_NAME") }
+            if let gitEmail { _ = try configValue(gitEmail, from: "GIT_USER_EMAIL") }
+        } catch {
+            return done(.failure(error))
+        }
         let credentials = GitHubCredentials(user: user, host: host, gh: findExecutable("gh", settings: context.settings),
-                                            gitName: context.settings.value("GIT_USER_NAME"), gitEmail: context.settings.value("GIT_USER_EMAIL"))
+                                            gitName: gitName, gitEmail: gitEmail)
         api.identify(token, settings: context.settings, on: context.loop) { [self] result in
             switch result {
             case .failure(let error):
