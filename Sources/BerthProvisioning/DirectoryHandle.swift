@@ -1,16 +1,16 @@
 import BerthCore
 import Glibc
 
+/// O_PATH (Linux's value on every architecture glibc supports); Glibc's
+/// Swift module hides it, as it is declared under _GNU_SOURCE only.
+private let openPathOnly: Int32 = 0o10000000
+
 /// A directory held open, reached from `/` one component at a time with
 /// O_NOFOLLOW: every create, write, chown, read and unlink berth does as
 /// root goes through one of these, relative to the descriptor, never by a
 /// path name again. The workspace user owns their home and can swap any
 /// directory in it for a symlink between two of root's steps; a name looked
 /// up twice could lead into /etc the second time, a held descriptor cannot.
-/// O_PATH (Linux's value on every architecture glibc supports); Glibc's
-/// Swift module hides it, as it is declared under _GNU_SOURCE only.
-private let openPathOnly: Int32 = 0o10000000
-
 public final class DirectoryHandle {
     /// The path it was reached by, for messages only: the descriptor, not
     /// this name, is what every operation uses.

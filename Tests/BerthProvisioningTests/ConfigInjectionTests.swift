@@ -53,11 +53,15 @@ final class ConfigInjectionTests: XCTestCase {
             Case(attack: "GIT_USER_EMAIL adds a [core] section to .gitconfig", step: "github-auth", file: "/home/dev8/.gitconfig",
                  source: "GIT_USER_EMAIL", tools: Self.githubTools,
                  good: gitHub.merging(["GIT_USER_EMAIL": "eve@example.com"]) { $1 }, bad: gitHub.merging(["GIT_USER_EMAIL": "eve@example.com" + Self.gitSection]) { $1 }),
+            // Refused by the fetch helper, which parses GitHub's answer
+            // (berth then names the API it came from).
             Case(attack: "the GitHub profile name adds a [core] section to .gitconfig", step: "github-auth", file: "/home/dev8/.gitconfig",
-                 source: "the GitHub profile name from GITHUB_API_URL/user", tools: Self.githubTools,
+                 source: "GITHUB_API_URL", tools: Self.githubTools,
                  good: gitHub, bad: gitHub.merging(["GITHUB_TOKEN": "ghp_evilname"]) { $1 }),
+            // Refused by the fetch helper, which parses GitHub's answer
+            // (berth then names the API it came from).
             Case(attack: "the GitHub profile email adds a [core] section to .gitconfig", step: "github-auth", file: "/home/dev8/.gitconfig",
-                 source: "the GitHub profile email from GITHUB_API_URL/user", tools: Self.githubTools,
+                 source: "GITHUB_API_URL", tools: Self.githubTools,
                  good: gitHub, bad: gitHub.merging(["GITHUB_TOKEN": "ghp_evilmail"]) { $1 }),
             Case(attack: "GH_HOST adds a host entry to gh's hosts.yml", step: "github-auth", file: "/home/dev8/.config/gh/hosts.yml",
                  source: "GH_HOST", tools: Self.githubTools, good: gitHub, bad: gitHub.merging(["GH_HOST": "github.com\nghe.corp:"]) { $1 }),

@@ -275,17 +275,19 @@ final class SupervisorTests: XCTestCase {
 
     func test_readiness_and_health_probes_run_with_exactly_the_services_uid_groups_directory_and_environment() throws {
         let home = try homeOwnedByNobody()
+        // Each record appears whole (written aside, then renamed): the
+        // command below waits for all three to exist.
         let record = "{ id -u; id -G; pwd; env | sort; }"
         try service("app", """
-        command = ["/bin/sh", "-c", "\(record) > service.txt; exec sleep 30"]
+        command = ["/bin/sh", "-c", "\(record) > service.tmp && mv service.tmp service.txt; exec sleep 30"]
         user = "nobody"
         working_dir = "\(home)"
         environment = { HOME = "\(home)", MARKER = "from-the-service-file" }
         required = false
         [readiness]
-        command = ["/bin/sh", "-c", "\(record) > readiness.txt"]
+        command = ["/bin/sh", "-c", "\(record) > readiness.tmp && mv readiness.tmp readiness.txt"]
         [health]
-        command = ["/bin/sh", "-c", "\(record) > health.txt"]
+        command = ["/bin/sh", "-c", "\(record) > health.tmp && mv health.tmp health.txt"]
         interval = 0.2
         """)
         let files = ["service", "readiness", "health"].map { "\(home)/\($0).txt" }
