@@ -254,11 +254,14 @@ public final class EventLoop {
     }
 
     /// Reads one batch. A short batch means the queue is empty, so there is
-    /// no read just to hear EAGAIN; a full one is followed by another (the
-    /// epoll registration is level-triggered, so nothing is ever missed).
+    /// no read just to hear EAGAIN; a full one is followed by another, up to
+    /// 16 a wake-up (the epoll registration is level-triggered, so what is
+    /// left comes at the next turn, after the other descriptors had theirs).
     private func drainSignals() {
         let size = MemoryLayout<signalfd_siginfo>.stride
-        while !stopRequested {
+        var batches = 0
+        while !stopRequested && batches < 16 {
+            batches += 1
             let got = read(signalFD, signalBuffer, size * signalBatch)
             if got < 0 && errno == EINTR { continue }
             if got <= 0 { return }

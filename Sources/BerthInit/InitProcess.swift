@@ -208,12 +208,13 @@ public final class InitProcess {
         childAlive = true
         loop.onExit(of: childPID) { [unowned self] in mainChildChanged($0) }
         policy.tellManager?("READY=1\nSTATUS=running \(policy.command[0])")
-        if servicesStarted { releaseStartupMemorySoon() }
+        if servicesStarted || policy.beforeChild != nil { releaseStartupMemorySoon() }
         return true
     }
 
-    /// When berth supervises, start-up is over once the command runs (or
-    /// the services are ready). A second later berth lets go of the code
+    /// When berth supervises or provisioned (a workspace's long-lived PID 1,
+    /// perhaps refreshing a token every few minutes), start-up is over once
+    /// the command runs (or the services are ready). A second later berth lets go of the code
     /// pages only start-up used (parsing, provisioning, the Swift runtime's
     /// first-use paths): a long-lived supervisor then holds about what its
     /// loop needs. A plain init skips it: the timer would cost it the
@@ -222,9 +223,7 @@ public final class InitProcess {
     private func releaseStartupMemorySoon() {
         guard !releasedStartupMemory else { return }
         releasedStartupMemory = true
-        loop.schedule(after: .seconds(1)) {
-            _ = berth_drop_code_pages()
-        }
+        CodePages.releaseSoon(on: loop)
     }
 
     // MARK: the loop's work

@@ -95,17 +95,17 @@ final class FetchHelperTests: XCTestCase {
         return (total, anonymous, total - ownCode)
     }
 
-    func test_pid_1_never_maps_libcurl_or_tls_and_github_auth_adds_under_256_kib_to_it_while_tokens_refresh() throws {
+    func test_pid_1_never_maps_libcurl_or_tls_and_its_memory_while_tokens_refresh_stays_as_without_github_auth() throws {
         let root = try ThrowawayRoot(tools: Self.tools)
         try root.write("/secrets/endpoint-auth", "endpoint-credential\n", mode: 0o400)
         github.set("endpoint-auth", "endpoint-credential")
         github.set("endpoint", "ghp_first")
         let githubEnvironment = ["GITHUB_API_URL": github.url, "GH_HOST": "github.com", "GITHUB_TOKEN": "ghp_first",
                                  "GITHUB_TOKEN_URL": github.url + "/token", "GITHUB_TOKEN_URL_AUTH_FILE": "/secrets/endpoint-auth",
-                                 "BERTH_TOKEN_REFRESH_INTERVAL": "1"]
-        // Three PID 1s, each measured after the same ~4 s: a plain init; the
-        // same settings with both steps disabled (provisioning runs, no
-        // GitHub); and GitHub auth with a refresh every second.
+                                 "BERTH_TOKEN_REFRESH_INTERVAL": "2"]
+        // Three PID 1s: a plain init; the same settings with both steps
+        // disabled (provisioning runs, no GitHub), measured after ~4 s; and
+        // GitHub auth with a refresh every 2 s, sampled through 5 refreshes.
         var baselines: [(total: Int, anonymous: Int, outsideBerth: Int)] = []
         for environment in [[:], githubEnvironment.merging(["BERTH_DISABLE": "github-auth,token-refresh"]) { $1 }] {
             let baseline = try start(root, environment)
@@ -120,9 +120,15 @@ final class FetchHelperTests: XCTestCase {
         var mappedByPID1: Set<String> = []
         var mappedByHelpers: Set<String> = []
         var tokenFetches: Int { github.requests.filter { $0.hasPrefix("GET /token") }.count }
-        let deadline = now() + 20
+        let deadline = now() + 30
         var served = "ghp_first"
-        while tokenFetches < 8 && now() < deadline {
+        var samples: [Int] = []
+        var nextSample = now() + 1
+        while tokenFetches < 5 && now() < deadline {
+            if now() >= nextSample {
+                samples.append(try memory(refreshing.berth).total)
+                nextSample += 0.25
+            }
             // A new token after every fetch: each is validated with GET /user too.
             let next = tokenFetches % 2 == 0 ? "ghp_second" : "ghp_first"
             if next != served {
@@ -141,8 +147,10 @@ final class FetchHelperTests: XCTestCase {
             }
             usleep(20_000)
         }
-        XCTAssertGreaterThanOrEqual(tokenFetches, 8, "eight refreshes ran: \(github.requests)")
-        XCTAssertGreaterThanOrEqual(github.requests.filter { $0 == "GET /user Bearer" }.count, 5, "new tokens were validated: \(github.requests)")
+        XCTAssertGreaterThanOrEqual(tokenFetches, 5, "five refreshes ran: \(github.requests)")
+        XCTAssertGreaterThanOrEqual(github.requests.filter { $0 == "GET /user Bearer" }.count, 3, "new tokens were validated: \(github.requests)")
+        // Between two refreshes (the fifth has just been fetched; the next is ~2 s away).
+        usleep(500_000)
         let measured = try memory(refreshing.berth)
         XCTAssertEqual(mappedByPID1, [], "PID 1 never maps a network or TLS library")
         stop(refreshing.run, refreshing.berth)
@@ -150,7 +158,7 @@ final class FetchHelperTests: XCTestCase {
         let failures = refreshing.run.errorText.split(separator: "\n").filter { $0.contains("keeping the last good token") && !$0.contains("(berth is stopping)") }
         XCTAssertEqual(failures, [], "every refresh succeeded")
         print("PID 1 KiB (resident/anonymous/outside berth's own code): plain \(baselines[0]), GitHub steps disabled \(baselines[1]), "
-              + "refreshing \(measured) after \(tokenFetches) refreshes; helpers mapped \(mappedByHelpers.sorted())")
+              + "refreshing \(measured) after \(tokenFetches) refreshes, VmRSS samples \(samples); helpers mapped \(mappedByHelpers.sorted())")
         // "Without GitHub auth" is the second baseline: the same settings and
         // provisioning, both steps disabled. Against it, what GitHub auth and
         // eight refreshes add to PID 1 outside berth's own code pages (which
@@ -159,7 +167,12 @@ final class FetchHelperTests: XCTestCase {
         XCTAssertLessThanOrEqual(measured.anonymous, baselines[1].anonymous + 256, "GitHub auth adds under 256 KiB of private memory to PID 1")
         XCTAssertLessThanOrEqual(measured.outsideBerth, baselines[1].outsideBerth + 256,
                                  "GitHub auth adds under 256 KiB to PID 1 outside its own code (libraries, heap, stacks)")
-        XCTAssertLessThanOrEqual(measured.total, baselines[0].total + 2048, "PID 1's VmRSS stays within 2 MiB of a plain init's")
+        // While refreshing, PID 1 drops the code pages a refresh ran a
+        // second after it: its resident memory stays where it is without
+        // GitHub auth (the median sample; within 256 KiB, the noise of
+        // which pages fault-around brings back).
+        let median = samples.sorted()[samples.count / 2]
+        XCTAssertLessThanOrEqual(median, baselines[1].total + 256, "PID 1's VmRSS while tokens refresh: median of \(samples)")
     }
 
     func ghToken(_ root: ThrowawayRoot) throws -> String {
