@@ -109,6 +109,21 @@ public enum FetchOutcome: Equatable {
     }
 }
 
+extension Result where Success == FetchOutcome, Failure == FetchProtocolError {
+    /// The answer's fields, or an error naming `variable` and the URL as
+    /// shown (redacted); `rejected` words a 401 for its caller.
+    public func fields(variable: String, shown: String, rejected: (String) -> SettingError) -> Result<[String: String], SettingError> {
+        switch self {
+        case .failure(let error): .failure(SettingError("\(variable): GET \(shown) failed: \(error.message)"))
+        case .success(.transport(let message)): .failure(SettingError("\(variable): GET \(shown) failed: \(message)"))
+        case .success(.status(let status)): .failure(SettingError("\(variable): GET \(shown) answered HTTP \(status)"))
+        case .success(.rejected(let message)): .failure(rejected(message))
+        case .success(.invalid(let what)): .failure(SettingError("\(variable): GET \(shown) answered \(what)"))
+        case .success(.answered(let fields)): .success(fields)
+        }
+    }
+}
+
 public enum FetchHelper {
     /// Variables libcurl reads for TLS and proxies, passed to the helper
     /// when set. Not secret by berth's rules: a proxy URL is

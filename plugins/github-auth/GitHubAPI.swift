@@ -41,20 +41,12 @@ public struct GitHubAPI: Sendable {
         let shown = redactedURL(url)
         return FetchHelper.run("github-user", request: [("url", url), ("token", token.secret.text)], answerKeys: GitHubUserFetch.answerKeys,
                                settings: settings, timeout: timeout, loop: loop) { result in
-            switch result {
-            case .failure(let error):
-                done(.failure(SettingError("GITHUB_API_URL: GET \(shown) failed: \(error.message)")))
-            case .success(.transport(let message)):
-                done(.failure(SettingError("GITHUB_API_URL: GET \(shown) failed: \(message)")))
-            case .success(.rejected(let message)):
-                done(.failure(SettingError("\(token.source): GitHub rejected the token (\(message))")))
-            case .success(.status(let status)):
-                done(.failure(SettingError("GITHUB_API_URL: GET \(shown) answered HTTP \(status)")))
-            case .success(.invalid(let what)):
-                done(.failure(SettingError("GITHUB_API_URL: GET \(shown) answered \(what)")))
-            case .success(.answered(let fields)):
-                done(GitHubUserFetch.identity(from: fields).mapError { SettingError("GITHUB_API_URL: GET \(shown) answered \($0.message)") })
+            let fields = result.fields(variable: "GITHUB_API_URL", shown: shown) {
+                SettingError("\(token.source): GitHub rejected the token (\($0))")
             }
+            done(fields.flatMap { fields in
+                GitHubUserFetch.identity(from: fields).mapError { SettingError("GITHUB_API_URL: GET \(shown) answered \($0.message)") }
+            })
         }
     }
 }

@@ -71,26 +71,16 @@ enum TokenSource {
             let shown = redactedURL(url)
             return FetchHelper.run("token", request: request, answerKeys: TokenEndpointFetch.answerKeys, settings: settings, timeout: timeout,
                                    loop: loop) { result in
-                switch result {
-                case .failure(let error):
-                    done(.failure(SettingError("GITHUB_TOKEN_URL: GET \(shown) failed: \(error.message)")))
-                case .success(.transport(let message)):
-                    done(.failure(SettingError("GITHUB_TOKEN_URL: GET \(shown) failed: \(message)")))
-                case .success(.status(let status)):
-                    done(.failure(SettingError("GITHUB_TOKEN_URL: GET \(shown) answered HTTP \(status)")))
-                case .success(.rejected(let message)):
-                    done(.failure(SettingError("GITHUB_TOKEN_URL: GET \(shown) answered HTTP 401 (\(message))")))
-                case .success(.invalid(let what)):
-                    done(.failure(SettingError("GITHUB_TOKEN_URL: GET \(shown) answered \(what)")))
-                case .success(.answered(let fields)):
-                    // Checked again: PID 1 trusts no byte the helper sends.
-                    do throws(SettingError) {
-                        guard let token = fields["token"] else { throw SettingError("GITHUB_TOKEN_URL: GET \(shown) answered without a token") }
-                        done(.success(try GitHubToken.checked(Secret(Array(token.utf8)), source: "GITHUB_TOKEN_URL")))
-                    } catch {
-                        done(.failure(error))
-                    }
+                let fields = result.fields(variable: "GITHUB_TOKEN_URL", shown: shown) {
+                    SettingError("GITHUB_TOKEN_URL: GET \(shown) answered HTTP 401 (\($0))")
                 }
+                // Checked again: PID 1 trusts no byte the helper sends.
+                done(fields.flatMap { fields in
+                    guard let token = fields["token"] else {
+                        return .failure(SettingError("GITHUB_TOKEN_URL: GET \(shown) answered without a token"))
+                    }
+                    return Result { () throws(SettingError) in try GitHubToken.checked(Secret(Array(token.utf8)), source: "GITHUB_TOKEN_URL") }
+                })
             }
         }
     }
