@@ -6,8 +6,10 @@
 #include <netinet/in.h>
 #include <poll.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -202,6 +204,68 @@ static int signal_clock(int count) {
     return 0;
 }
 
+// Sends SIGUSR1 to `pid` `count` times, `interval_ms` apart, and prints the
+// CLOCK_MONOTONIC time (ns) right before each kill: the near end of
+// signal-clock, on the same clock when both run in one container. The line
+// is out before the signal, and nothing follows the last one: the signal
+// may end the container (and this process with it) at once.
+static int signal_sender(pid_t pid, int count, int interval_ms) {
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    for (int i = 0; i < count; i++) {
+        if (i > 0) {
+            struct timespec pause = { interval_ms / 1000, (long)(interval_ms % 1000) * 1000000L };
+            while (nanosleep(&pause, &pause) != 0 && errno == EINTR) {}
+        }
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        printf("%lld\n", (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec);
+        if (kill(pid, SIGUSR1) != 0) { perror("kill"); return 1; }
+    }
+    return 0;
+}
+
+// A service flooding its supervisor: sends READY=1 to $NOTIFY_SOCKET, then
+// for `seconds` writes 100-byte lines to stdout as fast as it can and sends
+// a ~4 KB STATUS= datagram after each (non-blocking; a full queue is
+// skipped). Prints what it sent to stderr when the time is up.
+static int notify_flood(double seconds) {
+    const char *path = getenv("NOTIFY_SOCKET");
+    if (!path || !*path || strlen(path) >= sizeof(((struct sockaddr_un *)0)->sun_path)) {
+        fprintf(stderr, "notify-flood: no usable NOTIFY_SOCKET\n");
+        return 1;
+    }
+    struct sockaddr_un address = { .sun_family = AF_UNIX };
+    memcpy(address.sun_path, path, strlen(path));
+    if (address.sun_path[0] == '@') address.sun_path[0] = 0;  // abstract
+    socklen_t length = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + strlen(path));
+    int notify = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (notify < 0) { perror("notify-flood: socket"); return 1; }
+    int sent_ready = 0;
+    for (int attempt = 0; attempt < 100 && !sent_ready; attempt++) {
+        if (sendto(notify, "READY=1", 7, 0, (struct sockaddr *)&address, length) == 7) sent_ready = 1;
+        else if (errno == EAGAIN) usleep(10000);
+        else { perror("notify-flood: READY=1"); return 1; }
+    }
+    if (!sent_ready) { fprintf(stderr, "notify-flood: READY=1 not sent\n"); return 1; }
+    static char status[4096];
+    int prefix = snprintf(status, sizeof status, "STATUS=flood ");
+    memset(status + prefix, 's', sizeof status - (size_t)prefix);
+    char line[100];
+    memset(line, 'f', sizeof line);
+    line[sizeof line - 1] = '\n';
+    long long lines = 0, datagrams = 0;
+    double deadline = now_seconds() + seconds;
+    while (now_seconds() < deadline) {
+        char number[32];
+        int digits = snprintf(number, sizeof number, "flood-line %012lld ", lines);
+        memcpy(line, number, (size_t)digits);
+        if (write(STDOUT_FILENO, line, sizeof line) == (ssize_t)sizeof line) lines++;
+        if (sendto(notify, status, sizeof status, 0, (struct sockaddr *)&address, length) == (ssize_t)sizeof status) datagrams++;
+    }
+    fprintf(stderr, "notify-flood: %lld lines, %lld datagrams in %.1f s\n", lines, datagrams, seconds);
+    return 0;
+}
+
 // Prints the environment, one variable a line.
 static int print_environment(void) {
     extern char **environ;
@@ -256,7 +320,8 @@ static void usage(void) {
             "       | print-signals-ignoring-term SECONDS | stubborn-daemon SECONDS [PIDFILE]\n"
             "       | reuse-pid PID SECONDS | foreground | with-signal-state CMD...\n"
             "       | with-open-fd CMD... | signal-clock COUNT | env | ids\n"
-            "       | http-server PORT SECONDS\n");
+            "       | http-server PORT SECONDS | signal-sender PID COUNT INTERVAL_MS\n"
+            "       | notify-flood SECONDS\n");
 }
 
 int main(int argc, char **argv) {
@@ -277,6 +342,8 @@ int main(int argc, char **argv) {
     if (!strcmp(verb, "env")) return print_environment();
     if (!strcmp(verb, "ids")) return print_identity();
     if (!strcmp(verb, "http-server") && argc == 4) return http_server(atoi(argv[2]), atof(argv[3]));
+    if (!strcmp(verb, "signal-sender") && argc == 5) return signal_sender(atoi(argv[2]), atoi(argv[3]), atoi(argv[4]));
+    if (!strcmp(verb, "notify-flood") && argc == 3) return notify_flood(atof(argv[2]));
     usage();
     return 2;
 }
