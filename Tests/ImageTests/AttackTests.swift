@@ -237,4 +237,95 @@ final class AttackTests: ImageTestCase {
         let health = try exec(name, "berth health").outputText
         XCTAssertFalse(health.contains(password) || health.contains(query), health)
     }
+
+    func test_a_workspace_user_service_flooding_output_and_sd_notify_never_delays_signal_forwarding() throws {
+        let directory = "/tmp/berth-attack-flood-\(getpid())-\(Int.random(in: 0..<1_000_000))"
+        XCTAssertEqual(mkdir(directory, 0o755), 0)
+        defer { _ = system("rm -rf '\(directory)'") }
+        XCTAssertEqual(mkdir(directory + "/services", 0o755), 0)
+        XCTAssertEqual(mkdir(directory + "/out", 0o755), 0)
+        XCTAssertEqual(chmod(directory + "/out", 0o777), 0, "the command, as dev8, writes its clock there")
+        // The test kit, built static: the image has glibc but not Swift's runtime.
+        let source = String(#filePath.dropLast("ImageTests/AttackTests.swift".count)) + "TestKit/main.c"
+        let compile = try Subprocess(["gcc", "-O2", "-static", "-o", directory + "/testkit", source], environment: ["PATH": "/usr/bin:/bin"])
+        XCTAssertEqual(compile.wait(timeout: 60), .exited(0), compile.errorText)
+        // The workspace user's own code floods its output (100-byte lines)
+        // and its notify socket (4 KB STATUS= datagrams, each a line berth
+        // logs) for 30 s: longer than the test needs, so berth has to stop it.
+        XCTAssertTrue(FileManager.default.createFile(atPath: directory + "/services/flooder.toml", contents: Data("""
+        command = ["/opt/berth-testkit", "notify-flood", "30"]
+        user = "dev8"
+        required = false
+        restart = "never"
+        [readiness]
+        notify = true
+
+        """.utf8)))
+        // Restarts every 50 ms: several lines of berth's own log each time.
+        XCTAssertTrue(FileManager.default.createFile(atPath: directory + "/services/restarter.toml", contents: Data("""
+        command = ["/bin/sh", "-c", "exit 1"]
+        backoff_base = 0.05
+        backoff_cap = 0.05
+        crash_limit = 1000
+        required = false
+
+        """.utf8)))
+        let name = uniqueName("flood")
+        let run = try docker(["run", "-d", "--name", name, "-v", "\(directory)/services:/etc/berth/services.d:ro",
+                              "-v", "\(directory)/testkit:/opt/berth-testkit:ro", "-v", "\(directory)/out:/out", Self.image,
+                              "sh", "-c", "exec /opt/berth-testkit signal-clock 20 > /out/clock"])
+        XCTAssertEqual(run.status, .exited(0), run.errorText)
+        func received() -> [String] { (readText(directory + "/out/clock") ?? "").split(separator: "\n").map(String.init) }
+        let flooding = try eventually(20) {
+            let status = try exec(name, "berth status --json").outputText
+            let services = (try? JSONSerialization.jsonObject(with: Data(status.utf8)) as? [[String: Any]]) ?? []
+            return services.first { $0["name"] as? String == "flooder" }?["ready"] as? Bool == true
+        }
+        XCTAssertTrue(flooding, "the flooder sent READY=1")
+        XCTAssertTrue(eventually(10) { received().first?.hasPrefix("ready") == true }, "the command started")
+        usleep(1_000_000)  // a second of flood first: berth's output backlog fills and it drops lines
+
+        // Root (only root may signal PID 1) sends 20 SIGUSR1, 50 ms apart;
+        // sender and command read CLOCK_MONOTONIC in the same container.
+        // Its exit status is not asked: the 20th signal ends the container,
+        // and berth's last sweep may catch the sender on its way out.
+        let sending = now()
+        let sender = try docker(["exec", name, "/opt/berth-testkit", "signal-sender", "1", "20", "50"], timeout: 30)
+        let sent = sender.outputText.split(separator: "\n").compactMap { UInt64($0) }
+        XCTAssertEqual(sent.count, 20, sender.outputText + sender.errorText)
+        _ = eventually(5) { received().count >= 21 }
+        let arrivals = received().dropFirst().compactMap { UInt64($0) }
+        XCTAssertEqual(arrivals.count, 20, "every signal was forwarded: \(received())")
+        let delays = zip(sent, arrivals).map { Double(Int64(bitPattern: $1 &- $0)) / 1e6 }
+        let sorted = delays.sorted()
+        if !sorted.isEmpty {
+            print(String(format: "signal forwarding under flood: max %.2f ms, median %.2f ms", sorted.last!, (sorted[(sorted.count - 1) / 2] + sorted[sorted.count / 2]) / 2))
+        }
+        XCTAssertLessThan(sorted.last ?? .infinity, 100, "each forwarded within 100 ms (ms: \(delays))")
+        XCTAssertGreaterThanOrEqual(sorted.first ?? -1, 0, "no signal arrived before it was sent (ms: \(delays))")
+
+        // The command exits 0 after its 20 signals: berth stops the services
+        // (the flooder still flooding) and exits with the command's status,
+        // within its shutdown timeout (8 s; measured here from before the
+        // first signal, so it holds the ~1 s of sending too).
+        let waited = try docker(["wait", name], timeout: 20)
+        let shutdown = now() - sending
+        print(String(format: "container exited %.2f s after the first signal was sent", shutdown))
+        XCTAssertEqual(waited.outputText, "0\n", waited.errorText)
+        XCTAssertLessThan(shutdown, 8)
+
+        // The flood happened, and lasted until berth stopped it.
+        let logs = try Subprocess(["/bin/sh", "-c", "docker logs \(name) 2>&1 | awk '/^flooder [|] flood-line / { l++; next } /^berth: flooder: flood s/ { s++; next } { print } END { print l + 0, s + 0 }'"],
+                                   environment: ["PATH": "/usr/local/bin:/usr/bin:/bin"])
+        XCTAssertEqual(logs.wait(timeout: 120), .exited(0), logs.errorText)
+        let rest = logs.outputText.split(separator: "\n").map(String.init)
+        let counts = (rest.last ?? "").split(separator: " ").compactMap { Int($0) }
+        XCTAssertEqual(counts.count, 2, String(logs.outputText.suffix(500)))
+        let dropped = rest.first { $0.contains("log lines were dropped in all") } ?? "berth: no line dropped"
+        print("flood in docker logs: \(counts.first ?? 0) output lines, \(counts.last ?? 0) STATUS= lines; \(dropped)")
+        XCTAssertGreaterThan(counts.first ?? 0, 5_000, "the flooder's output reached berth")
+        XCTAssertGreaterThan(counts.last ?? 0, 500, "the flooder's STATUS= datagrams reached berth")
+        XCTAssertTrue(rest.contains("berth: flooder: stopped (killed by SIGTERM)"), "still flooding when berth stopped it: \(rest.suffix(20))")
+        XCTAssertFalse(rest.contains { $0.contains("shutdown took longer than") }, "\(rest.suffix(20))")
+    }
 }
