@@ -44,7 +44,7 @@ final class CodeServerStepTests: XCTestCase {
         XCTAssertTrue(config.contains("\nbind-addr: 0.0.0.0:8080\nauth: password\nhashed-password: \"$argon2id$v=19$m=65536,t=3,p=4$"), config)
         XCTAssertTrue(try verifies(hash(in: root), "correct horse battery staple"))
         XCTAssertFalse(try verifies(hash(in: root), "wrong"))
-        XCTAssertEqual(root.files(containing: "correct horse"), [], "the plain password is nowhere")
+        XCTAssertEqual(try root.files(containing: "correct horse"), [], "the plain password is nowhere")
         XCTAssertFalse(run.outputText.contains("CODE_SERVER_PASSWORD"), "the command does not inherit it")
         let info = try XCTUnwrap(root.status("/home/dev8/.config/code-server/config.yaml"))
         XCTAssertEqual(info.st_mode & 0o7777, 0o600)

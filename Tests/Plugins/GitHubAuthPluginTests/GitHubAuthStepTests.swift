@@ -52,7 +52,7 @@ final class GitHubAuthStepTests: XCTestCase {
         XCTAssertEqual(hosts.st_mode & 0o7777, 0o600)
         XCTAssertEqual(hosts.st_uid, 1000)
         XCTAssertEqual(try XCTUnwrap(root.status("/home/dev8/.config/gh")).st_mode & 0o7777, 0o700)
-        XCTAssertEqual(root.files(containing: "ghp_good1"), ["/home/dev8/.config/gh/hosts.yml"], "the token is in gh's 0600 file only")
+        XCTAssertEqual(try root.files(containing: "ghp_good1"), ["/home/dev8/.config/gh/hosts.yml"], "the token is in gh's 0600 file only")
         XCTAssertFalse(run.errorText.contains("ghp_good1") || run.outputText.contains("ghp_good1"))
         XCTAssertEqual(github.requests, ["GET /user Bearer"])
     }
@@ -132,7 +132,7 @@ final class GitHubAuthStepTests: XCTestCase {
             XCTAssertTrue(run.errorText.contains(expected), "\(mode): \(run.errorText)")
             XCTAssertNil(root.status("/home/dev8/.config/gh/hosts.yml"), "nothing written on \(mode)")
             XCTAssertNil(root.status("/home/dev8/.gitconfig"), "nothing written on \(mode)")
-            XCTAssertEqual(root.files(containing: "octo").filter { !$0.hasPrefix("/usr/") && !$0.hasPrefix("/lib") }, [], "the login reached no file on \(mode)")
+            XCTAssertEqual(try root.files(containing: "octo").filter { !$0.hasPrefix("/usr/") && !$0.hasPrefix("/lib") }, [], "the login reached no file on \(mode)")
         }
     }
 
