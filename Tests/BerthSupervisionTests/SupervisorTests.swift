@@ -68,25 +68,30 @@ final class SupervisorTests: XCTestCase {
         [readiness]
         tcp = \(port)
         """)
-        // Ready by a probe command: once it has said hello.
+        // Ready by a probe command: once it has said hello, a moment later
+        // (a command that did not wait for it would run in that moment).
         try service("worker", """
-        command = ["/bin/sh", "-c", "echo worker-up; touch \(directory)/worker-up; exec sleep 30"]
+        command = ["/bin/sh", "-c", "echo worker-up; sleep 0.3; touch \(directory)/worker-up; exec sleep 30"]
         depends_on = ["web"]
         [readiness]
         command = ["/bin/sh", "-c", "test -f \(directory)/worker-up"]
         """)
-        let run = try berth(["/bin/sh", "-c", "echo command-ran"])
-        XCTAssertEqual(run.wait(timeout: 30), .exited(0), run.errorText)
-        let lines = log(run)
-        let webReady = try XCTUnwrap(index(of: "berth: web: ready", in: lines), run.errorText)
-        let workerStarted = try XCTUnwrap(index(of: "berth: worker: started", in: lines), run.errorText)
+        // berth's log, the services' and the command's output in one stream.
+        let run = try berthInOneStream(["/bin/sh", "-c", "echo command-ran"])
+        XCTAssertEqual(run.wait(timeout: 30), .exited(0), run.outputText)
+        let lines = run.outputText.split(separator: "\n").map(String.init)
+        let webReady = try XCTUnwrap(index(of: "berth: web: ready", in: lines), run.outputText)
+        let workerStarted = try XCTUnwrap(index(of: "berth: worker: started", in: lines), run.outputText)
         XCTAssertLessThan(webReady, workerStarted)
-        let output = run.outputText
-        XCTAssertTrue(output.contains("worker | worker-up\n"), output)
-        XCTAssertTrue(output.hasSuffix("command-ran\n") || output.contains("command-ran\n"), output)
+        XCTAssertTrue(lines.contains("worker | worker-up"), run.outputText)
+        // The command last: after both services were ready.
+        let workerReady = try XCTUnwrap(index(of: "berth: worker: ready", in: lines), run.outputText)
+        let command = try XCTUnwrap(lines.firstIndex(of: "command-ran"), run.outputText)
+        XCTAssertLessThan(workerReady, command, "the command started before the last service was ready: \(lines)")
         // Stopped in reverse order once the command exited.
-        let workerStopped = try XCTUnwrap(index(of: "berth: worker: stopped", in: lines), run.errorText)
-        let webStopped = try XCTUnwrap(index(of: "berth: web: stopped", in: lines), run.errorText)
+        let workerStopped = try XCTUnwrap(index(of: "berth: worker: stopped", in: lines), run.outputText)
+        let webStopped = try XCTUnwrap(index(of: "berth: web: stopped", in: lines), run.outputText)
+        XCTAssertLessThan(command, workerStopped)
         XCTAssertLessThan(workerStopped, webStopped)
     }
 
