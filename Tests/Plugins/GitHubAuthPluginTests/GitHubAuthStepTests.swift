@@ -146,6 +146,8 @@ final class GitHubAuthStepTests: XCTestCase {
         // The token is on its way to GitHub now: it must be in no argv.
         let cmdlines = try Subprocess(["sh", "-c", "cat /proc/[0-9]*/cmdline 2>/dev/null | tr '\\0' ' '"], environment: ["PATH": "/usr/bin:/bin"])
         cmdlines.wait()
+        XCTAssertTrue(cmdlines.outputText.contains("cat /proc/[0-9]*/cmdline"), "the scan read argv (its own shell's among them)")
+        XCTAssertTrue(cmdlines.outputText.contains("fetch github-user"), "the scan saw the fetch helper carrying the token: \(cmdlines.outputText)")
         XCTAssertFalse(cmdlines.outputText.contains("ghp_good1"))
         let berth = try XCTUnwrap(childOf(run.pid), "unshare's child is berth")
         let started = now()
