@@ -25,6 +25,7 @@ final class AICLIStepTests: XCTestCase {
         let run = try provision(root, keys)
         XCTAssertEqual(run.status, .exited(0), run.errorText)
         XCTAssertEqual(try step(root)["status"] as? String, "ok", run.errorText)
+        XCTAssertTrue(run.outputText.contains("\nPATH=") || run.outputText.hasPrefix("PATH="), "the command ran and printed its environment: \(run.outputText)")
         for name in keys.keys { XCTAssertFalse(run.outputText.contains(name + "="), "the command does not inherit \(name)") }
 
         let echo = "echo \"$ANTHROPIC_API_KEY|$OPENAI_API_KEY|$GEMINI_API_KEY\""

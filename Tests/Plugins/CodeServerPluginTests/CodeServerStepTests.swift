@@ -45,6 +45,7 @@ final class CodeServerStepTests: XCTestCase {
         XCTAssertTrue(try verifies(hash(in: root), "correct horse battery staple"))
         XCTAssertFalse(try verifies(hash(in: root), "wrong"))
         XCTAssertEqual(try root.files(containing: "correct horse"), [], "the plain password is nowhere")
+        XCTAssertTrue(run.outputText.contains("\nPATH=") || run.outputText.hasPrefix("PATH="), "the command ran and printed its environment: \(run.outputText)")
         XCTAssertFalse(run.outputText.contains("CODE_SERVER_PASSWORD"), "the command does not inherit it")
         let info = try XCTUnwrap(root.status("/home/dev8/.config/code-server/config.yaml"))
         XCTAssertEqual(info.st_mode & 0o7777, 0o600)

@@ -35,6 +35,7 @@ final class GitHubAuthStepTests: XCTestCase {
         let run = try provision(root, ["GITHUB_TOKEN": "ghp_good1"])
         XCTAssertEqual(run.status, .exited(0), run.errorText)
         XCTAssertEqual(try step(root)["status"] as? String, "ok", run.errorText)
+        XCTAssertTrue(run.outputText.contains("\nPATH=") || run.outputText.hasPrefix("PATH="), "the command ran and printed its environment: \(run.outputText)")
         XCTAssertFalse(run.outputText.contains("GITHUB_TOKEN="), "the command must not inherit the token")
 
         let token = try root.asUser(["gh", "auth", "token"])
