@@ -201,4 +201,75 @@ final class ServiceOptionsTests: XCTestCase {
         XCTAssertNil(position("berth: deaf: ready"), "never ready: \(lines)")
         XCTAssertLessThan(killed, again)
     }
+
+    /// `berth: NAME: restarting in N ms` delays, in order.
+    func restartDelays(_ name: String, in lines: [String]) -> [Int] {
+        let prefix = "berth: \(name): restarting in "
+        return lines.filter { $0.hasPrefix(prefix) && $0.hasSuffix(" ms") }.compactMap { Int($0.dropFirst(prefix.count).dropLast(3)) }
+    }
+
+    func test_crash_window_counts_only_the_failed_runs_within_it() throws {
+        // Backoff 0.2, 0.4, 0.8 s (±20 %): three failures take at least
+        // 0.48 s, so never three within 0.3 s; always within 60 s.
+        for (name, window) in [("spread", "0.3"), ("bunched", "60")] {
+            try service(name, """
+            command = ["/bin/sh", "-c", "exit 1"]
+            backoff_base = 0.2
+            crash_limit = 3
+            crash_window = \(window)
+            required = false
+            """)
+        }
+        let started = try berth()
+        let lines = log(of: started.run) { lines in lines.filter { $0.hasPrefix("berth: spread: started") }.count >= 4 }
+        stop(started)
+        let failed = try XCTUnwrap(lines.firstIndex(of: "berth: bunched: failed: 3 failed runs within 60 s"), "\(lines)")
+        XCTAssertEqual(lines.filter { $0.hasPrefix("berth: bunched: started") }.count, 3, "\(lines)")
+        XCTAssertFalse(lines.contains { $0.hasPrefix("berth: spread: failed") }, "\(lines)")
+        let fourth = try XCTUnwrap(lines.indices.filter { lines[$0].hasPrefix("berth: spread: started") }.dropFirst(3).first, "\(lines)")
+        XCTAssertLessThan(failed, fourth, "spread ran a fourth time after bunched had failed for good: \(lines)")
+    }
+
+    func test_a_run_longer_than_stable_after_resets_the_backoff() throws {
+        let count = directory + "/count"
+        // Runs 1-3 fail at once, run 4 fails after 1 s (stable: 0.5 s), run 5 at once.
+        try service("flaky", """
+        command = ["/bin/sh", "-c", "echo run >> \(count); n=$(wc -l < \(count)); [ $n -eq 4 ] && sleep 1; exit 1"]
+        backoff_base = 0.1
+        stable_after = 0.5
+        crash_limit = 100
+        required = false
+        """)
+        let started = try berth()
+        let lines = log(of: started.run) { self.restartDelays("flaky", in: $0).count >= 4 }
+        stop(started)
+        let delays = restartDelays("flaky", in: lines)
+        XCTAssertEqual(delays.count, 4, "\(lines)")
+        guard delays.count == 4 else { return }
+        // 100, 200, 400 ms ±20 %, then back to 100 (not 800) after the stable run.
+        for (delay, expected) in zip(delays, [100, 200, 400, 100]) {
+            XCTAssertTrue(Double(expected) * 0.8 - 1 <= Double(delay) && Double(delay) <= Double(expected) * 1.2 + 1, "delays \(delays)")
+        }
+    }
+
+    func test_health_restart_restarts_a_service_that_failed_its_retries_in_a_row() throws {
+        let sick = directory + "/sick"
+        try service("watched", """
+        command = ["/bin/sh", "-c", "echo up; exec sleep 60"]
+        [health]
+        command = ["/bin/sh", "-c", "test ! -e \(sick)"]
+        interval = 0.1
+        retries = 3
+        restart = true
+        """)
+        let started = try berth()
+        XCTAssertEqual(lines(of: "watched", in: started.run, until: { $0 == "up" }), ["up"], started.run.errorText)
+        XCTAssertTrue(FileManager.default.createFile(atPath: sick, contents: Data()))
+        let lines = log(of: started.run) { lines in lines.filter { $0.hasPrefix("berth: watched: started") }.count >= 2 }
+        stop(started)
+        let unhealthy = try XCTUnwrap(lines.firstIndex(of: "berth: watched: unhealthy (3 failed checks); restarting it"), "\(lines)")
+        let again = try XCTUnwrap(lines.indices.filter { lines[$0].hasPrefix("berth: watched: started") }.dropFirst().first, "\(lines)")
+        XCTAssertLessThan(unhealthy, again, "\(lines)")
+        XCTAssertTrue(lines[unhealthy..<again].contains("berth: watched: stopped (killed by SIGTERM)"), "stopped with its stop signal first: \(lines)")
+    }
 }
