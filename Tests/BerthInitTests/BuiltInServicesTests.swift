@@ -42,18 +42,22 @@ final class BuiltInServicesTests: XCTestCase {
 
     func test_code_server_runs_as_the_workspace_user_and_is_ready_before_the_command() throws {
         let root = try root()
+        // berth's log and the command's output in one stream: its order is
+        // the order things happened in.
         let run = try root.berth(["--", "/testkit", "ids"], environment: [
             "PATH": "/usr/bin:/bin", "CODE_SERVER_BIND": "127.0.0.1:\(port)", "CODE_SERVER_PASSWORD": "pw", "SUPERVISOR_ENABLED": "0",
-        ])
-        XCTAssertEqual(run.wait(timeout: 60), .exited(0), run.errorText)
+        ], oneStream: true)
+        XCTAssertEqual(run.wait(timeout: 60), .exited(0), run.outputText)
         let output = run.outputText
         XCTAssertTrue(output.contains("code-server | listening on \(port)\n"), output)
         XCTAssertTrue(output.contains("code-server | workspace=/workspace home=/home/dev8\n"), output)
-        // The command: as the workspace user, after code-server answered.
-        XCTAssertTrue(output.contains("\nuid=1000 gid=1000 groups=1000\n") || output.hasPrefix("uid=1000 gid=1000 groups=1000\n"), output)
-        let lines = run.errorText.split(separator: "\n")
-        let ready = try XCTUnwrap(lines.firstIndex { $0.contains("berth: code-server: ready") }, run.errorText)
-        XCTAssertNotNil(lines.firstIndex { $0.contains("berth: code-server: stopped") }.map { XCTAssertGreaterThan($0, ready) })
+        let lines = output.split(separator: "\n").map(String.init)
+        let ready: Int = try XCTUnwrap(lines.firstIndex { $0.contains("berth: code-server: ready") }, output)
+        // The command: as the workspace user, its first output after berth said code-server was ready.
+        let command: Int = try XCTUnwrap(lines.firstIndex(of: "uid=1000 gid=1000 groups=1000"), output)
+        XCTAssertLessThan(ready, command, "the command ran before code-server was ready: \(lines)")
+        let stopped: Int = try XCTUnwrap(lines.firstIndex { $0.contains("berth: code-server: stopped") }, output)
+        XCTAssertGreaterThan(stopped, command, "code-server stopped once the command had exited: \(lines)")
     }
 
     func test_the_workspace_supervisor_runs_as_its_own_user_with_its_credentials_as_private_files() throws {

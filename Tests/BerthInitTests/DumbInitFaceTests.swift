@@ -150,7 +150,9 @@ final class DumbInitFaceTests: XCTestCase {
         let pty = try PseudoTerminal()
         let run = try Subprocess([dumbInit, "bash", "--norc", "-m", "-c", "echo flags=[$-]"], environment: env(), terminal: pty)
         let output = pty.read(until: "]\r\n") ?? ""
-        XCTAssertTrue(output.contains("flags=[") && output.contains("m"), output)
+        // bash's $- between the brackets: `m` there is job control on.
+        let flags = try XCTUnwrap(output.range(of: "flags=[").map { output[$0.upperBound...].prefix { $0 != "]" } }, output)
+        XCTAssertTrue(flags.contains("m"), "job control is off: flags \(flags) in \(output)")
         XCTAssertFalse(output.contains("no job control"), output)
         XCTAssertEqual(run.wait(), .exited(0))
     }

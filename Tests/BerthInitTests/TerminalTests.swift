@@ -46,6 +46,20 @@ final class TerminalTests: XCTestCase {
         XCTAssertEqual(shell.wait(timeout: 10), .exited(0))
     }
 
+    func test_as_pid_1_a_child_stopped_by_ctrl_z_is_continued() throws {
+        let pty = try PseudoTerminal()
+        // bash keeps SIGTSTP's default (it stops) and says when it gets
+        // SIGCONT; nothing but berth sends it one here.
+        let script = "trap 'echo continued; exit 7' CONT; echo ready; while :; do sleep 0.1; done"
+        let run = try Subprocess(asPID1(["-v", "--", "/bin/bash", "-c", script]), environment: ["PATH": "/usr/bin:/bin"], terminal: pty)
+        XCTAssertNotNil(pty.read(until: "ready\r\n"), "the child started")
+        pty.write("\u{1a}")
+        // berth's line and the child's in one stream (the terminal), in the order they were written.
+        let output = try XCTUnwrap(pty.read(until: "continued\r\n"), "the stopped child was never continued")
+        XCTAssertTrue(output.contains("child stopped by SIGTSTP; PID 1 cannot be suspended, so it is continued"), "berth saw the stop before the child ran on: \(output)")
+        XCTAssertEqual(run.wait(timeout: 10), .exited(7), "the continued child's own exit status")
+    }
+
     func test_berth_in_the_background_is_not_stopped_by_terminal_output() throws {
         // With TOSTOP a background process writing to the terminal gets
         // SIGTTOU; berth ignores it, so its -v lines cannot stop it.

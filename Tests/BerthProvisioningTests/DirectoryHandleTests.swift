@@ -40,7 +40,7 @@ final class DirectoryHandleTests: XCTestCase {
                 beyond += "/" + component
                 mkdir(beyond, 0o755)
             }
-            let before = listing(outside)
+            let before = try listing(outside)
             let full = base + "/" + components.joined(separator: "/")
             XCTAssertThrowsError(try DirectoryHandle.open(full), "a symlink at \(components[swapped])") { error in
                 XCTAssertTrue("\(error)".contains("without following a symlink"), "\(error)")
@@ -51,7 +51,7 @@ final class DirectoryHandleTests: XCTestCase {
             let above = try DirectoryHandle.open(base)
             XCTAssertThrowsError(try above.directory(components.joined(separator: "/") + "/made", mode: 0o700, owner: .init(uid: 1000, gid: 1000)))
             XCTAssertThrowsError(try above.existingDirectory(components.joined(separator: "/")))
-            XCTAssertEqual(listing(outside), before, "nothing created, chowned or written outside with a symlink at \(components[swapped])")
+            XCTAssertEqual(try listing(outside), before, "nothing created, chowned or written outside with a symlink at \(components[swapped])")
             _ = system("rm -rf '\(outside)' && mkdir '\(outside)'")
         }
     }
@@ -64,11 +64,11 @@ final class DirectoryHandleTests: XCTestCase {
         // directory, so the write lands there.
         XCTAssertEqual(rename(base + "/.config", base + "/moved"), 0)
         XCTAssertEqual(symlink(outside, base + "/.config"), 0)
-        let before = listing(outside)
+        let before = try listing(outside)
         let gh = try config.directory("gh", mode: 0o700, owner: .init(uid: 1000, gid: 1000))
         try gh.write(Array("token".utf8), to: "hosts.yml", mode: 0o600, owner: .init(uid: 1000, gid: 1000))
         XCTAssertEqual(readText(base + "/moved/gh/hosts.yml"), "token")
-        XCTAssertEqual(listing(outside), before, "nothing reached the symlink's target")
+        XCTAssertEqual(try listing(outside), before, "nothing reached the symlink's target")
         var info = stat()
         XCTAssertEqual(lstat(base + "/moved/gh", &info), 0)
         XCTAssertEqual(info.st_uid, 1000)
@@ -135,10 +135,12 @@ final class DirectoryHandleTests: XCTestCase {
 
     /// Name, type, owner, mode, size and mtime of everything in `directory`
     /// (itself included: an entry made and removed changes its mtime).
-    private func listing(_ directory: String) -> [String] {
-        let run = try? Subprocess(["find", directory, "-printf", "%P %y %U:%G %m %s %T@\n"], environment: ["PATH": "/usr/bin:/bin"])
-        run?.wait()
-        return (run?.outputText ?? "").split(separator: "\n").map(String.init).sorted()
+    /// Throws when find could not list it: two failed listings would compare equal.
+    private func listing(_ directory: String) throws -> [String] {
+        let run = try Subprocess(["find", directory, "-printf", "%P %y %U:%G %m %s %T@\n"], environment: ["PATH": "/usr/bin:/bin"])
+        let status = run.wait()
+        guard status == .exited(0), !run.output.isEmpty else { throw TestFailure("find \(directory) did not list it: \(status), \(run.errorText)") }
+        return run.outputText.split(separator: "\n").map(String.init).sorted()
     }
 
     private func writeFile(_ path: String, _ text: String) -> Bool {

@@ -61,7 +61,7 @@ final class UserTreeRaceTests: XCTestCase {
             XCTAssertEqual(symlink("/etc", "\(home)/\(directory).swap"), 0)
         }
         XCTAssertEqual(system("chown -hR 1000:1000 '\(home)'"), 0)
-        let etcBefore = listing(root.path + "/etc")
+        let etcBefore = try listing(root.path + "/etc")
 
         let environment = [
             "PATH": "/usr/bin:/bin", "BERTH_STEP_TIMEOUT": "30",
@@ -107,15 +107,17 @@ final class UserTreeRaceTests: XCTestCase {
         print("race: \(runs) provisioning runs, \(failedSteps) steps refused, \(exchanges) directory/symlink exchanges")
         XCTAssertGreaterThan(exchanges, 1000, "the attack must really have run: \(swapper.errorText)")
         XCTAssertGreaterThan(runs, 2)
-        XCTAssertEqual(listing(root.path + "/etc"), etcBefore, "root created, chowned or wrote something under /etc (\(runs) runs, \(failedSteps) failed steps, \(exchanges) swaps)")
-        XCTAssertTrue(root.files(containing: "ghp_race1").allSatisfy { $0.hasPrefix("/home/dev8/") }, "the token only ever lands in the home")
+        XCTAssertEqual(try listing(root.path + "/etc"), etcBefore, "root created, chowned or wrote something under /etc (\(runs) runs, \(failedSteps) failed steps, \(exchanges) swaps)")
+        XCTAssertTrue(try root.files(containing: "ghp_race1").allSatisfy { $0.hasPrefix("/home/dev8/") }, "the token only ever lands in the home")
     }
 
     /// Name, type, owner, mode, size, mtime and link target of everything
     /// under `directory`, itself included.
-    private func listing(_ directory: String) -> [String] {
-        let run = try? Subprocess(["find", directory, "-printf", "%P %y %U:%G %m %s %T@ %l\n"], environment: ["PATH": "/usr/bin:/bin"])
-        run?.wait()
-        return (run?.outputText ?? "").split(separator: "\n").map(String.init).sorted()
+    /// Throws when find could not list it: two failed listings would compare equal.
+    private func listing(_ directory: String) throws -> [String] {
+        let run = try Subprocess(["find", directory, "-printf", "%P %y %U:%G %m %s %T@ %l\n"], environment: ["PATH": "/usr/bin:/bin"])
+        let status = run.wait()
+        guard status == .exited(0), !run.output.isEmpty else { throw TestFailure("find \(directory) did not list it: \(status), \(run.errorText)") }
+        return run.outputText.split(separator: "\n").map(String.init).sorted()
     }
 }

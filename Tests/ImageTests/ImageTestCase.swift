@@ -76,6 +76,22 @@ class ImageTestCase: XCTestCase {
         try docker(["exec", name, "sh", "-c", command])
     }
 
+    /// World-readable files on the container's root file system holding
+    /// `needle`. A canary file the scan must find proves it ran: find's own
+    /// status cannot tell (grep's 1 for a batch without a match makes it
+    /// non-zero), and an exec or find that failed would list nothing.
+    func worldReadableFiles(in name: String, containing needle: String) throws -> [String] {
+        let canary = "berth-scan-canary-\(Int.random(in: 100_000..<999_999))"
+        let scan = try exec(name, "echo \(canary) > /\(canary) && chmod 644 /\(canary) && "
+                            + "find / -xdev -type f -perm -o+r -exec grep -l -F -e '\(needle)' -e \(canary) {} + 2>/dev/null; rm -f /\(canary)")
+        var found = scan.outputText.split(separator: "\n").map(String.init)
+        guard let index = found.firstIndex(of: "/" + canary) else {
+            throw TestFailure("the scan for world-readable files did not run (its canary was not found): \(scan.status.map { "\($0)" } ?? "no status") \(scan.errorText)")
+        }
+        found.remove(at: index)
+        return found
+    }
+
     /// provision.json's steps: name → (status, detail/reason/message).
     func provisioned(_ name: String) throws -> [String: (status: String, text: String)] {
         let report = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(try exec(name, "cat /run/berth/provision.json").output)) as? [String: Any])

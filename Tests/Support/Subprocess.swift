@@ -121,6 +121,25 @@ public final class Subprocess {
         return status!
     }
 
+    /// The status if the process ends within `seconds` (collecting output),
+    /// else nil and it keeps running: to assert that something stays up,
+    /// which `status` (set only by `wait`) cannot tell.
+    public func exitStatus(within seconds: Double) -> ChildStatus? {
+        let deadline = now() + seconds
+        while status == nil {
+            var raw: Int32 = 0
+            if waitpid(pid, &raw, WNOHANG) == pid {
+                let change = ChildStatus(waitStatus: raw)
+                if change.isTermination { status = change }
+                continue
+            }
+            if now() > deadline { return nil }
+            pump(timeout: 0.01)
+        }
+        drainAvailable()
+        return status
+    }
+
     private func drainAvailable() {
         for _ in 0..<1000 where outputFD >= 0 || errorFD >= 0 {
             if !pump(timeout: 0) { break }

@@ -59,9 +59,12 @@ public final class ThrowawayRoot {
 
     /// berth as PID 1 of a new PID namespace, chrooted here.
     /// `user`: run berth as that uid:gid (a container started with --user).
-    public func berth(_ arguments: [String], environment: [String: String], user: String? = nil) throws -> Subprocess {
+    /// `oneStream`: berth's stderr goes to its stdout, one pipe whose line
+    /// order is the order of the writes (berth's log, services, command).
+    public func berth(_ arguments: [String], environment: [String: String], user: String? = nil, oneStream: Bool = false) throws -> Subprocess {
         let chroot = ["/usr/sbin/chroot"] + (user.map { ["--userspec=\($0)"] } ?? []) + [path, "/berth"]
-        return try Subprocess(["unshare", "--pid", "--fork", "--mount-proc=\(path)/proc"] + chroot + arguments, environment: environment)
+        let merge = oneStream ? ["/bin/sh", "-c", "exec \"$@\" 2>&1", "sh"] : []
+        return try Subprocess(merge + ["unshare", "--pid", "--fork", "--mount-proc=\(path)/proc"] + chroot + arguments, environment: environment)
     }
 
     /// `arguments` run inside the root as the workspace user, with a login
@@ -83,11 +86,18 @@ public final class ThrowawayRoot {
     }
 
     /// Every regular file under the root whose bytes contain `needle`
-    /// (paths relative to the root), for secret scans.
-    public func files(containing needle: String) -> [String] {
-        let listing = try? Subprocess(["grep", "-rlF", "-D", "skip", "--", needle, path], environment: ["PATH": "/usr/bin:/bin"])
-        listing?.wait()
-        return (listing?.outputText ?? "").split(separator: "\n").map { String($0.dropFirst(path.count)) }
+    /// (paths relative to the root), for secret scans. Throws when grep
+    /// could not scan (it did not start, or exited 2 for an error): a scan
+    /// that did not run must never read as "nothing found".
+    public func files(containing needle: String) throws -> [String] {
+        let listing = try Subprocess(["grep", "-rlF", "-D", "skip", "--", needle, path], environment: ["PATH": "/usr/bin:/bin"])
+        let status = listing.wait(timeout: 60)
+        let found = listing.outputText.split(separator: "\n").map { String($0.dropFirst(path.count)) }
+        switch status {
+        case .exited(0) where !found.isEmpty: return found
+        case .exited(1) where found.isEmpty: return []
+        default: throw TestFailure("grep -r for a secret under \(path) did not scan: \(status), \(listing.errorText)")
+        }
     }
 
     public func write(_ file: String, _ text: String, mode: mode_t = 0o644) throws {

@@ -25,6 +25,7 @@ final class AICLIStepTests: XCTestCase {
         let run = try provision(root, keys)
         XCTAssertEqual(run.status, .exited(0), run.errorText)
         XCTAssertEqual(try step(root)["status"] as? String, "ok", run.errorText)
+        XCTAssertTrue(run.outputText.contains("\nPATH=") || run.outputText.hasPrefix("PATH="), "the command ran and printed its environment: \(run.outputText)")
         for name in keys.keys { XCTAssertFalse(run.outputText.contains(name + "="), "the command does not inherit \(name)") }
 
         let echo = "echo \"$ANTHROPIC_API_KEY|$OPENAI_API_KEY|$GEMINI_API_KEY\""
@@ -39,9 +40,9 @@ final class AICLIStepTests: XCTestCase {
         XCTAssertEqual(env.st_mode & 0o7777, 0o600)
         XCTAssertEqual(env.st_uid, 1000)
         XCTAssertEqual(try XCTUnwrap(root.status("/home/dev8/.config/berth")).st_mode & 0o7777, 0o700)
-        XCTAssertEqual(root.files(containing: "sk-ant-api03-testkey_1"), ["/home/dev8/.config/berth/ai-cli.env"])
-        XCTAssertEqual(Set(root.files(containing: "sk-proj-testkey-2")), ["/home/dev8/.config/berth/ai-cli.env", "/home/dev8/.codex/auth.json"])
-        XCTAssertEqual(Set(root.files(containing: "AIzaTestKey3")), ["/home/dev8/.config/berth/ai-cli.env", "/home/dev8/.gemini/.env"])
+        XCTAssertEqual(try root.files(containing: "sk-ant-api03-testkey_1"), ["/home/dev8/.config/berth/ai-cli.env"])
+        XCTAssertEqual(Set(try root.files(containing: "sk-proj-testkey-2")), ["/home/dev8/.config/berth/ai-cli.env", "/home/dev8/.codex/auth.json"])
+        XCTAssertEqual(Set(try root.files(containing: "AIzaTestKey3")), ["/home/dev8/.config/berth/ai-cli.env", "/home/dev8/.gemini/.env"])
         for file in ["/home/dev8/.codex/auth.json", "/home/dev8/.gemini/.env"] {
             let info = try XCTUnwrap(root.status(file))
             XCTAssertEqual(info.st_mode & 0o7777, 0o600, file)

@@ -44,11 +44,60 @@ final class CodeServerStepTests: XCTestCase {
         XCTAssertTrue(config.contains("\nbind-addr: 0.0.0.0:8080\nauth: password\nhashed-password: \"$argon2id$v=19$m=65536,t=3,p=4$"), config)
         XCTAssertTrue(try verifies(hash(in: root), "correct horse battery staple"))
         XCTAssertFalse(try verifies(hash(in: root), "wrong"))
-        XCTAssertEqual(root.files(containing: "correct horse"), [], "the plain password is nowhere")
+        XCTAssertEqual(try root.files(containing: "correct horse"), [], "the plain password is nowhere")
+        XCTAssertTrue(run.outputText.contains("\nPATH=") || run.outputText.hasPrefix("PATH="), "the command ran and printed its environment: \(run.outputText)")
         XCTAssertFalse(run.outputText.contains("CODE_SERVER_PASSWORD"), "the command does not inherit it")
         let info = try XCTUnwrap(root.status("/home/dev8/.config/code-server/config.yaml"))
         XCTAssertEqual(info.st_mode & 0o7777, 0o600)
         XCTAssertEqual(info.st_uid, 1000)
+    }
+
+    /// `berth hash-password` among berth's children, once it has exec'd
+    /// (before, a child still shows berth's own argv).
+    func hashHelper(of berth: pid_t) -> pid_t? {
+        for child in (readText("/proc/\(berth)/task/\(berth)/children") ?? "").split(separator: " ") {
+            if let pid = pid_t(child), readText("/proc/\(pid)/cmdline") == "/berth\0hash-password\0" { return pid }
+        }
+        return nil
+    }
+
+    func processState(_ pid: pid_t) -> Character? {
+        guard let stat = readText("/proc/\(pid)/stat"), let close = stat.lastIndex(of: ")") else { return nil }
+        return stat[stat.index(close, offsetBy: 2)]
+    }
+
+    func test_while_berth_hash_password_runs_no_process_has_the_password_in_its_argv_or_environment() throws {
+        let root = try ThrowawayRoot(tools: Self.tools)
+        let password = "hash-me-\(Int.random(in: 100_000..<999_999))"
+        try root.write("/secrets/code-server-password", password + "\n", mode: 0o400)
+        let run = try root.berth(["--", "/testkit", "env"], environment: ["PATH": "/usr/bin:/bin", "CODE_SERVER_PASSWORD_FILE": "/secrets/code-server-password"])
+        let berth = try XCTUnwrap(childOf(run.pid), "unshare's child is berth")
+        // The helper lives as long as one argon2id hash (64 MiB, 3 passes):
+        // caught as soon as it has exec'd, it is held stopped while every
+        // process on the machine is read.
+        var found: pid_t?
+        let deadline = now() + 30
+        while found == nil, now() < deadline, processState(berth) != nil {
+            found = hashHelper(of: berth)
+        }
+        let helper = try XCTUnwrap(found, "berth hash-password was never seen running: \(run.errorText)")
+        kill(helper, SIGSTOP)
+        defer { kill(helper, SIGCONT) }
+        XCTAssertTrue(eventually(5) { processState(helper) == "T" }, "the helper is alive and held, not gone: state \(String(describing: processState(helper)))")
+        var scanned = 0
+        var helperSeen = false
+        for entry in try FileManager.default.contentsOfDirectory(atPath: "/proc") {
+            guard let pid = pid_t(entry), let argv = readText("/proc/\(pid)/cmdline") else { continue }
+            scanned += 1
+            if pid == helper { helperSeen = argv == "/berth\0hash-password\0" }
+            XCTAssertFalse(argv.contains(password), "the password in the argv of \(pid): \(argv)")
+            XCTAssertFalse((readText("/proc/\(pid)/environ") ?? "").contains(password), "the password in the environment of \(pid)")
+        }
+        XCTAssertTrue(helperSeen, "the scan read the running helper's argv (\(scanned) processes read)")
+        kill(helper, SIGCONT)
+        XCTAssertEqual(run.wait(timeout: 60), .exited(0), run.errorText)
+        XCTAssertEqual(try step(root)["status"] as? String, "ok", run.errorText)
+        XCTAssertTrue(try verifies(hash(in: root), password), "the helper that was held finished the hash")
     }
 
     func test_without_a_password_a_random_one_is_kept_in_a_0600_file_and_only_its_path_printed() throws {

@@ -35,6 +35,7 @@ final class GitHubAuthStepTests: XCTestCase {
         let run = try provision(root, ["GITHUB_TOKEN": "ghp_good1"])
         XCTAssertEqual(run.status, .exited(0), run.errorText)
         XCTAssertEqual(try step(root)["status"] as? String, "ok", run.errorText)
+        XCTAssertTrue(run.outputText.contains("\nPATH=") || run.outputText.hasPrefix("PATH="), "the command ran and printed its environment: \(run.outputText)")
         XCTAssertFalse(run.outputText.contains("GITHUB_TOKEN="), "the command must not inherit the token")
 
         let token = try root.asUser(["gh", "auth", "token"])
@@ -52,7 +53,7 @@ final class GitHubAuthStepTests: XCTestCase {
         XCTAssertEqual(hosts.st_mode & 0o7777, 0o600)
         XCTAssertEqual(hosts.st_uid, 1000)
         XCTAssertEqual(try XCTUnwrap(root.status("/home/dev8/.config/gh")).st_mode & 0o7777, 0o700)
-        XCTAssertEqual(root.files(containing: "ghp_good1"), ["/home/dev8/.config/gh/hosts.yml"], "the token is in gh's 0600 file only")
+        XCTAssertEqual(try root.files(containing: "ghp_good1"), ["/home/dev8/.config/gh/hosts.yml"], "the token is in gh's 0600 file only")
         XCTAssertFalse(run.errorText.contains("ghp_good1") || run.outputText.contains("ghp_good1"))
         XCTAssertEqual(github.requests, ["GET /user Bearer"])
     }
@@ -132,7 +133,7 @@ final class GitHubAuthStepTests: XCTestCase {
             XCTAssertTrue(run.errorText.contains(expected), "\(mode): \(run.errorText)")
             XCTAssertNil(root.status("/home/dev8/.config/gh/hosts.yml"), "nothing written on \(mode)")
             XCTAssertNil(root.status("/home/dev8/.gitconfig"), "nothing written on \(mode)")
-            XCTAssertEqual(root.files(containing: "octo").filter { !$0.hasPrefix("/usr/") && !$0.hasPrefix("/lib") }, [], "the login reached no file on \(mode)")
+            XCTAssertEqual(try root.files(containing: "octo").filter { !$0.hasPrefix("/usr/") && !$0.hasPrefix("/lib") }, [], "the login reached no file on \(mode)")
         }
     }
 
@@ -146,6 +147,8 @@ final class GitHubAuthStepTests: XCTestCase {
         // The token is on its way to GitHub now: it must be in no argv.
         let cmdlines = try Subprocess(["sh", "-c", "cat /proc/[0-9]*/cmdline 2>/dev/null | tr '\\0' ' '"], environment: ["PATH": "/usr/bin:/bin"])
         cmdlines.wait()
+        XCTAssertTrue(cmdlines.outputText.contains("cat /proc/[0-9]*/cmdline"), "the scan read argv (its own shell's among them)")
+        XCTAssertTrue(cmdlines.outputText.contains("fetch github-user"), "the scan saw the fetch helper carrying the token: \(cmdlines.outputText)")
         XCTAssertFalse(cmdlines.outputText.contains("ghp_good1"))
         let berth = try XCTUnwrap(childOf(run.pid), "unshare's child is berth")
         let started = now()

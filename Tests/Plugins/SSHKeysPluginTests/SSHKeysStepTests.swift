@@ -115,6 +115,7 @@ final class SSHKeysStepTests: XCTestCase {
         let body = secret.split(separator: "\n")[1]
         XCTAssertFalse(run.errorText.contains(body))
         XCTAssertFalse(run.outputText.contains(body))
+        XCTAssertTrue(run.outputText.contains("\nPATH=") || run.outputText.hasPrefix("PATH="), "the command ran and printed its environment: \(run.outputText)")
         XCTAssertFalse(run.outputText.contains("SSH_PRIVATE_KEY="), run.outputText)
     }
 

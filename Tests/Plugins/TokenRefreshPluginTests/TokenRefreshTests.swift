@@ -86,7 +86,7 @@ final class TokenRefreshTests: XCTestCase {
         XCTAssertTrue(run.errorText.contains("working again after"), run.errorText)
         for secret in ["ghp_", "s3cret-endpoint-credential"] {
             XCTAssertFalse(run.errorText.contains(secret))
-            XCTAssertEqual(root.files(containing: secret).filter { !$0.hasPrefix("/secrets/") && !$0.hasPrefix("/usr/") && $0 != "/home/dev8/.config/gh/hosts.yml" }, [])
+            XCTAssertEqual(try root.files(containing: secret).filter { !$0.hasPrefix("/secrets/") && !$0.hasPrefix("/usr/") && $0 != "/home/dev8/.config/gh/hosts.yml" }, [])
         }
     }
 
