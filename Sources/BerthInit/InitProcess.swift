@@ -143,7 +143,7 @@ public final class InitProcess {
         }
     }
 
-    private func startPreparation(_ preparation: InitPolicy.Preparation) {
+    private func startPreparation(_ preparation: any InitPolicy.Preparation) {
         phase = .preparing
         policy.tellManager?("STATUS=provisioning")
         preparation.start(loop) { [unowned self] proceed in preparationEnded(proceed: proceed) }
@@ -161,7 +161,7 @@ public final class InitProcess {
         }
         phase = .startingServices
         policy.tellManager?("STATUS=starting services")
-        supervision.start(loop, { [unowned self] in servicesReady() }, { [unowned self] in servicesFailed($0) })
+        supervision.start(loop, ready: { [unowned self] in servicesReady() }, fatal: { [unowned self] in servicesFailed($0) })
     }
 
     /// Moves into `.running`; false (exit code 1) when there is no child.
