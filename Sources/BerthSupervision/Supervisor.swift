@@ -100,10 +100,25 @@ public final class Supervisor {
     let standardOutput: OutputSink
     let standardError: OutputSink
     let log: (String) -> Void
-    private var onRequiredReady: (() -> Void)?
-    private var onFatal: ((String) -> Void)?
-    private var onAllStopped: (() -> Void)?
-    private(set) var stopping = false
+    /// Where the supervisor is, with the callbacks that stage still owes.
+    private enum Stage {
+        case created
+        /// Until every required service is settled.
+        case starting(requiredReady: () -> Void, fatal: (String) -> Void)
+        case running(fatal: (String) -> Void)
+        /// `done`: nil once it was called.
+        case stopping(done: (() -> Void)?)
+    }
+    private var stage = Stage.created
+    var stopping: Bool {
+        if case .stopping = stage { true } else { false }
+    }
+    private var onFatal: ((String) -> Void)? {
+        switch stage {
+        case .starting(_, let fatal), .running(let fatal): fatal
+        case .created, .stopping: nil
+        }
+    }
     private var control: ControlServer?
     /// Who may use the control socket besides root and berth's own user.
     private(set) var workspaceUsers: Set<uid_t> = []
@@ -153,8 +168,7 @@ public final class Supervisor {
     /// once, when every required service is ready (or failed for good
     /// without being critical); `fatal` when a critical one fails for good.
     public func start(requiredReady: @escaping () -> Void, fatal: @escaping (String) -> Void) {
-        onRequiredReady = requiredReady
-        onFatal = fatal
+        stage = .starting(requiredReady: requiredReady, fatal: fatal)
         if services.contains(where: { $0.definition.readiness == .notify }) {
             _ = try? AtomicFile.ensureDirectory(runDirectory, mode: 0o755)
             _ = try? AtomicFile.ensureDirectory(runDirectory + "/notify", mode: 0o755)
@@ -176,9 +190,9 @@ public final class Supervisor {
     }
 
     private func checkRequiredReady() {
-        guard let ready = onRequiredReady else { return }
+        guard case .starting(let ready, let fatal) = stage else { return }
         if services.filter(\.definition.required).allSatisfy(\.isSettled) {
-            onRequiredReady = nil
+            stage = .running(fatal: fatal)
             ready()
         }
     }
@@ -517,10 +531,8 @@ public final class Supervisor {
     /// Every service down, dependents before what they depend on; `done`
     /// once none is left running.
     public func stopAll(done: @escaping () -> Void) {
-        stopping = true
+        stage = .stopping(done: done)
         control = nil
-        onRequiredReady = nil
-        onAllStopped = done
         for service in services where service.pid == nil {
             cancelTimers(service)
             if service.state != .failed { service.phase = .stopped }
@@ -534,8 +546,8 @@ public final class Supervisor {
         if running.isEmpty {
             let dropped = standardOutput.finish() + standardError.finish()
             if dropped > 0 { log("\(dropped) log lines were dropped in all: berth's output was not read fast enough") }
-            let done = onAllStopped
-            onAllStopped = nil
+            guard case .stopping(let done) = stage else { return }
+            stage = .stopping(done: nil)
             done?()
             return
         }
