@@ -292,6 +292,9 @@ public final class InitProcess {
         say.forwarded(number, target: target, delivered: delivered)
     }
 
+    // MARK: transitions: how each event moves `phase` on (the start-up
+    // steps above enter the first phases, spawnChild `.running`)
+
     /// Ctrl-Z stopped the child. As PID 1 berth cannot be stopped, so the
     /// child would hang forever: continue it. Otherwise stop berth too, so
     /// the shell that started berth sees its job stop and can `fg` it.
@@ -321,8 +324,6 @@ public final class InitProcess {
             kill(-child.pid, SIGCONT)
         }
     }
-
-    // MARK: transitions: every change of `phase` after start-up is below
 
     /// Provisioning is over: start what comes next, or exit (status 1).
     private func preparationEnded(proceed: Bool) {
