@@ -46,10 +46,10 @@ public struct InitPolicy {
     public var followChildJobControl = true
     /// Work that must finish on the loop before the child starts
     /// (provisioning). A terminating signal meanwhile cancels it.
-    public var beforeChild: Preparation?
+    public var beforeChild: (any Preparation)?
     /// Services started after the preparation and before the child, which
     /// waits until the required ones are ready; stopped after it exits.
-    public var supervision: Supervision?
+    public var supervision: (any Supervision)?
     /// Tells an outer service manager how berth is doing (sd_notify
     /// states: READY=1, STATUS=..., STOPPING=1); nil: nobody to tell.
     public var tellManager: ((String) -> Void)?
@@ -60,30 +60,25 @@ public struct InitPolicy {
     public var execFailureStatus: Int32 = 0
     public var childNote: String?
 
-    public struct Preparation {
+    /// Work that must finish on the loop before the child starts
+    /// (provisioning plans implement it).
+    public protocol Preparation: AnyObject {
         /// Calls back with true to start the child, false to exit (status 1).
-        public var start: (EventLoop, @escaping (Bool) -> Void) -> Void
-        public var cancel: () -> Void
-        public init(start: @escaping (EventLoop, @escaping (Bool) -> Void) -> Void, cancel: @escaping () -> Void) {
-            self.start = start
-            self.cancel = cancel
-        }
+        func start(_ loop: EventLoop, _ proceed: @escaping (Bool) -> Void)
+        /// A terminating signal came first: stop at once.
+        func cancel()
     }
 
-    public struct Supervision {
+    /// Services started after the preparation and before the child
+    /// (the services plan implements it).
+    public protocol Supervision: AnyObject {
         /// Starts the services; calls `ready` once the child may start and
         /// `fatal` when a critical service failed for good.
-        public var start: (EventLoop, _ ready: @escaping () -> Void, _ fatal: @escaping (String) -> Void) -> Void
+        func start(_ loop: EventLoop, ready: @escaping () -> Void, fatal: @escaping (String) -> Void)
         /// Stops every service (reverse dependency order), then calls back.
-        public var stopAll: (_ done: @escaping () -> Void) -> Void
+        func stopAll(then done: @escaping () -> Void)
         /// Bound on the whole shutdown; then everything left gets SIGKILL.
-        public var shutdownTimeout: Duration
-        public init(start: @escaping (EventLoop, @escaping () -> Void, @escaping (String) -> Void) -> Void,
-                    stopAll: @escaping (@escaping () -> Void) -> Void, shutdownTimeout: Duration) {
-            self.start = start
-            self.stopAll = stopAll
-            self.shutdownTimeout = shutdownTimeout
-        }
+        var shutdownTimeout: Duration { get }
     }
 
     public init(command: [String]) {

@@ -6,29 +6,57 @@ import Glibc
 /// adoptOrphans → detachTerminal → reap what was inherited → the
 /// preparation (provisioning) → startServicesThenChild → spawnChild → the
 /// loop (forwardSignal, reaping, mainChildChanged) → stopServices →
-/// finishAfterMainExit → killEveryoneElse → the exit code.
+/// finishAfterMainExit → killEveryoneElse → the exit code. The phases
+/// (`Phase`) follow the same order: settingUp → preparing →
+/// startingServices → running(child) or runningServices →
+/// stoppingServices → sweeping(round) → exiting.
 public final class InitProcess {
     let policy: InitPolicy
     let say: InitDiagnostics
     let loop: EventLoop
 
-    private var childPID: pid_t = 0
-    private var childAlive = false
-    private var childStoppedByTerminal = false
-    private var gaveTerminalToChild = false
+    /// The child berth spawned, while it lives.
+    struct Child {
+        let pid: pid_t
+        /// It got the terminal's foreground in its own group, so Ctrl-Z
+        /// stops it from the terminal and berth follows.
+        let holdsTerminal: Bool
+        /// Stopped from its terminal, berth with it; SIGCONT resumes both.
+        var stoppedByTerminal = false
+    }
+
+    /// Where berth is in its life. Each case carries what that phase needs;
+    /// only the event handlers under "transitions" assign it.
+    enum Phase {
+        /// Signals set up, nothing started yet.
+        case settingUp
+        /// Provisioning runs; a terminating signal ends berth at once.
+        case preparing
+        /// Services start; the child waits until the required ones are ready.
+        case startingServices
+        /// No command: the services run until a signal stops them.
+        case runningServices
+        /// The child runs (beside the services, when berth supervises).
+        case running(Child)
+        /// The child is gone (`formerChild`, nil if none was spawned); the
+        /// services stop, bounded by the shutdown timeout.
+        case stoppingServices(formerChild: pid_t?)
+        /// Everyone left got SIGTERM; `round` SIGKILL rounds after the
+        /// grace so far.
+        case sweeping(round: Int, formerChild: pid_t?)
+        /// The loop is stopping; nothing more to do.
+        case exiting
+    }
+
+    private var phase = Phase.settingUp
     private var handOffSignalsToIgnore: SignalSet = []
     /// policy.rewrites as a table indexed by signal number (-1: unchanged),
     /// so forwarding does no hashing.
     private let rewriteTable: [Int32]
     private var exitCode: Int32 = 1
-    private var shuttingDown = false
-    private var killRounds = 0
-    private var orphansReaped = 0
-    private var preparing = false
-    private var servicesStarted = false
-    private var servicesStopping = false
+    /// A critical service failed for good: berth exits 1 once it is down.
     private var criticalFailure = false
-    private var releasedStartupMemory = false
+    private var orphansReaped = 0
 
     public init(policy: InitPolicy, diagnostics: InitDiagnostics) throws {
         self.policy = policy
@@ -58,23 +86,12 @@ public final class InitProcess {
             say.reaped(pid: pid, status: status, isMain: false)
         }
         loop.onNoChildrenLeft = { [unowned self] in
-            if shuttingDown { loop.stop() }
+            if case .sweeping = phase { loop.stop() }
         }
         // Zombies berth inherited (say, from the program that exec'd it).
         loop.reapChildren()
         if let preparation = policy.beforeChild {
-            preparing = true
-            policy.tellManager?("STATUS=provisioning")
-            preparation.start(loop) { [unowned self] proceed in
-                guard preparing else { return }
-                preparing = false
-                if !proceed {
-                    exitCode = 1
-                    loop.stop()
-                } else {
-                    startServicesThenChild()
-                }
-            }
+            startPreparation(preparation)
         } else if policy.supervision != nil {
             startServicesThenChild()
         } else {
@@ -126,51 +143,28 @@ public final class InitProcess {
         }
     }
 
+    private func startPreparation(_ preparation: any InitPolicy.Preparation) {
+        phase = .preparing
+        policy.tellManager?("STATUS=provisioning")
+        preparation.start(loop) { [unowned self] proceed in preparationEnded(proceed: proceed) }
+    }
+
     /// Services first; the child once the required ones are ready. Without
     /// a command berth just keeps the services running until stopped.
     private func startServicesThenChild() {
         guard let supervision = policy.supervision else {
-            if !spawnChild() { loop.stop() }
+            if !spawnChild() {
+                phase = .exiting
+                loop.stop()
+            }
             return
         }
-        servicesStarted = true
+        phase = .startingServices
         policy.tellManager?("STATUS=starting services")
-        supervision.start(loop, { [unowned self] in
-            guard !servicesStopping else { return }
-            guard !policy.command.isEmpty else {
-                policy.tellManager?("READY=1\nSTATUS=services running")
-                releaseStartupMemorySoon()
-                return
-            }
-            if !spawnChild() { stopServices() }
-        }, { [unowned self] message in
-            StandardError.write("berth: \(message): stopping the container\n")
-            criticalFailure = true
-            if childAlive { sendToTarget(SIGTERM) } else { stopServices() }
-        })
+        supervision.start(loop, ready: { [unowned self] in servicesReady() }, fatal: { [unowned self] in servicesFailed($0) })
     }
 
-    /// Every service down (bounded by the shutdown timeout), then the usual
-    /// end: everyone else gets SIGTERM, a grace, SIGKILL.
-    private func stopServices() {
-        if servicesStopping { return }  // a second SIGTERM changes nothing
-        guard let supervision = policy.supervision, servicesStarted else {
-            return finishAfterMainExit()
-        }
-        servicesStopping = true
-        policy.tellManager?("STOPPING=1\nSTATUS=stopping services")
-        loop.schedule(after: supervision.shutdownTimeout) { [unowned self] in
-            StandardError.write("berth: shutdown took longer than \(supervision.shutdownTimeout.components.seconds) s: SIGKILL to everything left\n")
-            ProcessSweep.signalEveryoneElse(SIGKILL)
-            if criticalFailure { exitCode = 1 }
-            loop.stop()
-        }
-        supervision.stopAll { [unowned self] in
-            if criticalFailure { exitCode = 1 }
-            finishAfterMainExit()
-        }
-    }
-
+    /// Moves into `.running`; false (exit code 1) when there is no child.
     private func spawnChild() -> Bool {
         var request = SpawnRequest(arguments: policy.command)
         request.isolation = policy.isolation
@@ -179,8 +173,8 @@ public final class InitProcess {
         case .newSession: request.takeTerminal = isatty(STDIN_FILENO) == 1
         case .sameGroup: request.takeTerminal = false
         }
-        gaveTerminalToChild = request.takeTerminal && policy.isolation == .newProcessGroup
-        loop.reportsStops = gaveTerminalToChild && policy.followChildJobControl
+        let holdsTerminal = request.takeTerminal && policy.isolation == .newProcessGroup
+        loop.reportsStops = holdsTerminal && policy.followChildJobControl
         request.environment = policy.childEnvironment
         request.identity = policy.childIdentity
         request.execFailureStatus = policy.execFailureStatus
@@ -192,37 +186,37 @@ public final class InitProcess {
         _ = chdir("/")
         defer { if callerDirectory >= 0 { close(callerDirectory) } }
 
+        let pid: pid_t
         do {
-            childPID = try Spawner.spawn(request)
-            say.spawned(pid: childPID, command: policy.command)
+            pid = try Spawner.spawn(request)
+            say.spawned(pid: pid, command: policy.command)
         } catch {
             say.spawnFailed(command: policy.command[0], error: error)
-            guard let pid = error.pid else {
+            guard let failed = error.pid else {
                 exitCode = 1
                 return false
             }
             // The child exits with 127/126 (or the face's status); its
             // status flows through the normal path below.
-            childPID = pid
+            pid = failed
         }
-        childAlive = true
-        loop.onExit(of: childPID) { [unowned self] in mainChildChanged($0) }
+        phase = .running(Child(pid: pid, holdsTerminal: holdsTerminal))
+        loop.onExit(of: pid) { [unowned self] in mainChildChanged($0) }
         policy.tellManager?("READY=1\nSTATUS=running \(policy.command[0])")
-        if servicesStarted || policy.beforeChild != nil { releaseStartupMemorySoon() }
+        if policy.supervision != nil || policy.beforeChild != nil { releaseStartupMemorySoon() }
         return true
     }
 
     /// When berth supervises or provisioned (a workspace's long-lived PID 1,
     /// perhaps refreshing a token every few minutes), start-up is over once
-    /// the command runs (or the services are ready). A second later berth lets go of the code
+    /// the command runs (or the services are ready); each happens once. A
+    /// second later berth lets go of the code
     /// pages only start-up used (parsing, provisioning, the Swift runtime's
     /// first-use paths): a long-lived supervisor then holds about what its
     /// loop needs. A plain init skips it: the timer would cost it the
     /// signal-only fast path, and the pages faulted back in would cost its
     /// first forwarded signals (measured: forwarding p99 1.07x -> 1.67x tini).
     private func releaseStartupMemorySoon() {
-        guard !releasedStartupMemory else { return }
-        releasedStartupMemory = true
         CodePages.releaseSoon(on: loop)
     }
 
@@ -231,7 +225,7 @@ public final class InitProcess {
     private func forwardSignal(_ signal: ReceivedSignal) {
         let number = signal.number
         say.received(signal)
-        if preparing {
+        if case .preparing = phase {
             stopPreparing(on: signal)
             return
         }
@@ -250,27 +244,37 @@ public final class InitProcess {
         if policy.dropTerminalStopSignals && (number == SIGTTIN || number == SIGTTOU) {
             return
         }
-        if number == SIGCONT && childStoppedByTerminal && childAlive {
-            resumeStoppedChild()
-        }
-        guard childAlive else {
-            if servicesStarted && [SIGTERM, SIGINT, SIGHUP, SIGQUIT].contains(number) && signal.wasSentByProcess {
-                // No command (or not yet): the signal stops the container.
-                if childPID == 0 { exitCode = policy.command.isEmpty ? 0 : 128 + number }
-                stopServices()
-                return
+        guard case .running(let child) = phase else {
+            if servicesStarted && Self.terminating.contains(number) && signal.wasSentByProcess {
+                return stopContainer(on: number)
             }
             say.notForwarded(number, reason: .childGone)
             return
         }
-        sendToTarget(number)
+        if number == SIGCONT && child.stoppedByTerminal {
+            resumeStoppedChild(child)
+        }
+        sendToTarget(number, child: child.pid, alive: true)
         if policy.suspendAfterJobControlSignal && Signals.jobControl.contains(number) {
             say.suspendingSelf()
             kill(getpid(), SIGSTOP)
         }
     }
 
-    private func sendToTarget(_ original: Int32) {
+    private static let terminating: [Int32] = [SIGTERM, SIGINT, SIGHUP, SIGQUIT]
+
+    /// Services were started (and may be stopping, or stopped).
+    private var servicesStarted: Bool {
+        switch phase {
+        case .startingServices, .runningServices, .stoppingServices: true
+        case .running, .sweeping: policy.supervision != nil
+        case .settingUp, .preparing, .exiting: false
+        }
+    }
+
+    /// `alive`: false once the child was reaped; its number may belong to
+    /// someone else by now.
+    private func sendToTarget(_ original: Int32, child: pid_t, alive: Bool) {
         var number = original
         let rewritten = original >= 1 && original <= 64 ? rewriteTable[Int(original)] : -1
         if rewritten >= 0 {
@@ -281,62 +285,63 @@ public final class InitProcess {
             say.notForwarded(original, reason: .rewrittenToZero)
             return
         }
-        let target = policy.signalTarget == .processGroup ? -childPID : childPID
+        let target = policy.signalTarget == .processGroup ? -child : child
         // A reaped child's pid may already belong to someone else; its group
         // lives on while members remain, so only the group is still a target.
-        let delivered = (childAlive || target < 0) && kill(target, number) == 0
+        let delivered = (alive || target < 0) && kill(target, number) == 0
         say.forwarded(number, target: target, delivered: delivered)
     }
 
-    private func mainChildChanged(_ status: ChildStatus) {
-        switch status {
-        case .stopped(let signal):
-            followStoppedChild(signal)
-        case .continued:
-            childStoppedByTerminal = false
-        case .exited, .signaled:
-            childAlive = false
-            exitCode = policy.exitCode(for: status)
-            say.reaped(pid: childPID, status: status, isMain: true)
-            say.mainExited(status: status, exitCode: exitCode)
-            policy.tellManager?("STOPPING=1")
-            if servicesStarted { stopServices() } else { finishAfterMainExit() }
-        }
-    }
+    // MARK: transitions: how each event moves `phase` on (the start-up
+    // steps above enter the first phases, spawnChild `.running`)
 
     /// Ctrl-Z stopped the child. As PID 1 berth cannot be stopped, so the
     /// child would hang forever: continue it. Otherwise stop berth too, so
     /// the shell that started berth sees its job stop and can `fg` it.
-    private func followStoppedChild(_ signal: Int32) {
+    private func followStoppedChild(_ child: inout Child, _ signal: Int32) {
         guard policy.followChildJobControl, Signals.jobControl.contains(signal) else { return }
         say.childStopped(by: signal)
         if getpid() == 1 {
-            kill(-childPID, SIGCONT)
+            kill(-child.pid, SIGCONT)
             return
         }
-        guard gaveTerminalToChild else { return }
-        childStoppedByTerminal = true
+        guard child.holdsTerminal else { return }
+        child.stoppedByTerminal = true
         kill(getpid(), SIGSTOP)
     }
 
     /// The shell continued berth: give the terminal back to the child's group
     /// before it wakes, or its first read would stop it again.
-    private func resumeStoppedChild() {
-        childStoppedByTerminal = false
-        if gaveTerminalToChild && isatty(STDIN_FILENO) == 1 {
-            tcsetpgrp(STDIN_FILENO, childPID)
+    private func resumeStoppedChild(_ child: Child) {
+        var child = child
+        child.stoppedByTerminal = false
+        phase = .running(child)
+        if child.holdsTerminal && isatty(STDIN_FILENO) == 1 {
+            tcsetpgrp(STDIN_FILENO, child.pid)
         }
         if policy.signalTarget == .child {
             // The child's group may hold its own children, stopped with it.
-            kill(-childPID, SIGCONT)
+            kill(-child.pid, SIGCONT)
+        }
+    }
+
+    /// Provisioning is over: start what comes next, or exit (status 1).
+    private func preparationEnded(proceed: Bool) {
+        guard case .preparing = phase else { return }
+        if proceed {
+            startServicesThenChild()
+        } else {
+            exitCode = 1
+            phase = .exiting
+            loop.stop()
         }
     }
 
     /// No child yet: a terminating signal ends the preparation at once. Its
     /// helpers are berth's own tools, so they get SIGKILL, not a grace.
     private func stopPreparing(on signal: ReceivedSignal) {
-        guard [SIGTERM, SIGINT, SIGHUP, SIGQUIT].contains(signal.number), signal.wasSentByProcess else { return }
-        preparing = false
+        guard Self.terminating.contains(signal.number), signal.wasSentByProcess else { return }
+        phase = .exiting
         policy.beforeChild?.cancel()
         ProcessSweep.signalEveryoneElse(SIGKILL)
         say.stoppedBeforeChild(by: signal.number)
@@ -344,17 +349,96 @@ public final class InitProcess {
         loop.stop()
     }
 
-    // MARK: the end
+    /// The required services are ready: the child may start.
+    private func servicesReady() {
+        guard case .startingServices = phase else { return }
+        guard !policy.command.isEmpty else {
+            phase = .runningServices
+            policy.tellManager?("READY=1\nSTATUS=services running")
+            releaseStartupMemorySoon()
+            return
+        }
+        if !spawnChild() { stopServices(formerChild: nil) }
+    }
 
-    private func finishAfterMainExit() {
+    /// A critical service failed for good: the container stops, status 1.
+    private func servicesFailed(_ message: String) {
+        StandardError.write("berth: \(message): stopping the container\n")
+        criticalFailure = true
+        if case .running(let child) = phase {
+            sendToTarget(SIGTERM, child: child.pid, alive: true)
+        } else {
+            stopServices(formerChild: nil)
+        }
+    }
+
+    /// With services and no child running, a terminating signal stops the
+    /// container (a later one only sets the status again).
+    private func stopContainer(on number: Int32) {
+        switch phase {
+        case .startingServices, .runningServices, .stoppingServices(formerChild: nil), .sweeping(_, formerChild: nil):
+            // No command (or not yet).
+            exitCode = policy.command.isEmpty ? 0 : 128 + number
+        default:
+            break
+        }
+        stopServices(formerChild: nil)
+    }
+
+    private func mainChildChanged(_ status: ChildStatus) {
+        guard case .running(var child) = phase else { return }
+        switch status {
+        case .stopped(let signal):
+            followStoppedChild(&child, signal)
+            phase = .running(child)
+        case .continued:
+            child.stoppedByTerminal = false
+            phase = .running(child)
+        case .exited, .signaled:
+            exitCode = policy.exitCode(for: status)
+            say.reaped(pid: child.pid, status: status, isMain: true)
+            say.mainExited(status: status, exitCode: exitCode)
+            policy.tellManager?("STOPPING=1")
+            if servicesStarted { stopServices(formerChild: child.pid) } else { finishAfterMainExit(formerChild: child.pid) }
+        }
+    }
+
+    /// Every service down (bounded by the shutdown timeout), then the usual
+    /// end: everyone else gets SIGTERM, a grace, SIGKILL.
+    private func stopServices(formerChild: pid_t?) {
+        switch phase {
+        case .stoppingServices, .sweeping, .exiting: return  // a second SIGTERM changes nothing
+        default: break
+        }
+        guard let supervision = policy.supervision, servicesStarted else {
+            return finishAfterMainExit(formerChild: formerChild)
+        }
+        phase = .stoppingServices(formerChild: formerChild)
+        policy.tellManager?("STOPPING=1\nSTATUS=stopping services")
+        loop.schedule(after: supervision.shutdownTimeout) { [unowned self] in
+            StandardError.write("berth: shutdown took longer than \(supervision.shutdownTimeout.components.seconds) s: SIGKILL to everything left\n")
+            ProcessSweep.signalEveryoneElse(SIGKILL)
+            if criticalFailure { exitCode = 1 }
+            loop.stop()
+        }
+        supervision.stopAll { [unowned self] in
+            if criticalFailure { exitCode = 1 }
+            finishAfterMainExit(formerChild: formerChild)
+        }
+    }
+
+    /// The child is gone and so are the services: the face decides the rest.
+    private func finishAfterMainExit(formerChild: pid_t?) {
         switch policy.afterMainExit {
         case .exitNow:
+            phase = .exiting
             loop.stop()
         case .signalTargetThenExit(let signal):
-            sendToTarget(signal)
+            phase = .exiting
+            sendToTarget(signal, child: formerChild ?? 0, alive: false)
             loop.stop()
         case .terminateEveryone(let grace):
-            shuttingDown = true
+            phase = .sweeping(round: 0, formerChild: formerChild)
             // No children left means no descendants left: anything still
             // running below berth would have been re-parented to it.
             guard loop.reapChildren() else {
@@ -372,14 +456,15 @@ public final class InitProcess {
     /// Grace is over. Processes may still fork while dying, so repeat (bounded)
     /// until the loop sees no child left.
     private func killEveryoneElse() {
-        if killRounds == 0 { say.killingOthers() }
-        killRounds += 1
+        guard case .sweeping(let round, let formerChild) = phase else { return }
+        if round == 0 { say.killingOthers() }
+        phase = .sweeping(round: round + 1, formerChild: formerChild)
         ProcessSweep.signalEveryoneElse(SIGKILL)
         guard loop.reapChildren() else {
             loop.stop()
             return
         }
-        if killRounds < 50 {
+        if round + 1 < 50 {
             loop.schedule(after: .milliseconds(100)) { [unowned self] in killEveryoneElse() }
         } else {
             loop.stop()

@@ -41,7 +41,7 @@ enum NativeProvisioning {
     }
 
     struct Plan {
-        var preparation: InitPolicy.Preparation
+        var preparation: any InitPolicy.Preparation
         var childEnvironment: [String]
     }
 
@@ -101,27 +101,57 @@ enum NativeProvisioning {
         let secrets = Set(builtIns.flatMap(\.secretVariables))
         let childEnvironment = environment.filter { !secrets.contains($0.key) }.map { "\($0.key)=\($0.value)" }.sorted()
 
-        var provisioner: Provisioner?
-        let preparation = InitPolicy.Preparation(
-            start: { loop, proceed in
-                let context = StepContext(loop: loop, inputs: inputs, persistent: persistent)
-                // Not fatal: the final report says what it can.
-                try? ProvisionReport.writeInProgress(to: runDirectory + "/provision.json")
-                do {
-                    provisioner = try Provisioner(steps: steps, context: context, disabled: disabled, excluded: excluded, timeout: timeout)
-                } catch {
-                    StandardError.write("berth: provisioning: \(error)\n")
-                    proceed(!strict)
-                    return
-                }
-                provisioner?.start { results in
-                    onResults(results)
-                    finish(results, runDirectory: runDirectory, strict: strict, verbosity: verbosity, proceed: proceed)
-                }
-            },
-            cancel: { provisioner?.cancel() }
-        )
+        let preparation = Run(steps: steps, inputs: inputs, persistent: persistent, disabled: disabled, excluded: excluded,
+                              timeout: timeout, strict: strict, runDirectory: runDirectory, verbosity: verbosity, onResults: onResults)
         return Plan(preparation: preparation, childEnvironment: childEnvironment)
+    }
+
+    /// One provisioning run on berth's loop, before the child starts.
+    final class Run: InitPolicy.Preparation {
+        let steps: [ProvisioningStep]
+        let inputs: StepInputs
+        let persistent: Bool
+        let disabled: Set<String>
+        let excluded: [String: String]
+        let timeout: Duration
+        let strict: Bool
+        let runDirectory: String
+        let verbosity: Int
+        let onResults: ([StepResult]) -> Void
+        private var provisioner: Provisioner?
+
+        init(steps: [ProvisioningStep], inputs: StepInputs, persistent: Bool, disabled: Set<String>, excluded: [String: String],
+             timeout: Duration, strict: Bool, runDirectory: String, verbosity: Int, onResults: @escaping ([StepResult]) -> Void) {
+            self.steps = steps
+            self.inputs = inputs
+            self.persistent = persistent
+            self.disabled = disabled
+            self.excluded = excluded
+            self.timeout = timeout
+            self.strict = strict
+            self.runDirectory = runDirectory
+            self.verbosity = verbosity
+            self.onResults = onResults
+        }
+
+        func start(_ loop: EventLoop, _ proceed: @escaping (Bool) -> Void) {
+            let context = StepContext(loop: loop, inputs: inputs, persistent: persistent)
+            // Not fatal: the final report says what it can.
+            try? ProvisionReport.writeInProgress(to: runDirectory + "/provision.json")
+            do {
+                provisioner = try Provisioner(steps: steps, context: context, disabled: disabled, excluded: excluded, timeout: timeout)
+            } catch {
+                StandardError.write("berth: provisioning: \(error)\n")
+                proceed(!strict)
+                return
+            }
+            provisioner?.start { [self] results in
+                onResults(results)
+                NativeProvisioning.finish(results, runDirectory: runDirectory, strict: strict, verbosity: verbosity, proceed: proceed)
+            }
+        }
+
+        func cancel() { provisioner?.cancel() }
     }
 
     private static func finish(_ results: [StepResult], runDirectory: String, strict: Bool, verbosity: Int, proceed: (Bool) -> Void) {

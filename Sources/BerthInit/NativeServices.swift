@@ -8,7 +8,58 @@ import Glibc
 /// own from BERTH_SERVICES_DIR.
 enum NativeServices {
     struct Plan {
-        var supervision: InitPolicy.Supervision
+        var supervision: any InitPolicy.Supervision
+    }
+
+    /// The services on berth's loop, with their control socket.
+    final class Supervision: InitPolicy.Supervision {
+        let definitions: [ServiceDefinition]
+        /// What services inherit (no provisioning secrets).
+        let inherited: [String: String]
+        let secrets: [String: String]
+        let runDirectory: String
+        let workspaceUser: UserAccount?
+        let verbosity: Int
+        let shutdownTimeout: Duration
+        private var supervisor: Supervisor?
+
+        init(definitions: [ServiceDefinition], inherited: [String: String], secrets: [String: String], runDirectory: String,
+             workspaceUser: UserAccount?, verbosity: Int, shutdownTimeout: Duration) {
+            self.definitions = definitions
+            self.inherited = inherited
+            self.secrets = secrets
+            self.runDirectory = runDirectory
+            self.workspaceUser = workspaceUser
+            self.verbosity = verbosity
+            self.shutdownTimeout = shutdownTimeout
+        }
+
+        func start(_ loop: EventLoop, ready: @escaping () -> Void, fatal: @escaping (String) -> Void) {
+            let verbosity = verbosity
+            do {
+                let made = try Supervisor(definitions: definitions, loop: loop, environment: inherited, secrets: secrets,
+                                          runDirectory: runDirectory,
+                                          standardOutput: StandardStreams.output ?? OutputSink(descriptor: STDOUT_FILENO, loop: loop),
+                                          standardError: StandardStreams.error ?? OutputSink(descriptor: STDERR_FILENO, loop: loop),
+                                          log: { line in if verbosity >= 1 { StandardError.write("berth: \(line)\n") } })
+                supervisor = made
+                do {
+                    try AtomicFile.ensureDirectory(runDirectory, mode: 0o755)
+                    try made.serveControl(at: runDirectory + "/control.sock", group: workspaceUser?.gid,
+                                          allowedUsers: Set(workspaceUser.map { [$0.uid] } ?? []))
+                } catch {
+                    StandardError.write("berth: no control socket in \(runDirectory): \(error)\n")
+                }
+                made.start(requiredReady: ready, fatal: fatal)
+            } catch {
+                fatal("\(error)")
+            }
+        }
+
+        func stopAll(then done: @escaping () -> Void) {
+            guard let supervisor else { return done() }
+            supervisor.stopAll(done: done)
+        }
     }
 
     /// nil when there is nothing to supervise.
@@ -56,36 +107,10 @@ enum NativeServices {
         } catch {
             throw UsageError(message: "\(error)")
         }
-        var supervisor: Supervisor?
         let runDirectory = settings.value("BERTH_RUN_DIR", default: "/run/berth")
         let workspaceUser = try? UserAccount.lookup(settings.value("BERTH_USER", default: "dev8"))
-        let supervision = InitPolicy.Supervision(
-            start: { loop, ready, fatal in
-                do {
-                    let made = try Supervisor(definitions: definitions, loop: loop, environment: inherited, secrets: environment,
-                                              runDirectory: runDirectory,
-                                              standardOutput: StandardStreams.output ?? OutputSink(descriptor: STDOUT_FILENO, loop: loop),
-                                              standardError: StandardStreams.error ?? OutputSink(descriptor: STDERR_FILENO, loop: loop),
-                                              log: { line in if verbosity >= 1 { StandardError.write("berth: \(line)\n") } })
-                    supervisor = made
-                    do {
-                        try AtomicFile.ensureDirectory(runDirectory, mode: 0o755)
-                        try made.serveControl(at: runDirectory + "/control.sock", group: workspaceUser?.gid,
-                                              allowedUsers: Set(workspaceUser.map { [$0.uid] } ?? []))
-                    } catch {
-                        StandardError.write("berth: no control socket in \(runDirectory): \(error)\n")
-                    }
-                    made.start(requiredReady: ready, fatal: fatal)
-                } catch {
-                    fatal("\(error)")
-                }
-            },
-            stopAll: { done in
-                guard let supervisor else { return done() }
-                supervisor.stopAll(done: done)
-            },
-            shutdownTimeout: shutdownTimeout
-        )
+        let supervision = Supervision(definitions: definitions, inherited: inherited, secrets: environment, runDirectory: runDirectory,
+                                      workspaceUser: workspaceUser, verbosity: verbosity, shutdownTimeout: shutdownTimeout)
         return Plan(supervision: supervision)
     }
 

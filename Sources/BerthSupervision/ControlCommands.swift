@@ -23,11 +23,11 @@ extension Supervisor {
             guard !stopping else { return ("berth is shutting down\n", false) }
             switch words[0] {
             case "stop":
-                guard service.pid > 0 || service.state == .backoff else { return ("\(service.name) is not running\n", false) }
+                guard service.pid != nil || service.state == .backoff else { return ("\(service.name) is not running\n", false) }
                 stop(service)
                 return ("stopping \(service.name)\n", true)
             case "start":
-                guard service.pid == 0, service.state != .backoff else { return ("\(service.name) is already running\n", false) }
+                guard service.pid == nil, service.state != .backoff else { return ("\(service.name) is already running\n", false) }
                 restart(service)
                 return ("starting \(service.name)\n", true)
             default:
@@ -83,7 +83,7 @@ extension Supervisor {
     private func rows() -> [(service: Service, uptime: Int?)] {
         let now = MonotonicClock.now()
         return services.map { service in
-            (service, service.pid > 0 ? Int((now &- service.startedAt) / 1_000_000_000) : nil)
+            (service, service.pid != nil ? Int((now &- service.startedAt) / 1_000_000_000) : nil)
         }
     }
 
@@ -91,7 +91,7 @@ extension Supervisor {
         var table = [["SERVICE", "STATE", "PID", "UPTIME", "RESTARTS", "READY", "HEALTHY", "LAST EXIT"]]
         for (service, uptime) in rows() {
             table.append([
-                service.name, service.state.rawValue, service.pid > 0 ? String(service.pid) : "-",
+                service.name, service.state.rawValue, service.pid.map { String($0) } ?? "-",
                 uptime.map(formatUptime) ?? "-", String(service.restarts), service.isReady ? "yes" : "no",
                 service.healthy ? "yes" : "no", service.lastExit.map(describe) ?? "-",
             ])
@@ -106,7 +106,7 @@ extension Supervisor {
 
     func statusJSON() -> String {
         let entries = rows().map { service, uptime in
-            "{\"name\": \"\(service.name)\", \"state\": \"\(service.state.rawValue)\", \"pid\": \(service.pid > 0 ? String(service.pid) : "null"), "
+            "{\"name\": \"\(service.name)\", \"state\": \"\(service.state.rawValue)\", \"pid\": \(service.pid.map { String($0) } ?? "null"), "
                 + "\"uptimeSeconds\": \(uptime.map(String.init) ?? "null"), \"restarts\": \(service.restarts), \"ready\": \(service.isReady), "
                 + "\"healthy\": \(service.healthy), \"lastExit\": \(service.lastExit.map { "\"\(describe($0))\"" } ?? "null")}"
         }

@@ -10,8 +10,31 @@ import SystemPackage
 /// backoff, checks its health, relays its output, and stops them in
 /// reverse dependency order.
 public final class Supervisor {
+    /// A service's state as `berth status` names it.
     public enum State: String, Sendable {
         case waiting, starting, ready, backoff, stopping, stopped, failed
+    }
+
+    /// What a service does when its stop is over.
+    public enum AfterStop: Sendable { case stay, restart }
+
+    /// A service's life. Each case carries what it needs (the process
+    /// while there is one); `ended` is the one place a process's exit
+    /// moves it on, the control verbs and start-up the others.
+    public enum Phase: Sendable {
+        /// Not started: its dependencies are not ready yet.
+        case waiting
+        /// Running, not ready yet (readiness probe, notify, or deadline).
+        case starting(pid: pid_t)
+        case ready(pid: pid_t)
+        /// Exited; restarts when the backoff timer fires.
+        case backingOff
+        /// Stop signal sent (SIGKILL after the grace); then stays down or
+        /// starts again.
+        case stopping(pid: pid_t, then: AfterStop)
+        case stopped
+        /// Failed for good; dependents fail with it.
+        case failed
     }
 
     public struct SetupError: Error, CustomStringConvertible {
@@ -21,8 +44,7 @@ public final class Supervisor {
     /// A service as it is now.
     public final class Service {
         public let definition: ServiceDefinition
-        public internal(set) var state: State = .waiting
-        public internal(set) var pid: pid_t = 0
+        public internal(set) var phase: Phase = .waiting
         public internal(set) var restarts = 0
         public internal(set) var lastExit: ChildStatus?
         public internal(set) var healthy = true
@@ -40,8 +62,6 @@ public final class Supervisor {
         var healthTimer: EventLoop.TimerID?
         var notify: NotifySocket?
         var streams: [ServiceStream] = []
-        var restartWhenDown = false
-        var stopRequested = false
 
         init(definition: ServiceDefinition, identity: UserAccount?) {
             self.definition = definition
@@ -49,6 +69,24 @@ public final class Supervisor {
         }
 
         public var name: String { definition.name }
+        public var state: State {
+            switch phase {
+            case .waiting: .waiting
+            case .starting: .starting
+            case .ready: .ready
+            case .backingOff: .backoff
+            case .stopping: .stopping
+            case .stopped: .stopped
+            case .failed: .failed
+            }
+        }
+        /// Its process, while there is one.
+        public var pid: pid_t? {
+            switch phase {
+            case .starting(let pid), .ready(let pid), .stopping(let pid, _): pid
+            case .waiting, .backingOff, .stopped, .failed: nil
+            }
+        }
         public var isReady: Bool { state == .ready }
         /// Ready, or failed/stopped for good: nothing more to wait for.
         var isSettled: Bool { state == .ready || state == .failed || state == .stopped }
@@ -62,10 +100,25 @@ public final class Supervisor {
     let standardOutput: OutputSink
     let standardError: OutputSink
     let log: (String) -> Void
-    private var onRequiredReady: (() -> Void)?
-    private var onFatal: ((String) -> Void)?
-    private var onAllStopped: (() -> Void)?
-    private(set) var stopping = false
+    /// Where the supervisor is, with the callbacks that stage still owes.
+    private enum Stage {
+        case created
+        /// Until every required service is settled.
+        case starting(requiredReady: () -> Void, fatal: (String) -> Void)
+        case running(fatal: (String) -> Void)
+        /// `done`: nil once it was called.
+        case stopping(done: (() -> Void)?)
+    }
+    private var stage = Stage.created
+    var stopping: Bool {
+        if case .stopping = stage { true } else { false }
+    }
+    private var onFatal: ((String) -> Void)? {
+        switch stage {
+        case .starting(_, let fatal), .running(let fatal): fatal
+        case .created, .stopping: nil
+        }
+    }
     private var control: ControlServer?
     /// Who may use the control socket besides root and berth's own user.
     private(set) var workspaceUsers: Set<uid_t> = []
@@ -115,8 +168,7 @@ public final class Supervisor {
     /// once, when every required service is ready (or failed for good
     /// without being critical); `fatal` when a critical one fails for good.
     public func start(requiredReady: @escaping () -> Void, fatal: @escaping (String) -> Void) {
-        onRequiredReady = requiredReady
-        onFatal = fatal
+        stage = .starting(requiredReady: requiredReady, fatal: fatal)
         if services.contains(where: { $0.definition.readiness == .notify }) {
             _ = try? AtomicFile.ensureDirectory(runDirectory, mode: 0o755)
             _ = try? AtomicFile.ensureDirectory(runDirectory + "/notify", mode: 0o755)
@@ -138,9 +190,9 @@ public final class Supervisor {
     }
 
     private func checkRequiredReady() {
-        guard let ready = onRequiredReady else { return }
+        guard case .starting(let ready, let fatal) = stage else { return }
         if services.filter(\.definition.required).allSatisfy(\.isSettled) {
-            onRequiredReady = nil
+            stage = .running(fatal: fatal)
             ready()
         }
     }
@@ -226,23 +278,24 @@ public final class Supervisor {
         service.streams = [out, err]
         out.attach(outPipe[0], loop: loop)
         err.attach(errPipe[0], loop: loop)
-        service.state = .starting
         service.startedAt = MonotonicClock.now()
         service.healthy = true
         service.healthFailures = 0
         service.reason = nil
+        let pid: pid_t
         do {
-            service.pid = try Spawner.spawn(request)
+            pid = try Spawner.spawn(request)
         } catch {
             log("\(definition.name): cannot start: \(error)")
-            guard let pid = error.pid else {
+            guard let failed = error.pid else {
                 service.streams.forEach { $0.closeStream() }
-                return ended(service, status: .exited(127))
+                return ended(service, status: .exited(127), wasStarting: true)
             }
-            service.pid = pid
+            pid = failed
         }
-        log("\(definition.name): started (pid \(service.pid))")
-        loop.onExit(of: service.pid) { [unowned self, unowned service] in ended(service, status: $0) }
+        service.phase = .starting(pid: pid)
+        log("\(definition.name): started (pid \(pid))")
+        loop.onExit(of: pid) { [unowned self, unowned service] in ended(service, status: $0) }
         awaitReadiness(service)
     }
 
@@ -254,7 +307,7 @@ public final class Supervisor {
         let deadline = MonotonicClock.now() + UInt64(definition.readinessTimeout.components.seconds) * 1_000_000_000
             + UInt64(definition.readinessTimeout.components.attoseconds / 1_000_000_000)
         service.timers.append(loop.schedule(after: definition.readinessTimeout) { [unowned self, unowned service] in
-            guard service.state == .starting else { return }
+            guard case .starting = service.phase else { return }
             log("\(service.name): not ready within \(definition.readinessTimeout.components.seconds) s; stopping it")
             service.reason = "not ready in time"
             signalGroup(service, definition.stopSignal)
@@ -278,7 +331,7 @@ public final class Supervisor {
     private func pollReadiness(_ service: Service, until deadline: UInt64, attempt: @escaping (@escaping (Bool) -> Void) -> Void) {
         let pid = service.pid
         attempt { [unowned self, weak service] ok in
-            guard let service, service.state == .starting, service.pid == pid else { return }
+            guard let service, case .starting(let current) = service.phase, current == pid else { return }
             if ok { return markReady(service) }
             guard MonotonicClock.now() < deadline else { return }
             service.pollTimer = loop.schedule(after: .milliseconds(100)) { [unowned self] in
@@ -289,23 +342,23 @@ public final class Supervisor {
 
     private func notified(_ service: Service, _ fields: [String: String]) {
         if let status = fields["STATUS"] { log("\(service.name): \(status)") }
-        if fields["READY"] == "1", service.state == .starting { markReady(service) }
+        if fields["READY"] == "1", case .starting = service.phase { markReady(service) }
     }
 
     private func markReady(_ service: Service) {
-        service.state = .ready
+        guard case .starting(let pid) = service.phase else { return }
+        service.phase = .ready(pid: pid)
         log("\(service.name): ready")
         scheduleHealthCheck(service)
         startWhatCan()
     }
 
     private func scheduleHealthCheck(_ service: Service) {
-        guard let check = service.definition.health else { return }
-        let pid = service.pid
+        guard let check = service.definition.health, case .ready(let pid) = service.phase else { return }
         service.healthTimer = loop.schedule(after: check.interval) { [unowned self, weak service] in
-            guard let service, service.pid == pid, service.state == .ready else { return }
+            guard let service, case .ready(pid) = service.phase else { return }
             loop.runHelper(probe(service, check.command, timeout: check.timeout)) { [unowned self, weak service] result in
-                guard let service, service.pid == pid, service.state == .ready else { return }
+                guard let service, case .ready(pid) = service.phase else { return }
                 if result.succeeded {
                     if !service.healthy { log("\(service.name): healthy again") }
                     service.healthy = true
@@ -325,9 +378,12 @@ public final class Supervisor {
 
     // MARK: exits, restarts, failure
 
-    private func ended(_ service: Service, status: ChildStatus) {
+    /// Its process is gone: every way out of a running phase is here.
+    /// `wasStarting`: no process ever ran (the spawn failed) while starting.
+    private func ended(_ service: Service, status: ChildStatus, wasStarting: Bool = false) {
         if case .stopped = status { return }
         if case .continued = status { return }
+        let previous = service.phase
         cancelTimers(service)
         // Its last lines are in the pipe now: relay them before berth
         // may exit (a daemon it left behind keeps its own end open).
@@ -335,26 +391,24 @@ public final class Supervisor {
         service.streams.removeAll()
         service.notify = nil
         service.lastExit = status
-        service.pid = 0
         let ranFor = MonotonicClock.now() &- service.startedAt
-        if service.stopRequested {
-            service.stopRequested = false
-            // Killed because it failed for good: it stays failed.
-            if service.state != .failed { service.state = .stopped }
+        if case .stopping(_, let then) = previous {
+            service.phase = .stopped
             log("\(service.name): stopped (\(describe(status)))")
-            if service.restartWhenDown && !stopping {
-                service.restartWhenDown = false
+            if then == .restart && !stopping {
                 service.restarts += 1
-                service.state = .waiting
+                service.phase = .waiting
                 spawn(service)
             }
             stopWhatCan()
             return
         }
+        let startingBefore: Bool
+        if case .starting = previous { startingBefore = true } else { startingBefore = wasStarting }
         let definition = service.definition
         let failedRun = status != .exited(0)
         log("\(service.name): \(describe(status))")
-        if stopping { service.state = .stopped; return stopWhatCan() }
+        if stopping { service.phase = .stopped; return stopWhatCan() }
         let restart = switch definition.restart {
         case .always: true
         case .onFailure: failedRun
@@ -370,17 +424,17 @@ public final class Supervisor {
             }
         }
         guard restart else {
-            if failedRun && service.state == .starting { return fail(service, "exited before it was ready (\(describe(status)))") }
-            service.state = failedRun ? .failed : .stopped
+            if failedRun && startingBefore { return fail(service, "exited before it was ready (\(describe(status)))") }
+            service.phase = failedRun ? .failed : .stopped
             service.reason = describe(status)
             if failedRun && definition.critical { onFatal?("critical service \(service.name) failed: \(describe(status))") }
             return startWhatCan()
         }
         let delay = backoff(for: service)
-        service.state = .backoff
+        service.phase = .backingOff
         log("\(service.name): restarting in \(milliseconds(delay)) ms")
         service.timers.append(loop.schedule(after: delay) { [unowned self, unowned service] in
-            guard service.state == .backoff, !stopping else { return }
+            guard case .backingOff = service.phase, !stopping else { return }
             service.restarts += 1
             spawn(service)
         })
@@ -398,15 +452,12 @@ public final class Supervisor {
         return .milliseconds(Int(raw * Double.random(in: 0.8...1.2)))
     }
 
+    /// Only ever called with no process left (waiting, or just exited).
     private func fail(_ service: Service, _ reason: String) {
         cancelTimers(service)
-        service.state = .failed
+        service.phase = .failed
         service.reason = reason
         log("\(service.name): failed: \(reason)")
-        if service.pid > 0 {
-            service.stopRequested = true
-            signalGroup(service, SIGKILL)
-        }
         if service.definition.critical {
             onFatal?("critical service \(service.name) failed: \(reason)")
         }
@@ -427,43 +478,44 @@ public final class Supervisor {
     /// Stops it (stop signal, grace, SIGKILL) and starts it again.
     public func restart(_ service: Service) {
         guard !stopping else { return }
-        if service.pid > 0 {
-            service.restartWhenDown = true
-            stop(service)
+        if service.pid != nil {
+            stop(service, then: .restart)
         } else {
             cancelTimers(service)
             service.crashTimes.removeAll()
             service.backoffAttempt = 0
-            service.state = .waiting
+            service.phase = .waiting
             startWhatCan()
         }
     }
 
-    public func stop(_ service: Service) {
+    /// A restart already asked for still happens after a plain stop.
+    public func stop(_ service: Service, then: AfterStop = .stay) {
         cancelTimers(service)
-        guard service.pid > 0 else {
-            service.state = .stopped
+        guard let pid = service.pid else {
+            service.phase = .stopped
             return
         }
-        service.stopRequested = true
-        service.state = .stopping
+        var next = then
+        if case .stopping(_, .restart) = service.phase { next = .restart }
+        service.phase = .stopping(pid: pid, then: next)
         signalGroup(service, service.definition.stopSignal)
         scheduleKill(service)
     }
 
     private func scheduleKill(_ service: Service) {
-        let pid = service.pid
+        guard let pid = service.pid else { return }
         service.timers.append(loop.schedule(after: service.definition.stopGrace) { [unowned self, weak service] in
-            guard let service, service.pid == pid, pid > 0 else { return }
+            guard let service, service.pid == pid else { return }
             log("\(service.name): still running \(milliseconds(service.definition.stopGrace)) ms after \(Signals.name(of: service.definition.stopSignal)); SIGKILL")
             signalGroup(service, SIGKILL)
         })
     }
 
     private func signalGroup(_ service: Service, _ signal: Int32) {
-        guard service.pid > 0 else { return }
+        guard let pid = service.pid else { return }
         // The whole group: a shell wrapper's children go with it.
-        if kill(-service.pid, signal) != 0 { kill(service.pid, signal) }
+        if kill(-pid, signal) != 0 { kill(pid, signal) }
     }
 
     /// Answers `berth status` and friends on a UNIX socket until stopAll.
@@ -479,30 +531,28 @@ public final class Supervisor {
     /// Every service down, dependents before what they depend on; `done`
     /// once none is left running.
     public func stopAll(done: @escaping () -> Void) {
-        stopping = true
+        stage = .stopping(done: done)
         control = nil
-        onRequiredReady = nil
-        onAllStopped = done
-        for service in services where service.pid == 0 {
+        for service in services where service.pid == nil {
             cancelTimers(service)
-            if service.state != .failed { service.state = .stopped }
+            if service.state != .failed { service.phase = .stopped }
         }
         stopWhatCan()
     }
 
     private func stopWhatCan() {
         guard stopping else { return }
-        let running = services.filter { $0.pid > 0 }
+        let running = services.filter { $0.pid != nil }
         if running.isEmpty {
             let dropped = standardOutput.finish() + standardError.finish()
             if dropped > 0 { log("\(dropped) log lines were dropped in all: berth's output was not read fast enough") }
-            let done = onAllStopped
-            onAllStopped = nil
+            guard case .stopping(let done) = stage else { return }
+            stage = .stopping(done: nil)
             done?()
             return
         }
-        for service in running where !service.stopRequested {
-            let dependentsUp = services.contains { $0.pid > 0 && $0.definition.dependsOn.contains(service.name) }
+        for service in running where service.state != .stopping {
+            let dependentsUp = services.contains { $0.pid != nil && $0.definition.dependsOn.contains(service.name) }
             if !dependentsUp { stop(service) }
         }
     }
