@@ -1,5 +1,6 @@
 @testable import BerthInit
 import BerthCore
+import BerthProvisioning
 import Glibc
 import XCTest
 
@@ -35,6 +36,33 @@ final class StartupFastPathTests: XCTestCase {
         XCTAssertFalse(CommandIdentity.mayHaveAccount("dev800", passwdFile: passwd))
         // Unreadable: the real lookup decides.
         XCTAssertTrue(CommandIdentity.mayHaveAccount("dev8", passwdFile: directory + "/missing"))
+    }
+
+    func test_the_byte_level_account_reading_agrees_with_the_lookup() {
+        put("passwd", """
+            root:x:0:0:root:/root:/bin/bash
+            short:x:5:5
+            badid:x:12a:100::/home/badid:/bin/sh
+            dev8:x:1000:1000:Dev Eight:/home/dev8:/bin/bash
+
+            dev8:x:2000:2000::/elsewhere:/bin/sh
+            extra:x:1001:1001::/home/extra:/bin/zsh:more
+            """)
+        put("group", """
+            root:x:0:
+            dev8:x:1000:
+            sudo:x:27: dev8 ,extra
+            docker:x:999:other,dev8
+            docker:x:999:dev8
+            broken:x:notanumber:dev8
+            three:x:3
+            users:x:100:dev80,xdev8
+            """)
+        for name in ["root", "dev8", "extra", "short", "badid", "nobody", "dev"] {
+            let lookedUp = try? UserAccount.lookup(name, passwdFile: directory + "/passwd", groupFile: directory + "/group")
+            XCTAssertEqual(CommandIdentity.account(name, passwdFile: directory + "/passwd", groupFile: directory + "/group"), lookedUp, name)
+        }
+        XCTAssertEqual(CommandIdentity.account("dev8", passwdFile: directory + "/passwd", groupFile: directory + "/group")?.groups, [1000, 27, 999])
     }
 
     func test_environment_lines_are_the_dictionarys_lines() {
