@@ -16,6 +16,7 @@ import subprocess
 import sys
 import time
 
+import instructions
 import supervise
 
 TARGETS = {
@@ -152,12 +153,17 @@ def main():
     parser.add_argument("--berth", required=True)
     parser.add_argument("--testkit", required=True)
     parser.add_argument("--quick", action="store_true", help="fewer repetitions")
+    parser.add_argument("--instructions", action="store_true",
+                        help="only the callgrind instruction counts (repeatable on a busy machine)")
     args = parser.parse_args()
     if os.geteuid() != 0:
         sys.exit("bench: run as root (PID namespaces need it)")
     peers = inits(os.path.abspath(args.berth))
     testkit = os.path.abspath(args.testkit)
     quick = args.quick
+
+    if args.instructions:
+        report(instructions.measure(peers, testkit, quick))
 
     print("measuring startup ...", file=sys.stderr)
     start = startup(peers, 60 if quick else 300)
@@ -208,6 +214,12 @@ def main():
          supervised["berth"] < supervised["s6"] and supervised["berth"] < supervised["supervisord"]),
         ("supervising: every supervisor ran all 3 services", all(complete.values())),
     ]
+    # Printed last: callgrind runs the inits some 50 times slower, and the
+    # wall-clock figures above should not share the machine with it.
+    report(checks + instructions.measure(peers, testkit, quick))
+
+
+def report(checks):
     print()
     for label, ok in checks:
         print(f"- {'PASS' if ok else 'FAIL'}: {label}")

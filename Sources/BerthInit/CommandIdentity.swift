@@ -14,32 +14,105 @@ import Glibc
 enum CommandIdentity {
     static var platformSecrets: [String] { PlatformCredential.names }
 
-    static func apply(to policy: inout InitPolicy, environment: [String: String]) throws(UsageError) {
-        var removed = Set(platformSecrets.filter { environment[$0] != nil })
+    /// `variable` reads one variable; `environmentLines` gives them all as
+    /// sorted `NAME=value` lines, asked for only when the command's
+    /// environment differs from berth's (a plain start never builds it).
+    static func apply(to policy: inout InitPolicy, variable: (String) -> String?,
+                      environmentLines: () -> [String]) throws(UsageError) {
+        var removed = platformSecrets.filter { variable($0) != nil }
         // NOTIFY_SOCKET is berth's alone: the command must not speak to the
         // outer manager in berth's name.
-        if environment["NOTIFY_SOCKET"] != nil { removed.insert("NOTIFY_SOCKET") }
-        let user = try workspaceUser(environment)
+        if variable("NOTIFY_SOCKET") != nil { removed.append("NOTIFY_SOCKET") }
+        // Decided before any UserAccount exists: even an Optional of one
+        // costs ~38,000 instructions of metadata at its first copy.
+        let candidate = try workspaceUserName(variable)
+        guard !removed.isEmpty || candidate != nil || policy.childEnvironment != nil else { return }
+        let user = candidate.flatMap { account($0) }
         guard !removed.isEmpty || user != nil || policy.childEnvironment != nil else { return }
 
-        var lines = policy.childEnvironment ?? environment.map { "\($0.key)=\($0.value)" }.sorted()
+        var lines = policy.childEnvironment ?? environmentLines()
         if !removed.isEmpty {
-            lines.removeAll { line in removed.contains(line.split(separator: "=", maxSplits: 1).first.map(String.init) ?? line) }
+            lines.removeAll { removed.contains(variableName($0)) }
         }
         if let user {
             policy.childIdentity = SpawnRequest.Identity(uid: user.uid, gid: user.gid, groups: user.groups)
-            let session = ["HOME": user.home, "USER": user.name, "LOGNAME": user.name, "SHELL": user.shell]
-            lines.removeAll { line in session[line.split(separator: "=", maxSplits: 1).first.map(String.init) ?? line] != nil }
-            lines += session.map { "\($0.key)=\($0.value)" }
+            // Arrays, not a dictionary: the first [String: String] costs
+            // ~240,000 instructions of runtime metadata.
+            let session = ["HOME", "USER", "LOGNAME", "SHELL"]
+            lines.removeAll { session.contains(variableName($0)) }
+            lines += ["HOME=" + user.home, "USER=" + user.name, "LOGNAME=" + user.name, "SHELL=" + user.shell]
             lines.sort()
         }
         policy.childEnvironment = lines
     }
 
-    /// nil: the command keeps berth's own identity.
-    private static func workspaceUser(_ environment: [String: String]) throws(UsageError) -> UserAccount? {
+    /// `NAME` of a `NAME=value` line (as `split(separator: "=")` had it,
+    /// without an array per line).
+    private static func variableName(_ line: String) -> String {
+        var name = line[...]
+        while name.utf8.first == UInt8(ascii: "=") { name = name.dropFirst() }
+        guard let equals = name.utf8.firstIndex(of: UInt8(ascii: "=")) else { return String(name) }
+        return String(name[..<equals])
+    }
+
+    /// `UserAccount.lookup`'s answer (nil where it throws), read as bytes:
+    /// the first passwd line whose name is NAME, with seven fields, gives
+    /// the account (a bad uid or gid there: none); every group line with
+    /// four fields and a numeric gid that lists NAME among its members adds
+    /// a group, the primary first. Splitting both files into Strings, as
+    /// the lookup does, cost ~3 million instructions at every start of a
+    /// workspace image, twenty times tini's whole start-up. A test keeps
+    /// the two equal.
+    static func account(_ name: String, passwdFile: String = "/etc/passwd", groupFile: String = "/etc/group") -> UserAccount? {
+        guard name.utf8.allSatisfy({ $0 < 0x80 }) else { return try? UserAccount.lookup(name, passwdFile: passwdFile, groupFile: groupFile) }
+        guard let passwd = readFile(passwdFile) else { return nil }
+        let wanted = Array(name.utf8)
+        var entry: [ArraySlice<UInt8>]?
+        forEachLine(passwd) { fields in
+            guard fields.count >= 7, fields[0].elementsEqual(wanted) else { return true }
+            entry = fields
+            return false
+        }
+        guard let fields = entry else { return nil }
+        guard let uid = number(fields[2]).flatMap({ uid_t(exactly: $0) }), let gid = number(fields[3]).flatMap({ gid_t(exactly: $0) }) else { return nil }
+        var groups: [gid_t] = []
+        forEachLine(readFile(groupFile) ?? []) { parts in
+            guard parts.count >= 4, let id = number(parts[2]).flatMap({ gid_t(exactly: $0) }) else { return true }
+            let listed = parts[3].split(separator: UInt8(ascii: ","), omittingEmptySubsequences: true).contains { member in
+                trimmed(member).elementsEqual(wanted)
+            }
+            if listed && id != gid && !groups.contains(id) { groups.append(id) }
+            return true
+        }
+        return UserAccount(name: name, uid: uid, gid: gid, home: String(decoding: fields[5], as: UTF8.self),
+                           shell: String(decoding: fields[6], as: UTF8.self), groups: [gid] + groups)
+    }
+
+    /// Calls `body` with each non-empty line's colon-separated fields until
+    /// it returns false.
+    private static func forEachLine(_ bytes: [UInt8], _ body: ([ArraySlice<UInt8>]) -> Bool) {
+        for line in bytes.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: true) {
+            if !body(line.split(separator: UInt8(ascii: ":"), omittingEmptySubsequences: false)) { return }
+        }
+    }
+
+    /// `uid_t(text)`'s reading: decimal digits with an optional sign, nothing else.
+    private static func number(_ text: ArraySlice<UInt8>) -> Int64? {
+        Int64(String(decoding: text, as: UTF8.self))
+    }
+
+    /// Without leading and trailing spaces, tabs, CRs and LFs (`trimmingWhitespace`).
+    private static func trimmed(_ text: ArraySlice<UInt8>) -> ArraySlice<UInt8> {
+        let isSpace: (UInt8) -> Bool = { $0 == 0x20 || $0 == 0x09 || $0 == 0x0D || $0 == 0x0A }
+        guard let first = text.firstIndex(where: { !isSpace($0) }), let last = text.lastIndex(where: { !isSpace($0) }) else { return [] }
+        return text[first...last]
+    }
+
+    /// nil: the command keeps berth's own identity; otherwise the account
+    /// to look up (it may still not exist: then berth's identity too).
+    private static func workspaceUserName(_ variable: (String) -> String?) throws(UsageError) -> String? {
         guard getuid() == 0 else { return nil }
-        switch environment["BERTH_COMMAND_USER"] ?? "" {
+        switch variable("BERTH_COMMAND_USER") ?? "" {
         case "", "workspace":
             break
         case "root":
@@ -47,8 +120,30 @@ enum CommandIdentity {
         case let other:
             throw UsageError(message: "BERTH_COMMAND_USER='\(other)': expected workspace (the default: BERTH_USER) or root")
         }
-        let name = environment["BERTH_USER"].flatMap { $0.isEmpty ? nil : $0 } ?? "dev8"
-        guard let user = try? UserAccount.lookup(name) else { return nil }
-        return user
+        let name = variable("BERTH_USER").flatMap { $0.isEmpty ? nil : $0 } ?? "dev8"
+        return mayHaveAccount(name) ? name : nil
+    }
+
+    /// False when no line of the passwd file starts with `NAME:`, so
+    /// `UserAccount.lookup` could only fail. Most containers berth runs in
+    /// have no workspace user, and splitting the file into lines and fields
+    /// (what the lookup does) cost ~1.1 million instructions at every start
+    /// (callgrind), seven times all of tini's start-up; this scan of the
+    /// bytes costs a few thousand. True when the file cannot be read: the
+    /// lookup then decides.
+    static func mayHaveAccount(_ name: String, passwdFile: String = "/etc/passwd") -> Bool {
+        // A name that is not ASCII might equal a line's differently spelled one.
+        guard name.utf8.allSatisfy({ $0 < 0x80 }), let bytes = readFile(passwdFile) else { return true }
+        let wanted = Array(name.utf8) + [UInt8(ascii: ":")]
+        return bytes.withUnsafeBufferPointer { file in
+            var line = file.baseAddress!
+            let end = line + file.count
+            while end - line >= wanted.count {
+                if memcmp(line, wanted, wanted.count) == 0 { return true }
+                guard let newline = memchr(line, Int32(UInt8(ascii: "\n")), end - line) else { return false }
+                line = UnsafePointer(newline.assumingMemoryBound(to: UInt8.self)) + 1
+            }
+            return false
+        }
     }
 }

@@ -110,15 +110,15 @@ struct NativeSettings {
 }
 
 enum NativeFace {
-    static func run(arguments: [String], environment: [String: String]) -> Int32 {
+    static func run(arguments: [String]) -> Int32 {
         if arguments.first == "provision" {
-            return ProvisionCommand.run(arguments: Array(arguments.dropFirst()), environment: environment)
+            return ProvisionCommand.run(arguments: Array(arguments.dropFirst()), environment: currentEnvironment())
         }
         if arguments.first == "hash-password" {
             return PasswordHash.runCommand()
         }
         if let verb = arguments.first, ["status", "logs", "restart", "stop", "start"].contains(verb) {
-            return ControlClient.run(arguments, environment: environment)
+            return ControlClient.run(arguments, environment: currentEnvironment())
         }
         if arguments.first == "fetch" {
             // Hidden: berth runs itself so, unprivileged, for each HTTP
@@ -132,7 +132,7 @@ enum NativeFace {
             }
         }
         if arguments.first == "health" {
-            return HealthCommand.run(arguments: Array(arguments.dropFirst()), environment: environment)
+            return HealthCommand.run(arguments: Array(arguments.dropFirst()), environment: currentEnvironment())
         }
         let parsed: NativeOptions
         do {
@@ -148,31 +148,43 @@ enum NativeFace {
         }
         let settings: NativeSettings
         do {
-            settings = try resolve(parsed, environment: environment)
+            settings = try resolve(parsed, variable: environmentValue)
         } catch {
             StandardError.write("berth: \(error.message)\n")
             return 2
         }
         var policy = settings.policy
-        do {
-            if let plan = try NativeProvisioning.plan(environment: environment, verbosity: settings.verbosity, persistent: true) {
-                policy.beforeChild = plan.preparation
-                policy.childEnvironment = plan.childEnvironment
+        // The usual `berth -- CMD` has nothing to provision or supervise,
+        // which a few variables, PATH and two directories tell: it then
+        // never builds a dictionary of the environment (see environmentValue).
+        if NativeProvisioning.mayHaveWork(value: nonEmptyEnvironmentValue, isSet: environmentIsSet)
+            || NativeServices.mayHaveWork(variable: environmentValue) {
+            let environment = currentEnvironment()
+            do {
+                if let plan = try NativeProvisioning.plan(environment: environment, verbosity: settings.verbosity, persistent: true) {
+                    policy.beforeChild = plan.preparation
+                    policy.childEnvironment = plan.childEnvironment
+                }
+            } catch {
+                StandardError.write("berth: \(error.message)\n")
+                return 2
             }
+            do {
+                if let services = try NativeServices.plan(environment: environment, childEnvironment: policy.childEnvironment, verbosity: settings.verbosity) {
+                    policy.supervision = services.supervision
+                }
+            } catch {
+                StandardError.write("berth: \(error.message)\n")
+                return 2
+            }
+        }
+        do {
+            try CommandIdentity.apply(to: &policy, variable: environmentValue, environmentLines: currentEnvironmentLines)
         } catch {
             StandardError.write("berth: \(error.message)\n")
             return 2
         }
-        do {
-            if let services = try NativeServices.plan(environment: environment, childEnvironment: policy.childEnvironment, verbosity: settings.verbosity) {
-                policy.supervision = services.supervision
-            }
-            try CommandIdentity.apply(to: &policy, environment: environment)
-        } catch {
-            StandardError.write("berth: \(error.message)\n")
-            return 2
-        }
-        if environment["NOTIFY_SOCKET"] != nil {
+        if environmentValue("NOTIFY_SOCKET") != nil {
             policy.tellManager = { ServiceManager.notify($0) }
         }
         if policy.command.isEmpty && policy.supervision == nil {
@@ -200,12 +212,17 @@ enum NativeFace {
     }
 
     static func resolve(_ command: NativeOptions, environment: [String: String]) throws(UsageError) -> NativeSettings {
+        try resolve(command, variable: { environment[$0] })
+    }
+
+    /// `variable` reads one variable (nil when unset).
+    static func resolve(_ command: NativeOptions, variable: @escaping (String) -> String?) throws(UsageError) -> NativeSettings {
         // An empty command is allowed here: berth then runs its services
         // until stopped (checked once the services are known).
         let argv = command.command
 
         var policy = InitPolicy(command: argv)
-        let env = EnvironmentReader(environment)
+        let env = EnvironmentReader(variable)
 
         let verbosity = command.verbose > 0 ? command.verbose + 1 : try env.integer("BERTH_VERBOSITY", range: 0...3) ?? 1
         let killGroupFromEnvironment = try env.boolean("BERTH_KILL_GROUP") ?? false
@@ -264,21 +281,30 @@ enum NativeFace {
     }
 }
 
+/// `Settings.value` for this process's environment: nil when unset or empty.
+func nonEmptyEnvironmentValue(_ name: String) -> String? {
+    environmentValue(name).flatMap { $0.isEmpty ? nil : $0 }
+}
+
 /// Reads BERTH_* variables strictly (through provisioning's `Settings`, so
 /// every variable parses alike): a value that does not parse is an error
 /// naming the variable, never a silent default.
 struct EnvironmentReader {
-    let settings: Settings
-    init(_ values: [String: String]) { settings = Settings(environment: values) }
+    let variable: (String) -> String?
+    init(_ variable: @escaping (String) -> String?) { self.variable = variable }
 
-    func value(_ name: String) -> String? { settings.value(name) }
+    /// A non-empty value, or nil (as `Settings.value`).
+    func value(_ name: String) -> String? {
+        guard let value = variable(name), !value.isEmpty else { return nil }
+        return value
+    }
 
-    func list(_ name: String) -> [String] { settings.list(name) }
+    func list(_ name: String) -> [String] { commaSeparated(value(name)) }
 
     func boolean(_ name: String) throws(UsageError) -> Bool? {
-        guard settings.value(name) != nil else { return nil }
+        guard let text = value(name) else { return nil }
         do {
-            return try settings.boolean(name, default: false)
+            return try Settings(environment: [name: text]).boolean(name, default: false)
         } catch {
             throw UsageError(message: error.message)
         }

@@ -30,14 +30,16 @@ enum NativeProvisioning {
     /// Tools that make a step run on their own (code-server) and drop-ins
     /// count too; BERTH_DISABLE is checked for unknown names on the full path.
     static func mayHaveWork(_ settings: Settings) -> Bool {
-        if requestingVariables.contains(where: settings.isSet) || settings.value("BERTH_DISABLE") != nil { return true }
-        if findExecutable("code-server", settings: settings) != nil { return true }
-        guard let directory = opendir(settings.value("BERTH_PLUGINS_DIR", default: "/etc/berth/plugins.d")) else { return false }
-        defer { closedir(directory) }
-        while let entry = readdir(directory) {
-            if withUnsafeBytes(of: entry.pointee.d_name, { $0.first != UInt8(ascii: ".") }) { return true }
-        }
-        return false
+        mayHaveWork(value: settings.value, isSet: settings.isSet)
+    }
+
+    /// `value` reads one variable (nil when unset or empty) and `isSet`
+    /// asks for NAME or NAME_FILE, as `Settings` does: a plain start asks
+    /// with getenv and builds no dictionary.
+    static func mayHaveWork(value: (String) -> String?, isSet: (String) -> Bool) -> Bool {
+        if requestingVariables.contains(where: isSet) || value("BERTH_DISABLE") != nil { return true }
+        if isExecutableOnPath("code-server", searchPath: value("PATH") ?? defaultSearchPath) { return true }
+        return directoryHasEntry(value("BERTH_PLUGINS_DIR") ?? "/etc/berth/plugins.d")
     }
 
     struct Plan {

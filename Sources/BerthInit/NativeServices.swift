@@ -62,6 +62,21 @@ enum NativeServices {
         }
     }
 
+    /// False only when `plan` would return nil without a word: no built-in
+    /// service is asked for or switched (any value of SSHD_ENABLED,
+    /// CODE_SERVER_ENABLED or SUPERVISOR_ENABLED goes to `plan`, which
+    /// checks it), neither program is on PATH, and no service file. Decided
+    /// from a few variables read with `variable` (getenv on a plain start),
+    /// so that start builds no dictionary of the environment.
+    static func mayHaveWork(variable: (String) -> String?) -> Bool {
+        func value(_ name: String) -> String? { variable(name).flatMap { $0.isEmpty ? nil : $0 } }
+        if value("SSHD_ENABLED") != nil || value("CODE_SERVER_ENABLED") != nil || value("SUPERVISOR_ENABLED") != nil { return true }
+        if getuid() == 0 && (value("SSH_PUBLIC_KEY") != nil || value("SSH_PUBLIC_KEY_FILE") != nil) { return true }
+        let searchPath = value("PATH") ?? defaultSearchPath
+        if isExecutableOnPath("code-server", searchPath: searchPath) || isExecutableOnPath("workspace-supervisor", searchPath: searchPath) { return true }
+        return directoryHasEntry(value("BERTH_SERVICES_DIR") ?? "/etc/berth/services.d", suffix: ".toml")
+    }
+
     /// nil when there is nothing to supervise.
     static func plan(environment: [String: String], childEnvironment: [String]?, verbosity: Int) throws(UsageError) -> Plan? {
         let settings = Settings(environment: environment)

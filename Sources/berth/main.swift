@@ -2,6 +2,7 @@ import BerthInit
 import CBerthEarly
 import Glibc
 
+berth_forget_backtrace_default()
 // argv as the loader passed it (CommandLine would need /proc).
 let arguments = (0..<Int(berth_argc())).map { String(cString: berth_argv()[$0]!) }
 exit(berthMain(arguments: arguments))

@@ -1,0 +1,91 @@
+@testable import BerthInit
+import BerthCore
+import BerthProvisioning
+import Glibc
+import XCTest
+
+/// The checks a plain `berth -- CMD` makes instead of building the
+/// environment dictionary and parsing /etc/passwd must never say "nothing
+/// here" where the full path would find something.
+final class StartupFastPathTests: XCTestCase {
+    private var directory = ""
+
+    override func setUpWithError() throws {
+        directory = "/tmp/berth-fast-path-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        XCTAssertEqual(mkdir(directory, 0o755), 0)
+    }
+
+    override func tearDown() {
+        _ = directoryNames(directory)?.map { unlink(directory + "/" + $0) }
+        rmdir(directory)
+    }
+
+    private func put(_ name: String, _ text: String) {
+        let fd = open(directory + "/" + name, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+        _ = text.withCString { Glibc.write(fd, $0, strlen($0)) }
+        close(fd)
+    }
+
+    func test_the_passwd_scan_matches_whole_names_at_line_starts_only() {
+        put("passwd", "root:x:0:0:root:/root:/bin/bash\ndev80:x:1001:1001::/home/dev80:/bin/sh\nxdev8:x:1002:1002::/:/bin/sh\ndev8:x:1000:1000::/home/dev8:/bin/bash")
+        let passwd = directory + "/passwd"
+        XCTAssertTrue(CommandIdentity.mayHaveAccount("dev8", passwdFile: passwd))
+        XCTAssertTrue(CommandIdentity.mayHaveAccount("root", passwdFile: passwd))
+        XCTAssertFalse(CommandIdentity.mayHaveAccount("dev", passwdFile: passwd))
+        XCTAssertFalse(CommandIdentity.mayHaveAccount("ev8", passwdFile: passwd))
+        XCTAssertFalse(CommandIdentity.mayHaveAccount("dev800", passwdFile: passwd))
+        // Unreadable: the real lookup decides.
+        XCTAssertTrue(CommandIdentity.mayHaveAccount("dev8", passwdFile: directory + "/missing"))
+    }
+
+    func test_the_byte_level_account_reading_agrees_with_the_lookup() {
+        put("passwd", """
+            root:x:0:0:root:/root:/bin/bash
+            short:x:5:5
+            badid:x:12a:100::/home/badid:/bin/sh
+            dev8:x:1000:1000:Dev Eight:/home/dev8:/bin/bash
+
+            dev8:x:2000:2000::/elsewhere:/bin/sh
+            extra:x:1001:1001::/home/extra:/bin/zsh:more
+            """)
+        put("group", """
+            root:x:0:
+            dev8:x:1000:
+            sudo:x:27: dev8 ,extra
+            docker:x:999:other,dev8
+            docker:x:999:dev8
+            broken:x:notanumber:dev8
+            three:x:3
+            users:x:100:dev80,xdev8
+            """)
+        for name in ["root", "dev8", "extra", "short", "badid", "nobody", "dev"] {
+            let lookedUp = try? UserAccount.lookup(name, passwdFile: directory + "/passwd", groupFile: directory + "/group")
+            XCTAssertEqual(CommandIdentity.account(name, passwdFile: directory + "/passwd", groupFile: directory + "/group"), lookedUp, name)
+        }
+        XCTAssertEqual(CommandIdentity.account("dev8", passwdFile: directory + "/passwd", groupFile: directory + "/group")?.groups, [1000, 27, 999])
+    }
+
+    func test_environment_lines_are_the_dictionarys_lines() {
+        XCTAssertEqual(currentEnvironmentLines(), currentEnvironment().map { "\($0.key)=\($0.value)" }.sorted())
+        XCTAssertEqual(environmentValue("PATH"), currentEnvironment()["PATH"])
+        XCTAssertNil(environmentValue("BERTH_SURELY_UNSET_\(getpid())"))
+    }
+
+    func test_path_search_skips_relative_entries_and_finds_executables() {
+        put("tool", "#!/bin/sh\n")
+        chmod(directory + "/tool", 0o755)
+        XCTAssertTrue(isExecutableOnPath("tool", searchPath: "relative::/nonexistent:" + directory))
+        XCTAssertFalse(isExecutableOnPath("tool", searchPath: "/nonexistent"))
+        XCTAssertFalse(isExecutableOnPath("missing", searchPath: directory))
+    }
+
+    func test_no_service_is_missed_by_the_quick_check() {
+        let empty: [String: String] = ["PATH": "/nonexistent", "BERTH_SERVICES_DIR": directory]
+        XCTAssertFalse(NativeServices.mayHaveWork(variable: { empty[$0] }))
+        for (name, value) in [("SSHD_ENABLED", "0"), ("CODE_SERVER_ENABLED", "junk"), ("SUPERVISOR_ENABLED", "1")] {
+            XCTAssertTrue(NativeServices.mayHaveWork(variable: { empty.merging([name: value]) { $1 }[$0] }), name)
+        }
+        put("web.toml", "command = [\"true\"]\n")
+        XCTAssertTrue(NativeServices.mayHaveWork(variable: { empty[$0] }))
+    }
+}
