@@ -55,6 +55,10 @@ public final class EventLoop {
         }
     }
     private var exitWatches: ExitWatch?
+    /// The pids in `exitWatches`, for the reaping loop to tell an orphan
+    /// (nobody watches it) without walking the list: no reference counting
+    /// per reaped child.
+    private var watchedPIDs: [pid_t] = []
     private var stopRequested = false
     private let signalBatch = 16
     private let signalBuffer = UnsafeMutablePointer<signalfd_siginfo>.allocate(capacity: 16)
@@ -65,6 +69,8 @@ public final class EventLoop {
     public var onChildSignal: (() -> Void)?
     /// Called for every reaped process nobody registered with `onExit(of:)`.
     public var onUnclaimedExit: (pid_t, ChildStatus) -> Void = { _, _ in }
+    /// Exits of children nobody registered for (orphans), counted always.
+    public private(set) var unclaimedExits = 0
     /// Also deliver stops and continues to exit handlers (job control on a
     /// terminal). Off by default: asking the kernel for them makes every
     /// reap a little dearer, and only an interactive child needs them.
@@ -173,10 +179,17 @@ public final class EventLoop {
     public func onExit(of pid: pid_t, _ handler: @escaping ExitHandler) {
         forgetExit(of: pid)
         exitWatches = ExitWatch(pid: pid, handler: handler, next: exitWatches)
+        watchedPIDs.append(pid)
     }
 
     public func forgetExit(of pid: pid_t) {
         _ = takeWatch(of: pid)
+    }
+
+    @inline(__always)
+    private func isWatched(_ pid: pid_t, in watched: [pid_t]) -> Bool {
+        for candidate in watched where candidate == pid { return true }
+        return false
     }
 
     /// Unlinks and returns the watch for `pid`, if any.
@@ -186,6 +199,11 @@ public final class EventLoop {
         while let watch = current {
             if watch.pid == pid {
                 if let previous { previous.next = watch.next } else { exitWatches = watch.next }
+                for index in watchedPIDs.indices where watchedPIDs[index] == pid {
+                    watchedPIDs.swapAt(index, watchedPIDs.count - 1)
+                    watchedPIDs.removeLast()
+                    break
+                }
                 return watch
             }
             previous = watch
@@ -212,17 +230,22 @@ public final class EventLoop {
     public func reapChildren() -> Bool {
         var options = reportsStops ? WNOHANG | WUNTRACED | WCONTINUED : WNOHANG
         var unclaimed = onUnclaimedExit
+        var watched = watchedPIDs
+        var unclaimedThisPass = 0
+        defer { unclaimedExits += unclaimedThisPass }
         while true {
             var status: Int32 = 0
             let pid = waitpid(-1, &status, options)
             if pid > 0 {
                 let change = ChildStatus(waitStatus: status)
                 // Forget first: once reaped, the number may be reused.
-                if let watch = change.isTermination ? takeWatch(of: pid) : watch(of: pid) {
+                if isWatched(pid, in: watched), let watch = change.isTermination ? takeWatch(of: pid) : watch(of: pid) {
                     watch.handler(change)
                     options = reportsStops ? WNOHANG | WUNTRACED | WCONTINUED : WNOHANG
                     unclaimed = onUnclaimedExit
+                    watched = watchedPIDs
                 } else if change.isTermination {
+                    unclaimedThisPass += 1
                     unclaimed(pid, change)
                 }
                 continue

@@ -136,6 +136,8 @@ final class DumbInitDiagnostics: InitDiagnostics {
 
     init(debug: Bool) { self.debug = debug }
 
+    var reportsReapedOrphans: Bool { debug }
+
     func line(_ text: String) {
         if debug { StandardError.write("[dumb-init] \(text)\n") }
     }

@@ -7,6 +7,9 @@ public protocol InitDiagnostics {
     /// Whether `receivedChildSignal` says anything (the reaping path skips
     /// the call otherwise).
     var reportsChildSignals: Bool { get }
+    /// Whether `reaped(pid:status:isMain: false)` says anything: otherwise
+    /// an orphan's exit costs the init no call at all (the loop counts it).
+    var reportsReapedOrphans: Bool { get }
     func cannotReapOrphans()
     func registeredSubreaper()
     func subreaperFailed(_ error: Int32)
@@ -31,6 +34,7 @@ public protocol InitDiagnostics {
 
 extension InitDiagnostics {
     public var reportsChildSignals: Bool { false }
+    public var reportsReapedOrphans: Bool { true }
     public func cannotReapOrphans() {}
     public func registeredSubreaper() {}
     public func subreaperFailed(_ error: Int32) {}

@@ -56,7 +56,6 @@ public final class InitProcess {
     private var exitCode: Int32 = 1
     /// A critical service failed for good: berth exits 1 once it is down.
     private var criticalFailure = false
-    private var orphansReaped = 0
 
     public init(policy: InitPolicy, diagnostics: InitDiagnostics) throws {
         self.policy = policy
@@ -81,9 +80,10 @@ public final class InitProcess {
         if say.reportsChildSignals {
             loop.onChildSignal = { [unowned self] in say.receivedChildSignal() }
         }
-        loop.onUnclaimedExit = { [unowned self] pid, status in
-            orphansReaped += 1
-            say.reaped(pid: pid, status: status, isMain: false)
+        // An orphan storm is the init's hottest path: no call per orphan
+        // unless the face says something about each (the loop counts them).
+        if say.reportsReapedOrphans {
+            loop.onUnclaimedExit = { [say] pid, status in say.reaped(pid: pid, status: status, isMain: false) }
         }
         loop.onNoChildrenLeft = { [unowned self] in
             if case .sweeping = phase { loop.stop() }
@@ -98,7 +98,7 @@ public final class InitProcess {
             guard spawnChild() else { return exitCode }
         }
         loop.run()
-        say.goodbye(exitCode: exitCode, orphansReaped: orphansReaped)
+        say.goodbye(exitCode: exitCode, orphansReaped: loop.unclaimedExits)
         return exitCode
     }
 

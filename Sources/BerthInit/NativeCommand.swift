@@ -325,6 +325,8 @@ struct NativeDiagnostics: InitDiagnostics {
     let verbosity: Int
     let warnOnReap: Bool
 
+    var reportsReapedOrphans: Bool { verbosity >= (warnOnReap ? 1 : 3) }
+
     private func log(_ level: Int, _ text: @autoclosure () -> String) {
         if verbosity >= level { StandardError.write("berth: \(text())\n") }
     }

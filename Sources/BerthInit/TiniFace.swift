@@ -130,6 +130,8 @@ struct TiniDiagnostics: InitDiagnostics {
     let verbosity: () -> Int
     let warnOnReap: () -> Bool
 
+    var reportsReapedOrphans: Bool { verbosity() >= (warnOnReap() ? 1 : 3) }
+
     private func out(_ level: Int, _ tag: String, _ text: String) {
         guard verbosity() >= level else { return }
         let line = "[\(tag) tini (\(getpid()))] \(text)\n"
