@@ -308,7 +308,7 @@ public final class Supervisor {
             + UInt64(definition.readinessTimeout.components.attoseconds / 1_000_000_000)
         service.timers.append(loop.schedule(after: definition.readinessTimeout) { [unowned self, unowned service] in
             guard case .starting = service.phase else { return }
-            log("\(service.name): not ready within \(definition.readinessTimeout.components.seconds) s; stopping it")
+            log("\(service.name): not ready within \(secondsText(definition.readinessTimeout)) s; stopping it")
             service.reason = "not ready in time"
             signalGroup(service, definition.stopSignal)
             scheduleKill(service)
@@ -420,7 +420,7 @@ public final class Supervisor {
             let now = MonotonicClock.now()
             service.crashTimes = service.crashTimes.filter { now &- $0 < nanoseconds(definition.crashWindow) } + [now]
             if restart && service.crashTimes.count >= definition.crashLimit {
-                return fail(service, "\(service.crashTimes.count) failed runs within \(definition.crashWindow.components.seconds) s")
+                return fail(service, "\(service.crashTimes.count) failed runs within \(secondsText(definition.crashWindow)) s")
             }
         }
         guard restart else {
@@ -604,6 +604,17 @@ func describe(_ status: ChildStatus) -> String {
 
 func nanoseconds(_ duration: Duration) -> UInt64 {
     UInt64(max(0, duration.components.seconds)) * 1_000_000_000 + UInt64(max(0, duration.components.attoseconds) / 1_000_000_000)
+}
+
+/// "0.5", "2", "1.25": service files take fractions of a second, and a
+/// message must not round 0.5 s down to 0.
+func secondsText(_ duration: Duration) -> String {
+    let total = milliseconds(duration)
+    guard total % 1000 != 0 else { return String(total / 1000) }
+    var fraction = String(total % 1000)
+    fraction = String(repeating: "0", count: 3 - fraction.count) + fraction
+    while fraction.hasSuffix("0") { fraction.removeLast() }
+    return "\(total / 1000).\(fraction)"
 }
 
 func milliseconds(_ duration: Duration) -> Int {

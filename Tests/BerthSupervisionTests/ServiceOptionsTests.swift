@@ -186,7 +186,7 @@ final class ServiceOptionsTests: XCTestCase {
         backoff_base = 0.1
         [readiness]
         tcp = \(port)
-        timeout = 1
+        timeout = 0.5
         """)
         let started = try berth()
         let lines = log(of: started.run) { lines in lines.filter { $0.hasPrefix("berth: deaf: started") }.count >= 2 }
@@ -195,7 +195,7 @@ final class ServiceOptionsTests: XCTestCase {
             lines.indices.first { $0 >= start && lines[$0].hasPrefix(prefix) }
         }
         let first = try XCTUnwrap(position("berth: deaf: started"), "\(lines)")
-        let expired = try XCTUnwrap(position("berth: deaf: not ready within 1 s; stopping it", after: first), "\(lines)")
+        let expired = try XCTUnwrap(position("berth: deaf: not ready within 0.5 s; stopping it", after: first), "\(lines)")
         let killed = try XCTUnwrap(position("berth: deaf: killed by SIGTERM", after: expired), "stopped with its stop signal: \(lines)")
         let again = try XCTUnwrap(position("berth: deaf: started", after: killed), "started again: \(lines)")
         XCTAssertNil(position("berth: deaf: ready"), "never ready: \(lines)")
