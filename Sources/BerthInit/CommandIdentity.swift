@@ -27,7 +27,7 @@ enum CommandIdentity {
         // costs ~38,000 instructions of metadata at its first copy.
         let candidate = try workspaceUserName(variable)
         guard !removed.isEmpty || candidate != nil || policy.childEnvironment != nil else { return }
-        let user = candidate.flatMap { account($0) }
+        let user = candidate.flatMap { try? UserAccount.lookup($0) }
         guard !removed.isEmpty || user != nil || policy.childEnvironment != nil else { return }
 
         var lines = policy.childEnvironment ?? environmentLines()
@@ -53,59 +53,6 @@ enum CommandIdentity {
         while name.utf8.first == UInt8(ascii: "=") { name = name.dropFirst() }
         guard let equals = name.utf8.firstIndex(of: UInt8(ascii: "=")) else { return String(name) }
         return String(name[..<equals])
-    }
-
-    /// `UserAccount.lookup`'s answer (nil where it throws), read as bytes:
-    /// the first passwd line whose name is NAME, with seven fields, gives
-    /// the account (a bad uid or gid there: none); every group line with
-    /// four fields and a numeric gid that lists NAME among its members adds
-    /// a group, the primary first. Splitting both files into Strings, as
-    /// the lookup does, cost ~3 million instructions at every start of a
-    /// workspace image, twenty times tini's whole start-up. A test keeps
-    /// the two equal.
-    static func account(_ name: String, passwdFile: String = "/etc/passwd", groupFile: String = "/etc/group") -> UserAccount? {
-        guard name.utf8.allSatisfy({ $0 < 0x80 }) else { return try? UserAccount.lookup(name, passwdFile: passwdFile, groupFile: groupFile) }
-        guard let passwd = readFile(passwdFile) else { return nil }
-        let wanted = Array(name.utf8)
-        var entry: [ArraySlice<UInt8>]?
-        forEachLine(passwd) { fields in
-            guard fields.count >= 7, fields[0].elementsEqual(wanted) else { return true }
-            entry = fields
-            return false
-        }
-        guard let fields = entry else { return nil }
-        guard let uid = number(fields[2]).flatMap({ uid_t(exactly: $0) }), let gid = number(fields[3]).flatMap({ gid_t(exactly: $0) }) else { return nil }
-        var groups: [gid_t] = []
-        forEachLine(readFile(groupFile) ?? []) { parts in
-            guard parts.count >= 4, let id = number(parts[2]).flatMap({ gid_t(exactly: $0) }) else { return true }
-            let listed = parts[3].split(separator: UInt8(ascii: ","), omittingEmptySubsequences: true).contains { member in
-                trimmed(member).elementsEqual(wanted)
-            }
-            if listed && id != gid && !groups.contains(id) { groups.append(id) }
-            return true
-        }
-        return UserAccount(name: name, uid: uid, gid: gid, home: String(decoding: fields[5], as: UTF8.self),
-                           shell: String(decoding: fields[6], as: UTF8.self), groups: [gid] + groups)
-    }
-
-    /// Calls `body` with each non-empty line's colon-separated fields until
-    /// it returns false.
-    private static func forEachLine(_ bytes: [UInt8], _ body: ([ArraySlice<UInt8>]) -> Bool) {
-        for line in bytes.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: true) {
-            if !body(line.split(separator: UInt8(ascii: ":"), omittingEmptySubsequences: false)) { return }
-        }
-    }
-
-    /// `uid_t(text)`'s reading: decimal digits with an optional sign, nothing else.
-    private static func number(_ text: ArraySlice<UInt8>) -> Int64? {
-        Int64(String(decoding: text, as: UTF8.self))
-    }
-
-    /// Without leading and trailing spaces, tabs, CRs and LFs (`trimmingWhitespace`).
-    private static func trimmed(_ text: ArraySlice<UInt8>) -> ArraySlice<UInt8> {
-        let isSpace: (UInt8) -> Bool = { $0 == 0x20 || $0 == 0x09 || $0 == 0x0D || $0 == 0x0A }
-        guard let first = text.firstIndex(where: { !isSpace($0) }), let last = text.lastIndex(where: { !isSpace($0) }) else { return [] }
-        return text[first...last]
     }
 
     /// nil: the command keeps berth's own identity; otherwise the account

@@ -38,7 +38,7 @@ final class StartupFastPathTests: XCTestCase {
         XCTAssertTrue(CommandIdentity.mayHaveAccount("dev8", passwdFile: directory + "/missing"))
     }
 
-    func test_the_byte_level_account_reading_agrees_with_the_lookup() {
+    func test_the_lookup_reads_passwd_and_group_as_bytes_with_their_rules() {
         put("passwd", """
             root:x:0:0:root:/root:/bin/bash
             short:x:5:5
@@ -58,11 +58,18 @@ final class StartupFastPathTests: XCTestCase {
             three:x:3
             users:x:100:dev80,xdev8
             """)
-        for name in ["root", "dev8", "extra", "short", "badid", "nobody", "dev"] {
-            let lookedUp = try? UserAccount.lookup(name, passwdFile: directory + "/passwd", groupFile: directory + "/group")
-            XCTAssertEqual(CommandIdentity.account(name, passwdFile: directory + "/passwd", groupFile: directory + "/group"), lookedUp, name)
+        func lookup(_ name: String) -> Result<UserAccount, SettingError> {
+            Result { () throws(SettingError) in try UserAccount.lookup(name, passwdFile: directory + "/passwd", groupFile: directory + "/group") }
         }
-        XCTAssertEqual(CommandIdentity.account("dev8", passwdFile: directory + "/passwd", groupFile: directory + "/group")?.groups, [1000, 27, 999])
+        // The first line of a name wins; member lists are trimmed; a group
+        // listed twice counts once; unreadable group lines are skipped.
+        XCTAssertEqual(try lookup("dev8").get(), UserAccount(name: "dev8", uid: 1000, gid: 1000, home: "/home/dev8", shell: "/bin/bash", groups: [1000, 27, 999]))
+        XCTAssertEqual(try lookup("extra").get(), UserAccount(name: "extra", uid: 1001, gid: 1001, home: "/home/extra", shell: "/bin/zsh", groups: [1001, 27]))
+        XCTAssertEqual(try lookup("root").get(), UserAccount(name: "root", uid: 0, gid: 0, home: "/root", shell: "/bin/bash", groups: [0]))
+        for name in ["short", "nobody", "dev"] {
+            XCTAssertEqual(lookup(name).map(\.name), .failure(SettingError("BERTH_USER=\(name): no such user in \(directory)/passwd")), name)
+        }
+        XCTAssertEqual(lookup("badid").map(\.name), .failure(SettingError("\(directory)/passwd: the entry for 'badid' has a bad uid or gid")))
     }
 
     func test_environment_lines_are_the_dictionarys_lines() {
