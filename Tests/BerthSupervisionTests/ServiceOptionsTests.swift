@@ -7,28 +7,10 @@ import XCTest
 /// namespace runs a service written with it, and the service itself (or
 /// berth's log, in order) shows the option took effect. uid 65534 (nobody)
 /// is the non-root user this machine has.
-final class ServiceOptionsTests: XCTestCase {
-    var directory = ""
-
-    override func setUpWithError() throws {
-        directory = "/tmp/berth-options-\(getpid())-\(Int.random(in: 0..<1_000_000))"
-        XCTAssertEqual(mkdir(directory, 0o755), 0)
-        XCTAssertEqual(mkdir(directory + "/services.d", 0o755), 0)
-        XCTAssertEqual(mkdir(directory + "/run", 0o755), 0)
-    }
-
-    override func tearDown() {
-        _ = system("rm -rf '\(directory)'")
-    }
-
-    func service(_ name: String, _ text: String) throws {
-        try text.write(toFile: "\(directory)/services.d/\(name).toml", atomically: true, encoding: .utf8)
-    }
-
+final class ServiceOptionsTests: ServicesDirectoryTestCase {
     /// berth with services only (no command), as a long-running container.
     func berth(_ extra: [String: String] = [:]) throws -> (run: Subprocess, berth: pid_t) {
-        let environment = ["PATH": "/usr/bin:/bin", "BERTH_SERVICES_DIR": directory + "/services.d", "BERTH_RUN_DIR": directory + "/run"]
-            .merging(extra) { $1 }
+        let environment = servicesEnvironment(extra)
         let run = try Subprocess(asPID1([]), environment: environment)
         return (run, try XCTUnwrap(childOf(run.pid), "unshare's child is berth"))
     }
@@ -104,7 +86,7 @@ final class ServiceOptionsTests: XCTestCase {
         command = ["/bin/sh", "-c", "\(Self.identity)"]
         """)
         // berth itself is started in another directory: neither service inherits it.
-        let environment = ["PATH": "/usr/bin:/bin", "BERTH_SERVICES_DIR": directory + "/services.d", "BERTH_RUN_DIR": directory + "/run"]
+        let environment = servicesEnvironment()
         let run = try Subprocess(asPID1([]), environment: environment, workingDirectory: directory)
         let started = (run: run, berth: try XCTUnwrap(childOf(run.pid)))
         var seen: [String: String] = [:]

@@ -6,27 +6,9 @@ import XCTest
 
 /// Supervision end to end: berth as PID 1 of a fresh PID namespace running
 /// services from a services.d directory, as the container would.
-final class SupervisorTests: XCTestCase {
-    var directory = ""
-
-    override func setUpWithError() throws {
-        directory = "/tmp/berth-services-\(getpid())-\(Int.random(in: 0..<1_000_000))"
-        XCTAssertEqual(mkdir(directory, 0o755), 0)
-        XCTAssertEqual(mkdir(directory + "/services.d", 0o755), 0)
-        XCTAssertEqual(mkdir(directory + "/run", 0o755), 0)
-    }
-
-    override func tearDown() {
-        _ = system("rm -rf '\(directory)'")
-    }
-
-    func service(_ name: String, _ text: String) throws {
-        try text.write(toFile: "\(directory)/services.d/\(name).toml", atomically: true, encoding: .utf8)
-    }
-
+final class SupervisorTests: ServicesDirectoryTestCase {
     func berth(_ command: [String], _ extra: [String: String] = [:]) throws -> Subprocess {
-        let environment = ["PATH": "/usr/bin:/bin", "BERTH_SERVICES_DIR": directory + "/services.d", "BERTH_RUN_DIR": directory + "/run"]
-            .merging(extra) { $1 }
+        let environment = servicesEnvironment(extra)
         return try Subprocess(asPID1(command.isEmpty ? [] : ["--"] + command), environment: environment)
     }
 
@@ -46,7 +28,7 @@ final class SupervisorTests: XCTestCase {
     /// lines is the order of the writes (berth's log, the services', the
     /// command's), whoever wrote them.
     func berthInOneStream(_ command: [String]) throws -> Subprocess {
-        let environment = ["PATH": "/usr/bin:/bin", "BERTH_SERVICES_DIR": directory + "/services.d", "BERTH_RUN_DIR": directory + "/run"]
+        let environment = servicesEnvironment()
         return try Subprocess(["/bin/sh", "-c", "exec \"$@\" 2>&1", "sh"] + asPID1(["--"] + command), environment: environment)
     }
 
@@ -381,7 +363,7 @@ final class SupervisorTests: XCTestCase {
         let file = directory + "/all-output"
         let berth = asPID1(["--", "/bin/sh", "-c", "'sleep 0.5; echo command-line-1; echo command-line-2'"]).joined(separator: " ")
         let run = try Subprocess(["/bin/sh", "-c", "exec \(berth) > \(file) 2>&1"],
-                                 environment: ["PATH": "/usr/bin:/bin", "BERTH_SERVICES_DIR": directory + "/services.d", "BERTH_RUN_DIR": directory + "/run"])
+                                 environment: servicesEnvironment())
         XCTAssertEqual(run.wait(timeout: 30), .exited(0), run.errorText)
         let lines = (readText(file) ?? "").split(separator: "\n").map(String.init)
         for expected in ["berth: early: started (pid 2)", "early | service-line-1", "early | service-line-2", "command-line-1", "command-line-2", "berth: early: stopped (killed by SIGTERM)"] {
