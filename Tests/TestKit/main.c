@@ -32,6 +32,11 @@ static void record_signal(int signo) { pending[signo] = 1; }
 // Double-forks N orphans: the middle process exits at once, so each
 // grandchild is re-parented to the init (or subreaper) and must be reaped.
 static int orphans(int count) {
+    // Every orphan holds the write end until it exits: the read below sees
+    // end-of-file only once all of them are zombies, so an init that exits
+    // with this process has them to reap (no race with their exit).
+    int exited[2];
+    if (pipe(exited) < 0) { perror("pipe"); return 1; }
     for (int i = 0; i < count; i++) {
         pid_t middle = fork();
         if (middle < 0) { perror("fork"); return 1; }
@@ -41,6 +46,10 @@ static int orphans(int count) {
         }
         while (waitpid(middle, NULL, 0) < 0 && errno == EINTR) {}
     }
+    close(exited[1]);
+    char byte;
+    while (read(exited[0], &byte, 1) < 0 && errno == EINTR) {}
+    close(exited[0]);
     printf("spawned %d orphans\n", count);
     return 0;
 }
