@@ -157,6 +157,23 @@ public func readFile(_ path: String, limit: Int = 16 << 20) -> [UInt8]? {
 /// cannot be opened.
 public func directoryNames(_ path: String) -> [String]? {
     guard let directory = opendir(path) else { return nil }
+    return names(of: directory)
+}
+
+/// The names in the open directory `fd` (through a fresh open description,
+/// so the offset `fd` shares is left alone); empty when it cannot be read.
+public func directoryNames(in fd: Int32) -> [String] {
+    let own = openat(fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+    guard own >= 0 else { return [] }
+    guard let directory = fdopendir(own) else {
+        close(own)
+        return []
+    }
+    return names(of: directory)
+}
+
+/// Reads and closes `directory`.
+private func names(of directory: OpaquePointer) -> [String] {
     defer { closedir(directory) }
     var names: [String] = []
     while let entry = readdir(directory) {

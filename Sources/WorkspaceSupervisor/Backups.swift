@@ -209,27 +209,13 @@ public final class BackupStore {
     func removeFlatDirectory(_ name: String) {
         let directory = openat(fd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
         if directory >= 0 {
-            for entry in names(in: directory) { unlinkat(directory, entry, 0) }
+            for entry in directoryNames(in: directory) { unlinkat(directory, entry, 0) }
             close(directory)
         }
         unlinkat(fd, name, AT_REMOVEDIR)
     }
 
-    func entries() -> [String] { names(in: fd) }
-}
-
-/// The names in an open directory (a fresh open description, so the
-/// shared offset of `directory` is left alone).
-func names(in directory: Int32) -> [String] {
-    let own = openat(directory, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC)
-    guard own >= 0, let stream = fdopendir(own) else { return [] }
-    defer { closedir(stream) }
-    var result: [String] = []
-    while let entry = readdir(stream) {
-        let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
-        if name != "." && name != ".." { result.append(name) }
-    }
-    return result
+    func entries() -> [String] { directoryNames(in: fd) }
 }
 
 /// Why `open(path, O_DIRECTORY | O_NOFOLLOW)` just failed: Linux says
