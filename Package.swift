@@ -23,8 +23,7 @@ let package = Package(
             name: "BerthCore",
             dependencies: ["CBerth", .product(name: "SystemPackage", package: "swift-system")]
         ),
-        // What provisioning steps share: atomic files, settings and secrets,
-        // the workspace user.
+        // The provisioning run: steps, their order, the report, drop-ins.
         .target(name: "BerthProvisioning", dependencies: ["BerthCore", "CBerth"]),
         // libcurl's headers only. No pkgConfig on purpose: SwiftPM would add
         // pkg-config's -lcurl to the link, and a linked libcurl maps ~30
@@ -49,7 +48,7 @@ let package = Package(
         // sd_notify to an outer manager, entries to journald.
         .target(name: "BerthSystemd", dependencies: ["CBerthSystemd"]),
         // Services as berth's children: readiness, restarts, health, logs.
-        .target(name: "BerthSupervision", dependencies: ["BerthCore", "BerthProvisioning", "BerthSystemd", "CBerth", .product(name: "SystemPackage", package: "swift-system")]),
+        .target(name: "BerthSupervision", dependencies: ["BerthCore", "BerthSystemd", "CBerth", .product(name: "SystemPackage", package: "swift-system")]),
         // The init's life cycle and its three faces (berth, tini, dumb-init).
         .target(
             name: "BerthInit",
@@ -69,7 +68,7 @@ let package = Package(
         ),
         .executableTarget(name: "berth", dependencies: ["BerthInit", "CBerthEarly"]),
         // The workspace's third service: activity, reports, status API, backups.
-        .target(name: "WorkspaceSupervisor", dependencies: ["BerthCore", "BerthHTTP", "BerthProvisioning"]),
+        .target(name: "WorkspaceSupervisor", dependencies: ["BerthCore", "BerthHTTP"]),
         .executableTarget(name: "workspace-supervisor", dependencies: ["WorkspaceSupervisor", "CBerth"]),
         // Small C programs the integration tests run under berth (orphan storms,
         // signal printers, stubborn daemons). Not shipped.

@@ -43,13 +43,3 @@ public struct MarkedBlock: Sendable {
         return all.isEmpty ? "" : all.joined(separator: "\n") + "\n"
     }
 }
-
-/// Where `name` is in the container's PATH (the image's, not berth's).
-public func findExecutable(_ name: String, settings: Settings) -> String? {
-    let path = settings.value("PATH", default: "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
-    for directory in path.split(separator: ":") where directory.hasPrefix("/") {
-        let candidate = "\(directory)/\(name)"
-        if access(candidate, X_OK) == 0 { return candidate }
-    }
-    return nil
-}

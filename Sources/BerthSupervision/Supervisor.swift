@@ -1,5 +1,4 @@
 import BerthCore
-import BerthProvisioning
 import BerthSystemd
 import CBerth
 import Glibc

@@ -1,6 +1,5 @@
 import BerthCore
 import BerthHTTP
-import BerthProvisioning
 import Glibc
 
 /// Tells the control plane what the workspace is doing: a POST on every

@@ -1,5 +1,4 @@
 import BerthCore
-import BerthProvisioning
 import Glibc
 
 /// Takes snapshots on the loop with tar, gzip and sha256sum as helper

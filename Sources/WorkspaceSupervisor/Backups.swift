@@ -1,5 +1,4 @@
 import BerthCore
-import BerthProvisioning
 import Glibc
 
 /// One complete snapshot: `<root>/<id>/workspace.tar.gz` and its

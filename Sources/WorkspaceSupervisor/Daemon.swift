@@ -1,6 +1,5 @@
 import BerthCore
 import BerthHTTP
-import BerthProvisioning
 import Glibc
 
 /// The workspace supervisor: polls activity, reports it, serves its status

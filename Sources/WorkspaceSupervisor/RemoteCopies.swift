@@ -1,6 +1,5 @@
 import BerthCore
 import BerthHTTP
-import BerthProvisioning
 import Glibc
 
 /// Copies of a finished snapshot in object storage: S3 (or compatible),

@@ -1,5 +1,4 @@
 import BerthCore
-import BerthProvisioning
 import Glibc
 
 /// `workspace-supervisor restore`: often run by root (`docker exec`), on

@@ -1,5 +1,4 @@
 import BerthCore
-import BerthProvisioning
 import Glibc
 
 /// The daemon's configuration, from the variables the workspace images

@@ -1,5 +1,4 @@
 import BerthCore
-import BerthProvisioning
 import CBerth
 import Glibc
 import WorkspaceSupervisor

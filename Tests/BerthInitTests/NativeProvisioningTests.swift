@@ -1,4 +1,5 @@
 @testable import BerthInit
+import BerthCore
 import BerthProvisioning
 import XCTest
 

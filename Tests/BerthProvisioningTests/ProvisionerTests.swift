@@ -1,4 +1,5 @@
 import Foundation
+import BerthCore
 @testable import BerthProvisioning
 import TestSupport
 import XCTest

@@ -1,4 +1,3 @@
-import BerthCore
 import Glibc
 
 /// The workspace user, read from the passwd and group files directly, as
@@ -75,11 +74,6 @@ public struct UserAccount: Equatable, Sendable {
         guard let first = text.firstIndex(where: { !isSpace($0) }), let last = text.lastIndex(where: { !isSpace($0) }) else { return [] }
         return text[first...last]
     }
-}
-
-/// A text file of up to 16 MiB, or nil.
-public func readTextFile(_ path: String) -> String? {
-    readFile(path).map { String(decoding: $0, as: UTF8.self) }
 }
 
 extension UserAccount {

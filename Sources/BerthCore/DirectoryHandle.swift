@@ -1,4 +1,3 @@
-import BerthCore
 import Glibc
 
 /// O_PATH (Linux's value on every architecture glibc supports); Glibc's

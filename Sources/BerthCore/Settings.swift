@@ -1,24 +1,6 @@
-import BerthCore
 import Glibc
 
-/// A secret value. It prints as `<redacted>`, so interpolating one into a log
-/// line by mistake leaks nothing; only `bytes`/`text` give the value.
-public struct Secret: Equatable, Sendable, CustomStringConvertible, CustomDebugStringConvertible {
-    public let bytes: [UInt8]
-    public init(_ bytes: [UInt8]) { self.bytes = bytes }
-    public var text: String { String(decoding: bytes, as: UTF8.self) }
-    public var description: String { "<redacted>" }
-    public var debugDescription: String { "<redacted>" }
-}
-
-/// A setting that could not be read, with the variable (or file) named.
-public struct SettingError: Error, Equatable, CustomStringConvertible {
-    public let message: String
-    public init(_ message: String) { self.message = message }
-    public var description: String { message }
-}
-
-/// Provisioning's view of the container environment: plain values, and
+/// The container environment as settings are read from it: plain values, and
 /// secrets given either as NAME or as NAME_FILE (the Docker and Kubernetes
 /// secrets convention), never both.
 public struct Settings: Sendable {

@@ -1,4 +1,4 @@
-@testable import BerthProvisioning
+@testable import BerthCore
 import Glibc
 import XCTest
 
