@@ -33,14 +33,6 @@ let package = Package(
         .target(name: "CBerthHTTP", dependencies: ["CCurl"]),
         // HTTP requests on a worker thread, completed on the event loop.
         .target(name: "BerthHTTP", dependencies: ["BerthCore", "CBerth", "CBerthHTTP"]),
-        // Provisioning plugins, one folder each under plugins/.
-        .target(name: "SSHKeysPlugin", dependencies: ["BerthProvisioning"], path: "plugins/ssh-keys"),
-        .target(name: "SSHDPlugin", dependencies: ["BerthProvisioning"], path: "plugins/sshd"),
-        .target(name: "SudoPlugin", dependencies: ["BerthProvisioning"], path: "plugins/sudo"),
-        .target(name: "GitHubAuthPlugin", dependencies: ["BerthProvisioning", "BerthHTTP"], path: "plugins/github-auth"),
-        .target(name: "AICLIPlugin", dependencies: ["BerthProvisioning"], path: "plugins/ai-cli"),
-        .target(name: "CodeServerPlugin", dependencies: ["BerthProvisioning"], path: "plugins/code-server"),
-        .target(name: "TokenRefreshPlugin", dependencies: ["GitHubAuthPlugin", "BerthProvisioning", "BerthHTTP"], path: "plugins/token-refresh"),
         // libsystemd's headers only, loaded on demand by CBerthSystemd (the
         // same reason as CCurl: no per-start cost for an optional feature).
         .systemLibrary(name: "CSystemd", providers: [.apt(["libsystemd-dev"])]),
@@ -49,19 +41,18 @@ let package = Package(
         .target(name: "BerthSystemd", dependencies: ["CBerthSystemd"]),
         // Services as berth's children: readiness, restarts, health, logs.
         .target(name: "BerthSupervision", dependencies: ["BerthCore", "BerthSystemd", "CBerth", .product(name: "SystemPackage", package: "swift-system")]),
+        // The plugins: one folder each under plugins/, each declaring its
+        // variables, its provisioning step and its built-in service;
+        // plugins/Registry.swift lists them. One module, so adding a plugin
+        // touches its folder and one registry line, not this file.
+        .target(name: "BerthPlugins", dependencies: ["BerthCore", "BerthProvisioning", "BerthSupervision", "BerthHTTP"], path: "plugins"),
         // The init's life cycle and its three faces (berth, tini, dumb-init).
         .target(
             name: "BerthInit",
             dependencies: [
                 "BerthCore",
                 "BerthProvisioning",
-                "SSHKeysPlugin",
-                "SSHDPlugin",
-                "SudoPlugin",
-                "GitHubAuthPlugin",
-                "TokenRefreshPlugin",
-                "CodeServerPlugin",
-                "AICLIPlugin",
+                "BerthPlugins",
                 "BerthSupervision",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
@@ -80,13 +71,13 @@ let package = Package(
         .target(name: "TestSupport", dependencies: ["BerthCore", "CBerth", "CTestSupport"], path: "Tests/Support"),
         .testTarget(name: "BerthCoreTests", dependencies: ["BerthCore", "TestSupport"]),
         .testTarget(name: "BerthProvisioningTests", dependencies: ["BerthProvisioning", "TestSupport"]),
-        .testTarget(name: "SSHDPluginTests", dependencies: ["SSHDPlugin", "TestSupport"], path: "Tests/Plugins/SSHDPluginTests"),
-        .testTarget(name: "SudoPluginTests", dependencies: ["TestSupport"], path: "Tests/Plugins/SudoPluginTests"),
-        .testTarget(name: "SSHKeysPluginTests", dependencies: ["SSHKeysPlugin", "BerthProvisioning", "TestSupport"], path: "Tests/Plugins/SSHKeysPluginTests"),
-        .testTarget(name: "GitHubAuthPluginTests", dependencies: ["GitHubAuthPlugin", "BerthProvisioning", "TestSupport"], path: "Tests/Plugins/GitHubAuthPluginTests"),
-        .testTarget(name: "AICLIPluginTests", dependencies: ["AICLIPlugin", "TestSupport"], path: "Tests/Plugins/AICLIPluginTests"),
-        .testTarget(name: "CodeServerPluginTests", dependencies: ["CodeServerPlugin", "TestSupport"], path: "Tests/Plugins/CodeServerPluginTests"),
-        .testTarget(name: "TokenRefreshPluginTests", dependencies: ["TokenRefreshPlugin", "TestSupport"], path: "Tests/Plugins/TokenRefreshPluginTests"),
+        .testTarget(name: "SSHDPluginTests", dependencies: ["BerthPlugins", "TestSupport"], path: "Tests/Plugins/SSHDPluginTests"),
+        .testTarget(name: "SudoPluginTests", dependencies: ["BerthPlugins", "TestSupport"], path: "Tests/Plugins/SudoPluginTests"),
+        .testTarget(name: "SSHKeysPluginTests", dependencies: ["BerthPlugins", "BerthProvisioning", "TestSupport"], path: "Tests/Plugins/SSHKeysPluginTests"),
+        .testTarget(name: "GitHubAuthPluginTests", dependencies: ["BerthPlugins", "BerthProvisioning", "TestSupport"], path: "Tests/Plugins/GitHubAuthPluginTests"),
+        .testTarget(name: "AICLIPluginTests", dependencies: ["BerthPlugins", "TestSupport"], path: "Tests/Plugins/AICLIPluginTests"),
+        .testTarget(name: "CodeServerPluginTests", dependencies: ["BerthPlugins", "TestSupport"], path: "Tests/Plugins/CodeServerPluginTests"),
+        .testTarget(name: "TokenRefreshPluginTests", dependencies: ["BerthPlugins", "TestSupport"], path: "Tests/Plugins/TokenRefreshPluginTests"),
         .testTarget(name: "BerthSupervisionTests", dependencies: ["BerthSupervision", "TestSupport"]),
         .testTarget(name: "BerthSystemdTests", dependencies: ["TestSupport"]),
         // The images in real containers; skipped without a Docker engine.

@@ -4,12 +4,16 @@ import Glibc
 /// secrets given either as NAME or as NAME_FILE (the Docker and Kubernetes
 /// secrets convention), never both.
 public struct Settings: Sendable {
-    public let environment: [String: String]
+    public let environment: Environment
     /// Secret files larger than this are refused (a key or token is small).
     public var secretFileLimit = 1 << 20
 
-    public init(environment: [String: String]) {
+    public init(_ environment: Environment) {
         self.environment = environment
+    }
+
+    public init(environment: [String: String]) {
+        self.environment = Environment(environment)
     }
 
     /// A non-empty value, or nil.
@@ -29,11 +33,25 @@ public struct Settings: Sendable {
 
     public func boolean(_ name: String, default fallback: Bool) throws(SettingError) -> Bool {
         guard let text = value(name) else { return fallback }
+        return try Self.boolean(text, variable: name)
+    }
+
+    /// `text` (the value of `variable`) as a boolean.
+    public static func boolean(_ text: String, variable: String) throws(SettingError) -> Bool {
         switch text.lowercased() {
         case "1", "true", "yes", "on": return true
         case "0", "false", "no", "off": return false
-        default: throw SettingError("\(name)='\(text)': expected 1/0, true/false, yes/no or on/off")
+        default: throw SettingError("\(variable)='\(text)': expected 1/0, true/false, yes/no or on/off")
         }
+    }
+
+    /// A TCP port, 1 to 65535.
+    public func port(_ name: String, default fallback: Int) throws(SettingError) -> Int {
+        guard let text = value(name) else { return fallback }
+        guard let port = Int(text), (1...65535).contains(port) else {
+            throw SettingError("\(name)='\(text)': expected a port number from 1 to 65535")
+        }
+        return port
     }
 
     /// NAME, or the contents of the file NAME_FILE names. Trailing newlines

@@ -1,5 +1,4 @@
 import BerthCore
-import BerthProvisioning
 import Glibc
 
 /// Who the command runs as and what it inherits: one rule, whether or not
@@ -12,63 +11,23 @@ import Glibc
 /// no such user: a plain `tini`-style container) it runs as berth does.
 /// The platform's credentials never reach it either way.
 enum CommandIdentity {
-    static var platformSecrets: [String] { PlatformCredential.names }
-
-    /// `variable` reads one variable; `environmentLines` gives them all as
-    /// sorted `NAME=value` lines, asked for only when the command's
-    /// environment differs from berth's (a plain start never builds it).
-    static func apply(to policy: inout InitPolicy, variable: (String) -> String?,
-                      environmentLines: () -> [String]) throws(UsageError) {
-        var removed = platformSecrets.filter { variable($0) != nil }
-        // NOTIFY_SOCKET is berth's alone: the command must not speak to the
-        // outer manager in berth's name.
-        if variable("NOTIFY_SOCKET") != nil { removed.append("NOTIFY_SOCKET") }
+    /// The command's environment: what every child inherits (nil: berth's
+    /// own), with the workspace user's session when it runs as that user,
+    /// whose identity `policy` then gets. nil: the command inherits
+    /// berth's environment unchanged.
+    static func apply(_ configuration: Configuration, inherited: Environment?, to policy: inout InitPolicy,
+                      environment: () -> Environment = Environment.inherited) -> Environment? {
         // Decided before any UserAccount exists: even an Optional of one
         // costs ~38,000 instructions of metadata at its first copy.
-        let candidate = try workspaceUserName(variable)
-        guard !removed.isEmpty || candidate != nil || policy.childEnvironment != nil else { return }
-        let user = candidate.flatMap { try? UserAccount.lookup($0) }
-        guard !removed.isEmpty || user != nil || policy.childEnvironment != nil else { return }
-
-        var lines = policy.childEnvironment ?? environmentLines()
-        if !removed.isEmpty {
-            lines.removeAll { removed.contains(variableName($0)) }
-        }
-        if let user {
-            policy.childIdentity = SpawnRequest.Identity(uid: user.uid, gid: user.gid, groups: user.groups)
-            // Arrays, not a dictionary: the first [String: String] costs
-            // ~240,000 instructions of runtime metadata.
-            let session = ["HOME", "USER", "LOGNAME", "SHELL"]
-            lines.removeAll { session.contains(variableName($0)) }
-            lines += ["HOME=" + user.home, "USER=" + user.name, "LOGNAME=" + user.name, "SHELL=" + user.shell]
-            lines.sort()
-        }
-        policy.childEnvironment = lines
-    }
-
-    /// `NAME` of a `NAME=value` line (as `split(separator: "=")` had it,
-    /// without an array per line).
-    private static func variableName(_ line: String) -> String {
-        var name = line[...]
-        while name.utf8.first == UInt8(ascii: "=") { name = name.dropFirst() }
-        guard let equals = name.utf8.firstIndex(of: UInt8(ascii: "=")) else { return String(name) }
-        return String(name[..<equals])
-    }
-
-    /// nil: the command keeps berth's own identity; otherwise the account
-    /// to look up (it may still not exist: then berth's identity too).
-    private static func workspaceUserName(_ variable: (String) -> String?) throws(UsageError) -> String? {
-        guard getuid() == 0 else { return nil }
-        switch variable("BERTH_COMMAND_USER") ?? "" {
-        case "", "workspace":
-            break
-        case "root":
-            return nil
-        case let other:
-            throw UsageError(message: "BERTH_COMMAND_USER='\(other)': expected workspace (the default: BERTH_USER) or root")
-        }
-        let name = variable("BERTH_USER").flatMap { $0.isEmpty ? nil : $0 } ?? "dev8"
-        return mayHaveAccount(name) ? name : nil
+        guard getuid() == 0, !configuration.commandKeepsRoot, mayHaveAccount(configuration.workspaceUserName),
+              let user = try? UserAccount.lookup(configuration.workspaceUserName) else { return inherited }
+        policy.childIdentity = SpawnRequest.Identity(uid: user.uid, gid: user.gid, groups: user.groups)
+        var session = inherited ?? environment()
+        session["HOME"] = user.home
+        session["USER"] = user.name
+        session["LOGNAME"] = user.name
+        session["SHELL"] = user.shell
+        return session
     }
 
     /// False when no line of the passwd file starts with `NAME:`, so

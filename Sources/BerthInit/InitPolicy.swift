@@ -54,7 +54,7 @@ public struct InitPolicy {
     /// states: READY=1, STATUS=..., STOPPING=1); nil: nobody to tell.
     public var tellManager: ((String) -> Void)?
     /// The child's environment; nil: berth's own.
-    public var childEnvironment: [String]?
+    public var childEnvironment: Environment?
     /// Run the child as this user (the workspace user, when berth supervises).
     public var childIdentity: SpawnRequest.Identity?
     public var execFailureStatus: Int32 = 0

@@ -175,7 +175,7 @@ public final class InitProcess {
         }
         let holdsTerminal = request.takeTerminal && policy.isolation == .newProcessGroup
         loop.reportsStops = holdsTerminal && policy.followChildJobControl
-        request.environment = policy.childEnvironment
+        request.environment = policy.childEnvironment?.lines
         request.identity = policy.childIdentity
         request.execFailureStatus = policy.execFailureStatus
         request.childNote = policy.childNote

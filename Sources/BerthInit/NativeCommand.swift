@@ -1,11 +1,9 @@
 import ArgumentParser
 import BerthCore
 import BerthSystemd
-import CodeServerPlugin
-import GitHubAuthPlugin
+import BerthPlugins
 import BerthProvisioning
 import Glibc
-import TokenRefreshPlugin
 
 public let berthVersion = "0.1.0"
 
@@ -146,52 +144,30 @@ enum NativeFace {
             StandardError.write("berth: \(NativeCommand.message(for: error)) (see berth --help)\n")
             return 2
         }
-        let settings: NativeSettings
+        // Read once; a plain start reads a dozen variables with getenv and
+        // builds no environment (see Configuration.mayHaveWork).
+        let configuration: Configuration
+        var policy: InitPolicy
         do {
-            settings = try resolve(parsed, variable: environmentValue)
+            configuration = try Configuration.read(parsed, variable: environmentValue)
+            policy = configuration.initSettings.policy
+            let verbosity = configuration.initSettings.verbosity
+            let inherited = configuration.inheritedByChildren(variable: environmentValue)
+            policy.beforeChild = try NativeProvisioning.plan(configuration, verbosity: verbosity, persistent: true)
+            policy.supervision = try NativeServices.plan(configuration, inherited: inherited, verbosity: verbosity)
+            policy.childEnvironment = CommandIdentity.apply(configuration, inherited: inherited, to: &policy)
         } catch {
             StandardError.write("berth: \(error.message)\n")
             return 2
         }
-        var policy = settings.policy
-        // The usual `berth -- CMD` has nothing to provision or supervise,
-        // which a few variables, PATH and two directories tell: it then
-        // never builds a dictionary of the environment (see environmentValue).
-        if NativeProvisioning.mayHaveWork(value: nonEmptyEnvironmentValue, isSet: environmentIsSet)
-            || NativeServices.mayHaveWork(variable: environmentValue) {
-            let environment = currentEnvironment()
-            do {
-                if let plan = try NativeProvisioning.plan(environment: environment, verbosity: settings.verbosity, persistent: true) {
-                    policy.beforeChild = plan.preparation
-                    policy.childEnvironment = plan.childEnvironment
-                }
-            } catch {
-                StandardError.write("berth: \(error.message)\n")
-                return 2
-            }
-            do {
-                if let services = try NativeServices.plan(environment: environment, childEnvironment: policy.childEnvironment, verbosity: settings.verbosity) {
-                    policy.supervision = services.supervision
-                }
-            } catch {
-                StandardError.write("berth: \(error.message)\n")
-                return 2
-            }
-        }
-        do {
-            try CommandIdentity.apply(to: &policy, variable: environmentValue, environmentLines: currentEnvironmentLines)
-        } catch {
-            StandardError.write("berth: \(error.message)\n")
-            return 2
-        }
-        if environmentValue("NOTIFY_SOCKET") != nil {
+        if configuration.hasServiceManager {
             policy.tellManager = { ServiceManager.notify($0) }
         }
         if policy.command.isEmpty && policy.supervision == nil {
             StandardError.write("berth: missing COMMAND (usage: berth [OPTIONS] [--] COMMAND [ARGS...]); with no command berth needs services to run\n")
             return 2
         }
-        let diagnostics = NativeDiagnostics(verbosity: settings.verbosity, warnOnReap: settings.warnOnReap)
+        let diagnostics = NativeDiagnostics(verbosity: configuration.initSettings.verbosity, warnOnReap: configuration.initSettings.warnOnReap)
         do {
             return try InitProcess(policy: policy, diagnostics: diagnostics).run()
         } catch {
@@ -249,11 +225,12 @@ enum NativeFace {
             policy.parentDeathSignal = signal
         }
         if let text = command.killGrace ?? env.value("BERTH_KILL_GRACE") {
-            let source = command.killGrace != nil ? "--kill-grace '\(text)'" : "BERTH_KILL_GRACE='\(text)'"
-            guard let grace = parseSeconds(text) else {
-                throw UsageError(message: "\(source): expected seconds, like 5 or 0.5")
+            let source = command.killGrace != nil ? "--kill-grace" : "BERTH_KILL_GRACE"
+            do {
+                policy.afterMainExit = .terminateEveryone(grace: try Settings.duration(text, variable: source))
+            } catch {
+                throw UsageError(message: error.message)
             }
-            policy.afterMainExit = .terminateEveryone(grace: grace)
         }
         let warnFromEnvironment = try env.boolean("BERTH_WARN_ON_REAP") ?? false
         let warnOnReap = command.warnOnReap || warnFromEnvironment
@@ -274,19 +251,9 @@ enum NativeFace {
         }
         return (from, to)
     }
-
-    static func parseSeconds(_ text: String) -> Duration? {
-        guard let value = Double(text), value >= 0, value <= 86_400 else { return nil }
-        return .nanoseconds(Int64(value * 1e9))
-    }
 }
 
-/// `Settings.value` for this process's environment: nil when unset or empty.
-func nonEmptyEnvironmentValue(_ name: String) -> String? {
-    environmentValue(name).flatMap { $0.isEmpty ? nil : $0 }
-}
-
-/// Reads BERTH_* variables strictly (through provisioning's `Settings`, so
+/// Reads BERTH_* variables strictly (with `Settings`' parsers, so
 /// every variable parses alike): a value that does not parse is an error
 /// naming the variable, never a silent default.
 struct EnvironmentReader {
@@ -304,7 +271,7 @@ struct EnvironmentReader {
     func boolean(_ name: String) throws(UsageError) -> Bool? {
         guard let text = value(name) else { return nil }
         do {
-            return try Settings(environment: [name: text]).boolean(name, default: false)
+            return try Settings.boolean(text, variable: name)
         } catch {
             throw UsageError(message: error.message)
         }

@@ -31,9 +31,11 @@ struct ProvisionCommand: ParsableCommand {
             return 2
         }
         var failed = false
-        let plan: NativeProvisioning.Plan?
+        let plan: (any InitPolicy.Preparation)?
         do {
-            plan = try NativeProvisioning.plan(environment: environment, verbosity: max(1, command.verbose + 1), only: command.only) { results in
+            let configuration = try Configuration.read(NativeOptions(), variable: { environment[$0] }, inherited: { Environment(environment) },
+                                                       readsEnvironment: true)
+            plan = try NativeProvisioning.plan(configuration, verbosity: max(1, command.verbose + 1), only: command.only) { results in
                 failed = results.contains { $0.outcome.isFailure }
             }
         } catch {
@@ -52,14 +54,14 @@ struct ProvisionCommand: ParsableCommand {
             return 1
         }
         var proceedAnswer = true
-        plan.preparation.start(loop) { proceed in
+        plan.start(loop) { proceed in
             proceedAnswer = proceed
             loop.stop()
         }
         // A terminating signal stops the run; nothing is half-written.
         loop.onSignal = { signal in
             guard [SIGTERM, SIGINT, SIGHUP, SIGQUIT].contains(signal.number) else { return }
-            plan.preparation.cancel()
+            plan.cancel()
             ProcessSweep.signalEveryoneElse(SIGKILL)
             failed = true
             loop.stop()

@@ -9,23 +9,11 @@ public protocol ProvisioningStep: AnyObject {
     var name: String { get }
     /// Steps that must have succeeded (or been skipped) before this one runs.
     var dependencies: [String] { get }
-    /// Variables holding secrets this step consumes: removed from the
-    /// environment the command inherits.
-    var secretVariables: [String] { get }
-    /// Variables that ask for this step: when one is set (or its _FILE),
-    /// berth provisions even if the step then skips for want of a tool, so
-    /// the reason shows up in the report instead of nothing at all.
-    var inputVariables: [String] { get }
     /// nil when the step has what it needs; otherwise why it is skipped.
     func skipReason(given inputs: StepInputs) -> String?
     /// Does the work and calls `done` exactly once, on the loop. Slow work
     /// (a tool, a request) goes through the loop, never a blocking call.
     func run(in context: StepContext, done: @escaping (StepOutcome) -> Void)
-}
-
-extension ProvisioningStep {
-    public var secretVariables: [String] { [] }
-    public var inputVariables: [String] { [] }
 }
 
 public enum StepOutcome: Equatable, Sendable {
@@ -50,6 +38,17 @@ public struct StepInputs: Sendable {
         self.settings = settings
         self.user = user
         self.runningAsRoot = runningAsRoot
+    }
+}
+
+extension StepInputs {
+    /// Why this process cannot write `subpath` of the workspace user's home
+    /// (it must be root or that user), or nil.
+    public func cannotWriteHome(_ subpath: String = "") -> String? {
+        if case .success(let user) = user, !runningAsRoot, getuid() != user.uid {
+            return "needs root or to run as \(user.name) to write \(user.home)\(subpath)"
+        }
+        return nil
     }
 }
 

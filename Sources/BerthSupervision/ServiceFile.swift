@@ -145,17 +145,19 @@ private struct FieldReader {
         return value
     }
 
-    /// Seconds, whole or fractional, up to a day.
+    /// A duration up to a day in the one syntax of every setting: a number
+    /// of seconds (`5`, `0.5`) or a string with units (`"500ms"`, `"5m"`).
     func seconds(_ key: String) throws(ServiceFile.LoadError) -> Duration? {
         guard let entry = document.entries[key] else { return nil }
-        let value: Double
+        let value: Duration?
         switch entry.value {
-        case .integer(let whole): value = Double(whole)
-        case .float(let fraction): value = fraction
-        default: throw failure(key, "expected seconds, like 5 or 0.5, not \(entry.value.typeName)")
+        case .integer(let whole): value = whole >= 0 ? .seconds(whole) : nil
+        case .float(let fraction): value = fraction >= 0 && fraction <= 86_400 ? .milliseconds(Int((fraction * 1000).rounded())) : nil
+        case .string(let text): value = parseDuration(text)
+        default: throw failure(key, "expected a duration, like 5, 0.5 or \"5m\", not \(entry.value.typeName)")
         }
-        guard value >= 0, value <= 86_400 else { throw failure(key, "expected seconds from 0 to 86400") }
-        return .milliseconds(Int((value * 1000).rounded()))
+        guard let value, value <= .seconds(86_400) else { throw failure(key, "expected a duration from 0 s to 1 d, like 5, 0.5 or \"5m\"") }
+        return value
     }
 
     /// `environment = { K = "v" }` or an `[environment]` table.

@@ -93,8 +93,8 @@ public final class Supervisor {
 
     public let services: [Service]
     let loop: EventLoop
-    let environment: [String: String]
-    let secrets: [String: String]
+    let environment: Environment
+    let secrets: Environment
     let runDirectory: String
     let standardOutput: OutputSink
     let standardError: OutputSink
@@ -126,7 +126,7 @@ public final class Supervisor {
 
     /// `environment`: what services inherit (no provisioning secrets);
     /// `secrets`: the values a service may opt into with pass_secrets.
-    public init(definitions: [ServiceDefinition], loop: EventLoop, environment: [String: String], secrets: [String: String],
+    public init(definitions: [ServiceDefinition], loop: EventLoop, environment: Environment, secrets: Environment,
                 runDirectory: String, standardOutput: OutputSink, standardError: OutputSink,
                 log: @escaping (String) -> Void) throws(SetupError) {
         let ordered = try Self.order(definitions)
@@ -200,7 +200,7 @@ public final class Supervisor {
     /// services' environment (no provisioning secrets), the ones it opted
     /// into, its user's HOME/USER/LOGNAME/SHELL, its own variables, and
     /// NOTIFY_SOCKET when it uses one.
-    private func environment(for service: Service) -> [String: String] {
+    private func environment(for service: Service) -> Environment {
         let definition = service.definition
         var environment = self.environment
         for name in definition.passSecrets { environment[name] = secrets[name] }
@@ -232,7 +232,7 @@ public final class Supervisor {
             request.ambientCapabilities = service.definition.ambientCapabilities
         }
         request.noNewPrivileges = service.definition.noNewPrivileges
-        request.environment = environment(for: service).map { "\($0.key)=\($0.value)" }.sorted()
+        request.environment = environment(for: service).lines
         request.workingDirectory = service.definition.workingDirectory ?? service.identity?.home ?? "/"
         return request
     }

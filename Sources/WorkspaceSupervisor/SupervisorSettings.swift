@@ -164,11 +164,9 @@ public struct SupervisorSettings: Sendable {
         return try parse(text, name)
     }
 
+    /// Positive, up to a year (a backup's maximum age may be counted in days).
     static func parse(_ text: String, _ name: String) throws(SettingError) -> Duration {
-        guard let value = parseDuration(text), value > .zero else {
-            throw SettingError("\(name)='\(text)': expected a duration like 30s, 15m, 1h30m or 7d")
-        }
-        return value
+        try Settings.duration(text, variable: name, in: .milliseconds(1)...(.seconds(366 * 86_400)))
     }
 
     static func port(_ settings: Settings, _ name: String, default fallback: Int) throws(SettingError) -> Int {
@@ -178,29 +176,4 @@ public struct SupervisorSettings: Sendable {
         }
         return port
     }
-}
-
-/// Go-style durations as the images spell them: numbers with units
-/// (ms, s, m, h, d), concatenated ("1h30m"). A bare number is refused: is
-/// "30" seconds or minutes?
-public func parseDuration(_ text: String) -> Duration? {
-    var total: Duration = .zero
-    var rest = Substring(text)
-    guard !rest.isEmpty else { return nil }
-    while !rest.isEmpty {
-        let digits = rest.prefix { $0.isNumber }
-        guard let number = Int(digits), digits.count <= 9 else { return nil }
-        rest = rest.dropFirst(digits.count)
-        let unit = rest.prefix { $0.isLetter }
-        rest = rest.dropFirst(unit.count)
-        switch unit {
-        case "ms": total += .milliseconds(number)
-        case "s": total += .seconds(number)
-        case "m": total += .seconds(number * 60)
-        case "h": total += .seconds(number * 3600)
-        case "d": total += .seconds(number * 86400)
-        default: return nil
-        }
-    }
-    return total
 }

@@ -85,14 +85,4 @@ final class StartupFastPathTests: XCTestCase {
         XCTAssertFalse(isExecutableOnPath("tool", searchPath: "/nonexistent"))
         XCTAssertFalse(isExecutableOnPath("missing", searchPath: directory))
     }
-
-    func test_no_service_is_missed_by_the_quick_check() {
-        let empty: [String: String] = ["PATH": "/nonexistent", "BERTH_SERVICES_DIR": directory]
-        XCTAssertFalse(NativeServices.mayHaveWork(variable: { empty[$0] }))
-        for (name, value) in [("SSHD_ENABLED", "0"), ("CODE_SERVER_ENABLED", "junk"), ("SUPERVISOR_ENABLED", "1")] {
-            XCTAssertTrue(NativeServices.mayHaveWork(variable: { empty.merging([name: value]) { $1 }[$0] }), name)
-        }
-        put("web.toml", "command = [\"true\"]\n")
-        XCTAssertTrue(NativeServices.mayHaveWork(variable: { empty[$0] }))
-    }
 }

@@ -19,7 +19,7 @@ final class ServiceFileTests: XCTestCase {
 
         [readiness]
         tcp = 8000
-        timeout = 20
+        timeout = "1m30s"
 
         [health]
         command = [
@@ -41,7 +41,7 @@ final class ServiceFileTests: XCTestCase {
         XCTAssertEqual(service.passSecrets, ["GITHUB_TOKEN"])
         XCTAssertEqual(service.environment, ["MODE": "prod", "EMPTY": ""])
         XCTAssertEqual(service.readiness, .tcp(port: 8000))
-        XCTAssertEqual(service.readinessTimeout, .seconds(20))
+        XCTAssertEqual(service.readinessTimeout, .seconds(90))
         XCTAssertEqual(service.health?.command, ["curl", "-fs", "http://127.0.0.1:8000/"])
         XCTAssertEqual(service.health?.interval, .seconds(10))
         XCTAssertEqual(service.health?.retries, 2)
@@ -60,7 +60,8 @@ final class ServiceFileTests: XCTestCase {
             ("command = [\"/bin/x\"]\nrestart = \"sometimes\"\n", "services.d/x.toml: line 2: restart: expected always, on-failure or never, not 'sometimes'"),
             ("command = \"/bin/x\"\n", "services.d/x.toml: line 1: command: expected an array of strings, not a string"),
             ("user = \"me\"\n", "services.d/x.toml: command: required, an array of strings like [\"/usr/bin/app\", \"--flag\"]"),
-            ("command = [\"/bin/x\"]\n\n\nstop_grace = \"5s\"\n", "services.d/x.toml: line 4: stop_grace: expected seconds, like 5 or 0.5, not a string"),
+            ("command = [\"/bin/x\"]\n\n\nstop_grace = \"5 parsecs\"\n", "services.d/x.toml: line 4: stop_grace: expected a duration from 0 s to 1 d, like 5, 0.5 or \"5m\""),
+            ("command = [\"/bin/x\"]\nstop_grace = [5]\n", "services.d/x.toml: line 2: stop_grace: expected a duration, like 5, 0.5 or \"5m\", not an array"),
             ("command = [\"/bin/x\"]\ncomand = 1\n", "services.d/x.toml: line 2: comand: unknown field"),
             ("command = [\"/bin/x\"\n", "services.d/x.toml: line 2: expected ',' or ']' in the array"),
             ("command = [\"/bin/x\"]\n[readiness]\ntcp = 80\nnotify = true\n", "services.d/x.toml: line 4: readiness.notify: give one of readiness.tcp, readiness.command, readiness.notify"),

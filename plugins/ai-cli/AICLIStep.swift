@@ -10,11 +10,11 @@ import Glibc
 public final class AICLIStep: ProvisioningStep {
     public let name = "ai-cli"
     public let dependencies: [String] = []
-    static let keyVariables = ["ANTHROPIC_API_KEY", "OPENAI_API_KEY", "GEMINI_API_KEY", "GOOGLE_API_KEY"]
-    public let secretVariables = AICLIStep.keyVariables
-    /// A GitHub token alone is reason enough: Copilot in code-server (and
-    /// the Copilot CLI, through gh's login) uses it.
-    public let inputVariables = AICLIStep.keyVariables + ["GITHUB_TOKEN", "GH_TOKEN"]
+    static let keyVariables = AICLIPlugin.keyVariables
+    /// Its plugin's variables that ask for it: the keys, and a GitHub token
+    /// alone (Copilot in code-server, and the Copilot CLI through gh's
+    /// login, use it).
+    let requesting: [String]
 
     static let shellBlock = MarkedBlock(begin: "# BEGIN berth: AI CLI keys from a 0600 file (replaced at every start)", placement: .top)
 
@@ -27,16 +27,15 @@ public final class AICLIStep: ProvisioningStep {
         ("extensions.autoCheckUpdates", .bool(false)),
     ]
 
-    public init() {}
+    init(requesting: [String]) {
+        self.requesting = requesting
+    }
 
     public func skipReason(given inputs: StepInputs) -> String? {
-        guard inputVariables.contains(where: inputs.settings.isSet) else {
+        guard requesting.contains(where: inputs.settings.isSet) else {
             return "no AI key (ANTHROPIC_API_KEY, OPENAI_API_KEY, GEMINI_API_KEY, GOOGLE_API_KEY) or GitHub token is set"
         }
-        if case .success(let user) = inputs.user, !inputs.runningAsRoot, getuid() != user.uid {
-            return "needs root or to run as \(user.name) to write \(user.home)"
-        }
-        return nil
+        return inputs.cannotWriteHome()
     }
 
     struct StepFailure: Error {

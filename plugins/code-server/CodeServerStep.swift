@@ -9,22 +9,22 @@ import Glibc
 public final class CodeServerStep: ProvisioningStep {
     public let name = "code-server"
     public let dependencies: [String] = []
-    public let inputVariables = ["CODE_SERVER_PASSWORD", "CODE_SERVER_AUTH", "CODE_SERVER_BIND"]
-    public let secretVariables = ["CODE_SERVER_PASSWORD"]
+    /// Its plugin's variables that ask for it (any one of them, set, runs
+    /// the step even without code-server installed).
+    let requesting: [String]
 
     static let header = "# Written by berth at every start from CODE_SERVER_BIND, CODE_SERVER_AUTH and CODE_SERVER_PASSWORD."
     static let ownKeys: Set<String> = ["bind-addr", "auth", "password", "hashed-password"]
 
-    public init() {}
+    init(requesting: [String]) {
+        self.requesting = requesting
+    }
 
     public func skipReason(given inputs: StepInputs) -> String? {
-        if findExecutable("code-server", settings: inputs.settings) == nil && !inputVariables.contains(where: inputs.settings.isSet) {
+        if findExecutable("code-server", settings: inputs.settings) == nil && !requesting.contains(where: inputs.settings.isSet) {
             return "code-server is not installed and no CODE_SERVER_* variable is set"
         }
-        if case .success(let user) = inputs.user, !inputs.runningAsRoot, getuid() != user.uid {
-            return "needs root or to run as \(user.name) to write \(user.home)/.config/code-server"
-        }
-        return nil
+        return inputs.cannotWriteHome("/.config/code-server")
     }
 
     public func run(in context: StepContext, done: @escaping (StepOutcome) -> Void) {
@@ -40,9 +40,11 @@ public final class CodeServerStep: ProvisioningStep {
         guard auth == "password" || auth == "none" else {
             return done(.failed("CODE_SERVER_AUTH='\(auth)': expected password or none"))
         }
-        let bind = settings.value("CODE_SERVER_BIND", default: "0.0.0.0:8080")
-        guard Self.isHostAndPort(bind) else {
-            return done(.failed("CODE_SERVER_BIND='\(bind)': expected HOST:PORT, like 0.0.0.0:8080"))
+        let bind: String
+        do {
+            bind = try CodeServerPlugin.bind(settings).text
+        } catch {
+            return done(.failed(error.message))
         }
         let user: UserAccount
         let given: Secret?
@@ -151,11 +153,6 @@ public final class CodeServerStep: ProvisioningStep {
         return nil
     }
 
-    static func isHostAndPort(_ text: String) -> Bool {
-        guard let colon = text.lastIndex(of: ":"), let port = Int(text[text.index(after: colon)...]), (1...65535).contains(port) else { return false }
-        let host = text[..<colon]
-        return !host.isEmpty && host.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || ".-:[]".contains($0)) }
-    }
 
     /// 24 characters from 62: about 143 bits from the system's CSPRNG.
     static func randomPassword() -> [UInt8] {

@@ -9,8 +9,6 @@ import BerthProvisioning
 public final class GitHubAuthStep: ProvisioningStep {
     public let name = "github-auth"
     public let dependencies: [String] = []
-    public let inputVariables = ["GITHUB_TOKEN", "GH_TOKEN"]
-    public let secretVariables = ["GITHUB_TOKEN", "GH_TOKEN"]
     let login: GitHubLogin
 
     public init(login: GitHubLogin) {
@@ -23,7 +21,7 @@ public final class GitHubAuthStep: ProvisioningStep {
         if findExecutable("gh", settings: settings) == nil && findExecutable("git", settings: settings) == nil {
             return "neither gh nor git is installed"
         }
-        return cannotWriteUserFiles(inputs)
+        return inputs.cannotWriteHome()
     }
 
     public func run(in context: StepContext, done: @escaping (StepOutcome) -> Void) {

@@ -11,6 +11,10 @@ public final class GitHubLogin {
 
     public init() {}
 
+    /// The one github-auth and token-refresh share in this process, so a
+    /// refresh knows which token the start installed.
+    nonisolated(unsafe) public static let process = GitHubLogin()
+
     /// Fails with the variable named and the previous files untouched.
     public func login(_ token: GitHubToken, context: StepContext, done: @escaping (Result<String, SettingError>) -> Void) {
         let user: UserAccount
@@ -57,12 +61,4 @@ public final class GitHubLogin {
             }
         }
     }
-}
-
-/// Why the workspace user's files cannot be written, or nil.
-func cannotWriteUserFiles(_ inputs: StepInputs) -> String? {
-    if case .success(let user) = inputs.user, !inputs.runningAsRoot, getuid() != user.uid {
-        return "needs root or to run as \(user.name) to write \(user.home)"
-    }
-    return nil
 }

@@ -10,8 +10,6 @@ import Glibc
 public final class SSHKeysStep: ProvisioningStep {
     public let name = "ssh-keys"
     public let dependencies: [String] = []
-    public let inputVariables = ["SSH_PUBLIC_KEY", "SSH_PRIVATE_KEY"]
-    public let secretVariables = ["SSH_PRIVATE_KEY"]
 
     static let block = MarkedBlock(begin: "# BEGIN berth: keys from SSH_PUBLIC_KEY (replaced at every start)")
 
@@ -22,10 +20,7 @@ public final class SSHKeysStep: ProvisioningStep {
         guard settings.isSet("SSH_PUBLIC_KEY") || settings.isSet("SSH_PRIVATE_KEY") else {
             return "SSH_PUBLIC_KEY and SSH_PRIVATE_KEY are not set"
         }
-        if case .success(let user) = inputs.user, !inputs.runningAsRoot, getuid() != user.uid {
-            return "needs root or to run as \(user.name) to write \(user.home)/.ssh"
-        }
-        return nil
+        return inputs.cannotWriteHome("/.ssh")
     }
 
     public func run(in context: StepContext, done: @escaping (StepOutcome) -> Void) {

@@ -8,7 +8,6 @@ import Glibc
 public final class SSHDStep: ProvisioningStep {
     public let name = "sshd"
     public let dependencies: [String] = []
-    public let inputVariables = ["SSH_PUBLIC_KEY"]
 
     let sshd: String
     let keygen: String
@@ -37,11 +36,11 @@ public final class SSHDStep: ProvisioningStep {
 
     public func run(in context: StepContext, done: @escaping (StepOutcome) -> Void) {
         let port: Int
-        let portText = context.settings.value("SSH_PORT", default: "2222")
-        guard let parsed = Int(portText), (1...65535).contains(parsed) else {
-            return done(.failed("SSH_PORT='\(portText)': expected a port number from 1 to 65535"))
+        do {
+            port = try SSHDPlugin.port(context.settings)
+        } catch {
+            return done(.failed(error.message))
         }
-        port = parsed
         let types: [String]
         switch Self.hostKeyTypes(context.settings.value("SSH_HOST_KEY_TYPES")) {
         case .success(let parsed): types = parsed

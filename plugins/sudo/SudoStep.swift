@@ -9,7 +9,6 @@ import Glibc
 public final class SudoStep: ProvisioningStep {
     public let name = "sudo"
     public let dependencies: [String] = []
-    public let inputVariables = ["BERTH_SUDO"]
 
     let etc: String
     let sudoers: String

@@ -1,6 +1,5 @@
 import BerthCore
 import BerthProvisioning
-import GitHubAuthPlugin
 import Glibc
 
 /// token-refresh: every BERTH_TOKEN_REFRESH_INTERVAL seconds (default 300)
@@ -13,10 +12,6 @@ public final class TokenRefreshStep: ProvisioningStep {
     /// rejected must not stop the refreshes that would replace it. It runs
     /// after github-auth by its place in the list.
     public let dependencies: [String] = []
-    public let inputVariables = ["GITHUB_TOKEN_URL"]
-    /// The URL may carry the platform's credential (user:pass@, a signed
-    /// query): the workspace's command and services do not inherit it.
-    public let secretVariables = ["GITHUB_TOKEN_URL"]
     let login: GitHubLogin
     var refresher: TokenRefresher?
 
@@ -32,10 +27,7 @@ public final class TokenRefreshStep: ProvisioningStep {
         if findExecutable("gh", settings: settings) == nil && findExecutable("git", settings: settings) == nil {
             return "neither gh nor git is installed"
         }
-        if case .success(let user) = inputs.user, !inputs.runningAsRoot, getuid() != user.uid {
-            return "needs root or to run as \(user.name) to write \(user.home)"
-        }
-        return nil
+        return inputs.cannotWriteHome()
     }
 
     public func run(in context: StepContext, done: @escaping (StepOutcome) -> Void) {

@@ -1,6 +1,5 @@
 import BerthCore
 import BerthProvisioning
-import GitHubAuthPlugin
 import Glibc
 
 /// One refresh after another on the loop's timer. A failure keeps the last

@@ -1,7 +1,6 @@
 import BerthCore
 import BerthHTTP
 import BerthProvisioning
-import GitHubAuthPlugin
 
 /// Where a fresh token comes from: a secret file that Docker or Kubernetes
 /// rotate in place, or an endpoint that hands out tokens.

@@ -1,4 +1,4 @@
-@testable import GitHubAuthPlugin
+@testable import BerthPlugins
 import BerthCore
 import BerthProvisioning
 import XCTest

@@ -1,6 +1,6 @@
 import Foundation
 import Glibc
-@testable import SSHKeysPlugin
+@testable import BerthPlugins
 import TestSupport
 import XCTest
 

@@ -1,7 +1,7 @@
 import Foundation
 import Glibc
 import TestSupport
-@testable import TokenRefreshPlugin
+@testable import BerthPlugins
 import XCTest
 
 /// token-refresh end to end: berth as PID 1 in a throwaway root with gh and

@@ -1,5 +1,4 @@
 import BerthCore
-import BerthProvisioning
 import Glibc
 
 /// The platform's credentials for the workspace supervisor, moved from the
@@ -11,7 +10,7 @@ enum SupervisorCredentials {
     /// credentials no longer set are removed.
     static func handOver(_ settings: Settings, to account: UserAccount, directory: String) throws(SettingError) -> [String: String] {
         var given: [String: Secret] = [:]
-        for name in CommandIdentity.platformSecrets {
+        for name in PlatformCredential.names {
             given[name] = try settings.secret(name)
         }
         let owner = AtomicFile.Owner(uid: account.uid, gid: account.gid)
@@ -23,7 +22,7 @@ enum SupervisorCredentials {
             throw SettingError("cannot hand the workspace supervisor its credentials: \(error)")
         }
         var environment: [String: String] = [:]
-        for name in CommandIdentity.platformSecrets {
+        for name in PlatformCredential.names {
             let path = directory + "/" + name.lowercased()
             guard let secret = given[name] else {
                 unlink(path)

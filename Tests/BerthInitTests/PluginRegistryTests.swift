@@ -1,0 +1,115 @@
+@testable import BerthInit
+import BerthCore
+import BerthPlugins
+import Foundation
+import XCTest
+
+/// The registry is the one list: steps, services, the quick start check,
+/// the secrets kept from children and the variable reference all come
+/// from it.
+final class PluginRegistryTests: XCTestCase {
+    let empty = "/tmp/berth-registry-test-\(getpid())"
+
+    override func setUpWithError() throws {
+        mkdir(empty, 0o755)
+    }
+
+    override func tearDown() {
+        rmdir(empty)
+    }
+
+    func configuration(_ extra: [String: String]) throws -> Configuration {
+        let environment = ["PATH": "/nonexistent", "BERTH_PLUGINS_DIR": empty, "BERTH_SERVICES_DIR": empty].merging(extra) { $1 }
+        return try Configuration.read(NativeOptions(), variable: { environment[$0] }, inherited: { Environment(environment) })
+    }
+
+    func test_each_plugin_is_a_folder_under_plugins_named_after_it() throws {
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        let folders = try FileManager.default.contentsOfDirectory(atPath: root.appendingPathComponent("plugins").path).filter { name in
+            var isDirectory: ObjCBool = false
+            return FileManager.default.fileExists(atPath: root.appendingPathComponent("plugins/" + name).path, isDirectory: &isDirectory) && isDirectory.boolValue
+        }
+        XCTAssertFalse(folders.isEmpty, "no plugins/ folder found from \(root.path)")
+        XCTAssertEqual(Set(folders), Set(registry.map(\.name)))
+        for plugin in registry {
+            if let step = plugin.makeStep() { XCTAssertEqual(step.name, plugin.name) }
+        }
+        XCTAssertEqual(Set(registry.map(\.name)).count, registry.count, "plugin names are unique")
+    }
+
+    func test_nothing_set_means_no_work_and_any_variable_that_asks_means_work() throws {
+        XCTAssertNil(try configuration([:]).environment, "a plain start builds no environment")
+        var checked = 0
+        for plugin in registry {
+            for variable in plugin.variables where variable.asksForFeature {
+                let forms = variable.role == .serviceSwitch ? [variable.name] : [variable.name, variable.name + "_FILE"]
+                for name in forms {
+                    for value in variable.role == .serviceSwitch ? ["0", "junk"] : ["x"] {
+                        XCTAssertNotNil(try configuration([name: value]).environment, "\(plugin.name): \(name)=\(value)")
+                        checked += 1
+                    }
+                }
+            }
+        }
+        XCTAssertGreaterThan(checked, 20)
+        XCTAssertNotNil(try configuration(["BERTH_DISABLE": "sudo"]).environment)
+    }
+
+    func test_a_services_file_or_drop_in_means_work() throws {
+        let file = empty + "/web.toml"
+        FileManager.default.createFile(atPath: file, contents: Data("command = [\"true\"]\n".utf8))
+        defer { unlink(file) }
+        XCTAssertNotNil(try configuration([:]).environment)
+    }
+
+    func test_every_declared_secret_is_kept_from_the_children() throws {
+        let secrets = registry.flatMap(\.variables).filter(\.isSecret).map(\.name)
+        XCTAssertTrue(secrets.contains("SSH_PRIVATE_KEY") && secrets.contains("GITHUB_TOKEN_URL") && secrets.contains("AWS_SECRET_ACCESS_KEY"))
+        var given = Dictionary(uniqueKeysWithValues: secrets.map { ($0, "value-of-\($0)") })
+        given["SSH_PUBLIC_KEY"] = "ssh-ed25519 AAAA"
+        given["NOTIFY_SOCKET"] = "/run/notify"
+        given["AWS_SECRET_ACCESS_KEY_FILE"] = "/run/secrets/aws"
+        let configuration = try configuration(given)
+        let children = try XCTUnwrap(configuration.inheritedByChildren(variable: { given[$0] }, inherited: { Environment(given) }))
+        for name in secrets { XCTAssertNil(children[name], name) }
+        XCTAssertNil(children["NOTIFY_SOCKET"])
+        XCTAssertNil(children["AWS_SECRET_ACCESS_KEY_FILE"], "a platform credential's path goes too")
+        XCTAssertEqual(children["SSH_PUBLIC_KEY"], "ssh-ed25519 AAAA", "a public key is no secret")
+    }
+
+    func test_a_plain_start_changes_nothing_in_the_childrens_environment() throws {
+        let configuration = try configuration([:])
+        XCTAssertNil(configuration.inheritedByChildren(variable: { _ in nil }, inherited: { XCTFail("built"); return Environment(lines: []) }))
+    }
+
+    func test_berths_own_settings_are_read_once_with_one_duration_syntax() throws {
+        let read = try configuration(["BERTH_STEP_TIMEOUT": "2m", "BERTH_SHUTDOWN_TIMEOUT": "5", "BERTH_USER": "alice", "BERTH_RUN_DIR": "/tmp/run"])
+        XCTAssertEqual(read.stepTimeout, .seconds(120))
+        XCTAssertEqual(read.shutdownTimeout, .seconds(5))
+        XCTAssertEqual(read.workspaceUserName, "alice")
+        XCTAssertEqual(read.runDirectory, "/tmp/run")
+        XCTAssertThrowsError(try configuration(["BERTH_STEP_TIMEOUT": "soon"])) { error in
+            XCTAssertTrue((error as! UsageError).message.hasPrefix("BERTH_STEP_TIMEOUT='soon': expected a duration"), "\(error)")
+        }
+        XCTAssertThrowsError(try configuration(["BERTH_COMMAND_USER": "bob"])) { error in
+            XCTAssertEqual((error as! UsageError).message, "BERTH_COMMAND_USER='bob': expected workspace (the default: BERTH_USER) or root")
+        }
+    }
+}
+
+/// docs/variables.md is the registry's text, so it cannot drift.
+final class VariableReferenceTests: XCTestCase {
+    func test_docs_variables_md_is_generated_from_the_registry() throws {
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        let path = root.appendingPathComponent("docs/variables.md").path
+        let generated = VariableReference.markdown()
+        if ProcessInfo.processInfo.environment["BERTH_WRITE_DOCS"] == "1" {
+            try generated.write(toFile: path, atomically: true, encoding: .utf8)
+        }
+        let onDisk = try String(contentsOfFile: path, encoding: .utf8)
+        XCTAssertEqual(onDisk, generated, "docs/variables.md is stale: regenerate with BERTH_WRITE_DOCS=1 swift test --filter VariableReferenceTests")
+        for plugin in registry {
+            for variable in plugin.variables { XCTAssertTrue(onDisk.contains("`\(variable.name)`"), variable.name) }
+        }
+    }
+}

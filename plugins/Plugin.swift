@@ -1,0 +1,139 @@
+import BerthCore
+import BerthProvisioning
+import BerthSupervision
+import Glibc
+
+/// A plugin: one folder under plugins/ that declares everything about its
+/// feature — the variables it reads (and which are secrets), its
+/// provisioning step, its built-in service with readiness and enable rule.
+/// berth's wiring iterates `registry` (Registry.swift) and nothing else, and
+/// docs/variables.md is generated from the same declarations.
+public protocol Plugin: Sendable {
+    /// The folder's name; also its step's (BERTH_DISABLE, `--only`, the
+    /// report) when it has one.
+    var name: String { get }
+    /// One line for docs/variables.md.
+    var summary: String { get }
+    /// Every variable the feature reads, in the order the docs list them.
+    var variables: [PluginVariable] { get }
+    /// Asked at every start before anything is built, so it may read
+    /// variables and ask whether a program is installed, nothing more:
+    /// false means neither its step nor its service has anything to do.
+    /// Default: one of its variables that ask for it is set.
+    func mayHaveWork(_ probe: StartProbe) -> Bool
+    /// Its provisioning step, new for each run; nil when it has none.
+    func makeStep() -> ProvisioningStep?
+    /// Its built-in service, or nil when it has none or it is not wanted
+    /// here (switched off, not installed: say why through `context.notice`).
+    func service(_ context: ServiceContext) throws(SettingError) -> ServiceDefinition?
+}
+
+extension Plugin {
+    public func mayHaveWork(_ probe: StartProbe) -> Bool {
+        variables.contains { $0.asksForFeature && probe.isSet($0.name) }
+    }
+    public func makeStep() -> ProvisioningStep? { nil }
+    public func service(_ context: ServiceContext) throws(SettingError) -> ServiceDefinition? { nil }
+
+    /// The variables whose being set asks for this feature.
+    public var requestingVariables: [String] { variables.filter(\.asksForFeature).map(\.name) }
+}
+
+/// One variable a plugin reads.
+public struct PluginVariable: Sendable {
+    public enum Role: Sendable {
+        /// Setting it asks for the feature: berth runs the step even if it
+        /// then skips, so the reason shows in the report.
+        case request
+        /// A secret input (NAME or NAME_FILE) that asks for the feature;
+        /// the command and the services never inherit NAME.
+        case secret
+        /// A secret that tunes the feature without asking for it (the
+        /// platform's credentials for the workspace supervisor).
+        case credential
+        /// Switches a built-in service on or off (any value goes through
+        /// the full check, so a typo is an error, not silence).
+        case serviceSwitch
+        /// Tunes the feature; does not ask for it.
+        case option
+    }
+
+    public let name: String
+    public let role: Role
+    /// What the docs show as its default ("" when none).
+    public let defaultValue: String
+    public let meaning: String
+
+    public init(_ name: String, _ role: Role, default defaultValue: String = "", _ meaning: String) {
+        self.name = name
+        self.role = role
+        self.defaultValue = defaultValue
+        self.meaning = meaning
+    }
+
+    public var asksForFeature: Bool { role == .request || role == .secret || role == .serviceSwitch }
+    public var isSecret: Bool { role == .secret || role == .credential }
+}
+
+/// What `mayHaveWork` may look at: variables read one at a time (getenv on
+/// a plain start, which builds no environment) and installed programs.
+public struct StartProbe {
+    /// A variable's non-empty value, or nil.
+    public let value: (String) -> String?
+    /// NAME or NAME_FILE has a non-empty value.
+    public let isSet: (String) -> Bool
+    public let runningAsRoot: Bool
+
+    public init(value: @escaping (String) -> String?, isSet: @escaping (String) -> Bool, runningAsRoot: Bool = getuid() == 0) {
+        self.value = value
+        self.isSet = isSet
+        self.runningAsRoot = runningAsRoot
+    }
+
+    /// The probe of a settings value (tests, `berth provision`).
+    public init(_ settings: Settings, runningAsRoot: Bool = getuid() == 0) {
+        self.init(value: settings.value, isSet: settings.isSet, runningAsRoot: runningAsRoot)
+    }
+
+    /// `program` is executable in a directory of the container's PATH.
+    public func isInstalled(_ program: String) -> Bool {
+        isExecutableOnPath(program, searchPath: value("PATH") ?? defaultSearchPath)
+    }
+}
+
+/// What a plugin's built-in service is planned from: the settings read at
+/// start, who berth and the workspace user are, where berth's files live.
+public final class ServiceContext {
+    public let settings: Settings
+    public let runningAsRoot: Bool
+    /// BERTH_USER, checked at start.
+    public let workspaceUserName: String
+    /// BERTH_RUN_DIR.
+    public let runDirectory: String
+    /// Lines said at start (when berth supervises anything) about services
+    /// that are wanted but cannot run, each naming what switches it off.
+    public private(set) var notices: [String] = []
+    private var lookedUp: UserAccount??
+
+    public init(settings: Settings, workspaceUserName: String, runDirectory: String, runningAsRoot: Bool = getuid() == 0) {
+        self.settings = settings
+        self.workspaceUserName = workspaceUserName
+        self.runDirectory = runDirectory
+        self.runningAsRoot = runningAsRoot
+    }
+
+    /// The workspace user's account, looked up once; nil when it does not exist.
+    public var workspaceUser: UserAccount? {
+        if let lookedUp { return lookedUp }
+        let found = try? UserAccount.lookup(workspaceUserName)
+        lookedUp = .some(found)
+        return found
+    }
+
+    public func notice(_ line: String) { notices.append(line) }
+
+    /// "NAME is not installed …; SWITCH=0 says it is not wanted".
+    public func noticeNotInstalled(_ program: String, switchedBy variable: String) {
+        notice("\(program) is not installed (not on PATH): not started; \(variable)=0 says it is not wanted")
+    }
+}
