@@ -36,4 +36,16 @@ public enum ChildStatus: Equatable, Sendable {
         case .stopped, .continued: return -1
         }
     }
+
+    /// How berth's lines say it: `exited with status 3`, `killed by
+    /// SIGTERM (core dumped)`, `stopped by SIGTSTP`, `continued`. The one
+    /// description of a status, for the init, the services and the steps.
+    public var summary: String {
+        switch self {
+        case .exited(let code): "exited with status \(code)"
+        case .signaled(let signal, let core): "killed by \(Signals.name(of: signal))" + (core ? " (core dumped)" : "")
+        case .stopped(let signal): "stopped by \(Signals.name(of: signal))"
+        case .continued: "continued"
+        }
+    }
 }

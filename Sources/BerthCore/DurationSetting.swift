@@ -36,21 +36,6 @@ public func parseDuration(_ text: String) -> Duration? {
     return total
 }
 
-extension Duration {
-    /// `90 s`, `1.5 s`, `250 ms`, `2 d`: how a duration is shown in berth's lines.
-    public var shortDescription: String {
-        let (seconds, attoseconds) = components
-        if attoseconds == 0 && seconds >= 86_400 && seconds % 86_400 == 0 { return "\(seconds / 86_400) d" }
-        if seconds == 0 && attoseconds > 0 { return "\(attoseconds / 1_000_000_000_000_000) ms" }
-        let milliseconds = attoseconds / 1_000_000_000_000_000
-        if milliseconds == 0 { return "\(seconds) s" }
-        var fraction = String(milliseconds)
-        while fraction.count < 3 { fraction = "0" + fraction }
-        while fraction.hasSuffix("0") { fraction.removeLast() }
-        return "\(seconds).\(fraction) s"
-    }
-}
-
 extension Settings {
     /// A duration in the one syntax (`300s`, `5m`, `90`), within `range`;
     /// `fallback` when unset. The error names the variable.

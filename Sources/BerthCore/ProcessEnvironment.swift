@@ -27,7 +27,7 @@ public func environmentValue(_ name: String) -> String? {
     return String(cString: value)
 }
 
-/// This process's environment as sorted `NAME=value` lines, one per name
+/// This process's environment as `NAME=value` lines (in environ's order), one per name
 /// (the last one wins, as in `currentEnvironment`): the form a child's
 /// environment takes, built without a dictionary.
 public func currentEnvironmentLines() -> [String] {
@@ -45,5 +45,5 @@ public func currentEnvironmentLines() -> [String] {
         let overridden = entries[(index + 1)...].contains { later in nameLength(later) == length && memcmp(later, entry, length) == 0 }
         if !overridden { lines.append(String(cString: entry)) }
     }
-    return lines.sorted()
+    return lines
 }

@@ -72,13 +72,3 @@ public enum NotForwardedReason: CustomStringConvertible {
 func errorText(_ error: Int32) -> String {
     String(cString: strerror(error))
 }
-
-func describe(_ status: ChildStatus) -> String {
-    switch status {
-    case .exited(let code): return "exited with code \(code)"
-    case .signaled(let signal, let core):
-        return "was killed by \(Signals.name(of: signal))" + (core ? " (core dumped)" : "")
-    case .stopped(let signal): return "was stopped by \(Signals.name(of: signal))"
-    case .continued: return "was continued"
-    }
-}

@@ -416,7 +416,7 @@ public final class InitProcess {
         phase = .stoppingServices(formerChild: formerChild)
         policy.tellManager?("STOPPING=1\nSTATUS=stopping services")
         loop.schedule(after: supervision.shutdownTimeout) { [unowned self] in
-            StandardError.write("berth: shutdown took longer than \(supervision.shutdownTimeout.components.seconds) s: SIGKILL to everything left\n")
+            StandardError.write("berth: shutdown took longer than \(supervision.shutdownTimeout.shortDescription): SIGKILL to everything left\n")
             ProcessSweep.signalEveryoneElse(SIGKILL)
             if criticalFailure { exitCode = 1 }
             loop.stop()

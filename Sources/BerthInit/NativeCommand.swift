@@ -41,7 +41,7 @@ struct NativeCommand: ParsableCommand {
     @Option(name: [.customShort("p"), .customLong("pdeath-signal")], help: ArgumentHelp("Send SIGNAL to berth (and so to the child) when berth's parent dies.", valueName: "SIGNAL"))
     var parentDeathSignal: String?
 
-    @Option(name: .customLong("kill-grace"), help: ArgumentHelp("Seconds between SIGTERM and SIGKILL for processes left after the child exits (default 5).", valueName: "SECONDS"))
+    @Option(name: .customLong("kill-grace"), help: ArgumentHelp("Time between SIGTERM and SIGKILL for processes left after the child exits: 5, 0.5, 500ms, 1m (default 5s).", valueName: "DURATION"))
     var killGrace: String?
 
     @Flag(name: [.customShort("w"), .customLong("warn-on-reap")], help: "Log every orphan reaped (BERTH_WARN_ON_REAP=1).")
@@ -326,10 +326,10 @@ struct NativeDiagnostics: InitDiagnostics {
     }
     func reaped(pid: pid_t, status: ChildStatus, isMain: Bool) {
         guard !isMain else { return }
-        log(warnOnReap ? 1 : 3, "reaped orphan pid \(pid), which \(describe(status))")
+        log(warnOnReap ? 1 : 3, "reaped orphan pid \(pid) (\(status.summary))")
     }
     func mainExited(status: ChildStatus, exitCode: Int32) {
-        log(2, "child \(describe(status)); berth will exit with \(exitCode)")
+        log(2, "child \(status.summary); berth will exit with \(exitCode)")
     }
     func terminatingOthers(grace: Duration) {
         log(2, "sent SIGTERM to the remaining processes; SIGKILL in \(grace)")

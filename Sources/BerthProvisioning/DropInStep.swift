@@ -45,9 +45,9 @@ public final class DropInStep: ProvisioningStep {
             if let error = result.spawnError {
                 done(.failed("cannot run: \(error)"))
             } else if result.timedOut {
-                done(.failed("killed after \(self.timeout)"))
+                done(.failed("killed after \(self.timeout.shortDescription)"))
             } else if let status = result.status, status != .exited(0) {
-                done(.failed(status.shellExitCode >= 128 ? "killed by signal \(status.shellExitCode - 128)" : "exited with code \(status.shellExitCode)"))
+                done(.failed(status.summary))
             } else {
                 done(.ok(nil))
             }

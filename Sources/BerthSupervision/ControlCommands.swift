@@ -93,7 +93,7 @@ extension Supervisor {
             table.append([
                 service.name, service.state.rawValue, service.pid.map { String($0) } ?? "-",
                 uptime.map(formatUptime) ?? "-", String(service.restarts), service.isReady ? "yes" : "no",
-                service.healthy ? "yes" : "no", service.lastExit.map(describe) ?? "-",
+                service.healthy ? "yes" : "no", service.lastExit.map(\.summary) ?? "-",
             ])
         }
         let widths = (0..<table[0].count).map { column in table.map { $0[column].count }.max() ?? 0 }
@@ -108,7 +108,7 @@ extension Supervisor {
         let entries = rows().map { service, uptime in
             "{\"name\": \"\(service.name)\", \"state\": \"\(service.state.rawValue)\", \"pid\": \(service.pid.map { String($0) } ?? "null"), "
                 + "\"uptimeSeconds\": \(uptime.map(String.init) ?? "null"), \"restarts\": \(service.restarts), \"ready\": \(service.isReady), "
-                + "\"healthy\": \(service.healthy), \"lastExit\": \(service.lastExit.map { "\"\(describe($0))\"" } ?? "null")}"
+                + "\"healthy\": \(service.healthy), \"lastExit\": \(service.lastExit.map { "\"\($0.summary)\"" } ?? "null")}"
         }
         return "[" + entries.joined(separator: ",\n ") + "]\n"
     }

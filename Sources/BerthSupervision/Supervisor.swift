@@ -303,11 +303,10 @@ public final class Supervisor {
     private func awaitReadiness(_ service: Service) {
         let definition = service.definition
         if definition.readiness == .started { return markReady(service) }
-        let deadline = MonotonicClock.now() + UInt64(definition.readinessTimeout.components.seconds) * 1_000_000_000
-            + UInt64(definition.readinessTimeout.components.attoseconds / 1_000_000_000)
+        let deadline = MonotonicClock.now() + definition.readinessTimeout.nanoseconds
         service.timers.append(loop.schedule(after: definition.readinessTimeout) { [unowned self, unowned service] in
             guard case .starting = service.phase else { return }
-            log("\(service.name): not ready within \(secondsText(definition.readinessTimeout)) s; stopping it")
+            log("\(service.name): not ready within \(definition.readinessTimeout.shortDescription); stopping it")
             service.reason = "not ready in time"
             signalGroup(service, definition.stopSignal)
             scheduleKill(service)
@@ -393,7 +392,7 @@ public final class Supervisor {
         let ranFor = MonotonicClock.now() &- service.startedAt
         if case .stopping(_, let then) = previous {
             service.phase = .stopped
-            log("\(service.name): stopped (\(describe(status)))")
+            log("\(service.name): stopped (\(status.summary))")
             if then == .restart && !stopping {
                 service.restarts += 1
                 service.phase = .waiting
@@ -406,32 +405,32 @@ public final class Supervisor {
         if case .starting = previous { startingBefore = true } else { startingBefore = wasStarting }
         let definition = service.definition
         let failedRun = status != .exited(0)
-        log("\(service.name): \(describe(status))")
+        log("\(service.name): \(status.summary)")
         if stopping { service.phase = .stopped; return stopWhatCan() }
         let restart = switch definition.restart {
         case .always: true
         case .onFailure: failedRun
         case .never: false
         }
-        let stable = ranFor >= nanoseconds(definition.stableAfter)
+        let stable = ranFor >= definition.stableAfter.nanoseconds
         if stable { service.backoffAttempt = 0 }
         if failedRun || !stable {
             let now = MonotonicClock.now()
-            service.crashTimes = service.crashTimes.filter { now &- $0 < nanoseconds(definition.crashWindow) } + [now]
+            service.crashTimes = service.crashTimes.filter { now &- $0 < definition.crashWindow.nanoseconds } + [now]
             if restart && service.crashTimes.count >= definition.crashLimit {
-                return fail(service, "\(service.crashTimes.count) failed runs within \(secondsText(definition.crashWindow)) s")
+                return fail(service, "\(service.crashTimes.count) failed runs within \(definition.crashWindow.shortDescription)")
             }
         }
         guard restart else {
-            if failedRun && startingBefore { return fail(service, "exited before it was ready (\(describe(status)))") }
+            if failedRun && startingBefore { return fail(service, "exited before it was ready (\(status.summary))") }
             service.phase = failedRun ? .failed : .stopped
-            service.reason = describe(status)
-            if failedRun && definition.critical { onFatal?("critical service \(service.name) failed: \(describe(status))") }
+            service.reason = status.summary
+            if failedRun && definition.critical { onFatal?("critical service \(service.name) failed: \(status.summary)") }
             return startWhatCan()
         }
         let delay = backoff(for: service)
         service.phase = .backingOff
-        log("\(service.name): restarting in \(milliseconds(delay)) ms")
+        log("\(service.name): restarting in \(delay.milliseconds) ms")
         service.timers.append(loop.schedule(after: delay) { [unowned self, unowned service] in
             guard case .backingOff = service.phase, !stopping else { return }
             service.restarts += 1
@@ -444,8 +443,8 @@ public final class Supervisor {
     /// together do not retry in lockstep.
     func backoff(for service: Service) -> Duration {
         let definition = service.definition
-        let base = Double(milliseconds(definition.backoffBase))
-        let cap = Double(milliseconds(definition.backoffCap))
+        let base = Double(definition.backoffBase.milliseconds)
+        let cap = Double(definition.backoffCap.milliseconds)
         let raw = min(cap, base * Double(1 << min(service.backoffAttempt, 20)))
         service.backoffAttempt += 1
         return .milliseconds(Int(raw * Double.random(in: 0.8...1.2)))
@@ -506,7 +505,7 @@ public final class Supervisor {
         guard let pid = service.pid else { return }
         service.timers.append(loop.schedule(after: service.definition.stopGrace) { [unowned self, weak service] in
             guard let service, service.pid == pid else { return }
-            log("\(service.name): still running \(milliseconds(service.definition.stopGrace)) ms after \(Signals.name(of: service.definition.stopSignal)); SIGKILL")
+            log("\(service.name): still running \(service.definition.stopGrace.milliseconds) ms after \(Signals.name(of: service.definition.stopSignal)); SIGKILL")
             signalGroup(service, SIGKILL)
         })
     }
@@ -591,31 +590,4 @@ public final class Supervisor {
         }
         return nil
     }
-}
-
-func describe(_ status: ChildStatus) -> String {
-    switch status {
-    case .exited(let code): return "exited with status \(code)"
-    case .signaled(let signal, _): return "killed by \(Signals.name(of: signal))"
-    default: return "\(status)"
-    }
-}
-
-func nanoseconds(_ duration: Duration) -> UInt64 {
-    UInt64(max(0, duration.components.seconds)) * 1_000_000_000 + UInt64(max(0, duration.components.attoseconds) / 1_000_000_000)
-}
-
-/// "0.5", "2", "1.25": service files take fractions of a second, and a
-/// message must not round 0.5 s down to 0.
-func secondsText(_ duration: Duration) -> String {
-    let total = milliseconds(duration)
-    guard total % 1000 != 0 else { return String(total / 1000) }
-    var fraction = String(total % 1000)
-    fraction = String(repeating: "0", count: 3 - fraction.count) + fraction
-    while fraction.hasSuffix("0") { fraction.removeLast() }
-    return "\(total / 1000).\(fraction)"
-}
-
-func milliseconds(_ duration: Duration) -> Int {
-    Int(duration.components.seconds * 1000 + duration.components.attoseconds / 1_000_000_000_000_000)
 }

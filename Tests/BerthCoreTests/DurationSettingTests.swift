@@ -40,7 +40,7 @@ final class DurationSettingTests: XCTestCase {
     func test_durations_are_shown_in_seconds_or_milliseconds() {
         XCTAssertEqual(Duration.seconds(90).shortDescription, "90 s")
         XCTAssertEqual(Duration.milliseconds(1500).shortDescription, "1.5 s")
-        XCTAssertEqual(Duration.milliseconds(250).shortDescription, "250 ms")
+        XCTAssertEqual(Duration.milliseconds(250).shortDescription, "0.25 s")
         XCTAssertEqual(Duration.zero.shortDescription, "0 s")
         XCTAssertEqual(Duration.seconds(2 * 86400).shortDescription, "2 d")
     }

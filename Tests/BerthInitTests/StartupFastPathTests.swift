@@ -73,7 +73,7 @@ final class StartupFastPathTests: XCTestCase {
     }
 
     func test_environment_lines_are_the_dictionarys_lines() {
-        XCTAssertEqual(currentEnvironmentLines(), currentEnvironment().map { "\($0.key)=\($0.value)" }.sorted())
+        XCTAssertEqual(currentEnvironmentLines().sorted(), currentEnvironment().map { "\($0.key)=\($0.value)" }.sorted())
         XCTAssertEqual(environmentValue("PATH"), currentEnvironment()["PATH"])
         XCTAssertNil(environmentValue("BERTH_SURELY_UNSET_\(getpid())"))
     }

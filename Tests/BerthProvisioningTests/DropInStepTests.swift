@@ -39,7 +39,7 @@ final class DropInStepTests: XCTestCase {
         // After the built-in steps, in name order.
         let dropIns = try report(root).drop { !($0["name"] as! String).hasPrefix("plugins.d/") }
         XCTAssertEqual(dropIns.map { $0["name"] as? String }, ["plugins.d/10-first", "plugins.d/20-second", "plugins.d/30-fails", "plugins.d/40-not-executable"])
-        XCTAssertEqual(dropIns.dropFirst(2).first?["message"] as? String, "exited with code 4")
+        XCTAssertEqual(dropIns.dropFirst(2).first?["message"] as? String, "exited with status 4")
         XCTAssertEqual(dropIns.last?["status"] as? String, "skipped")
     }
 

@@ -10,8 +10,8 @@ final class SettingsAndAPITests: XCTestCase {
     func test_every_bad_setting_stops_the_daemon_naming_the_variable() throws {
         let agent = ["SUPERVISOR_AGENT_ENABLED": "true", "SUPERVISOR_AGENT_BASE_URL": "http://127.0.0.1:1", "ENVIRONMENT_ID": "env-1"]
         let cases: [([String: String], String)] = [
-            (["SUPERVISOR_MONITOR_INTERVAL": "30x"], "SUPERVISOR_MONITOR_INTERVAL='30x': expected a duration from 1 ms to 366 d, like 300s, 5m, 1h30m or 90 (seconds)"),
-            (["SUPERVISOR_MONITOR_INTERVAL": "0s"], "SUPERVISOR_MONITOR_INTERVAL='0s': expected a duration from 1 ms"),
+            (["SUPERVISOR_MONITOR_INTERVAL": "30x"], "SUPERVISOR_MONITOR_INTERVAL='30x': expected a duration from 0.001 s to 366 d, like 300s, 5m, 1h30m or 90 (seconds)"),
+            (["SUPERVISOR_MONITOR_INTERVAL": "0s"], "SUPERVISOR_MONITOR_INTERVAL='0s': expected a duration from 0.001 s"),
             (["SUPERVISOR_MONITOR_INTERVAL": "5 minutes"], "SUPERVISOR_MONITOR_INTERVAL='5 minutes': expected a duration"),
             (["SUPERVISOR_HTTP_ENABLED": "maybe"], "SUPERVISOR_HTTP_ENABLED='maybe': expected 1/0, true/false, yes/no or on/off"),
             (["SUPERVISOR_HTTP_ADDR": "localhost:9000"], "SUPERVISOR_HTTP_ADDR='localhost' is not an IPv4 address (names are not looked up)"),

@@ -145,7 +145,7 @@ public enum FetchHelper {
     @discardableResult
     public static func run(_ verb: String, request: [(String, String)], answerKeys: Set<String>, settings: Settings, timeout: Duration,
                            loop: EventLoop, done: @escaping (Result<FetchOutcome, FetchProtocolError>) -> Void) -> HelperHandle {
-        let milliseconds = timeout.components.seconds * 1000 + timeout.components.attoseconds / 1_000_000_000_000_000
+        let milliseconds = timeout.milliseconds
         var command = HelperCommand(arguments: ["/proc/self/exe", "fetch", verb], timeout: timeout + .seconds(2))
         command.request.environment = HelperCommand.toolEnvironment() + networkVariables.compactMap { name in
             settings.value(name).map { "\(name)=\($0)" }

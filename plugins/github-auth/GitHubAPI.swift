@@ -122,9 +122,5 @@ public enum GitHubUserFetch {
 
 /// BERTH_HTTP_TIMEOUT: seconds one request may take (default 10).
 public func httpTimeout(_ settings: Settings) throws(SettingError) -> Duration {
-    guard let text = settings.value("BERTH_HTTP_TIMEOUT") else { return .seconds(10) }
-    guard let seconds = Double(text), seconds > 0, seconds <= 3600 else {
-        throw SettingError("BERTH_HTTP_TIMEOUT='\(text)': expected seconds, like 10")
-    }
-    return .milliseconds(Int(seconds * 1000))
+    try settings.duration("BERTH_HTTP_TIMEOUT", default: .seconds(10), in: .milliseconds(1)...(.seconds(3600)))
 }

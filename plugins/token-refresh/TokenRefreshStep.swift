@@ -47,7 +47,7 @@ public final class TokenRefreshStep: ProvisioningStep {
         let refresher = TokenRefresher(context: context, login: login, source: source, interval: interval, timeout: timeout, statePath: statePath)
         self.refresher = refresher
         refresher.refresh { [refresher] result in
-            let every = "every \(interval.components.seconds) s from \(source.name)"
+            let every = "every \(interval.shortDescription) from \(source.name)"
             if context.persistent { refresher.scheduleNext() }
             switch result {
             case .success(let what): done(.ok("\(every); \(what)"))
@@ -57,10 +57,6 @@ public final class TokenRefreshStep: ProvisioningStep {
     }
 
     func refreshInterval(_ settings: Settings) throws(SettingError) -> Duration {
-        guard let text = settings.value("BERTH_TOKEN_REFRESH_INTERVAL") else { return .seconds(300) }
-        guard let seconds = Int(text), seconds >= 1, seconds <= 86_400 else {
-            throw SettingError("BERTH_TOKEN_REFRESH_INTERVAL='\(text)': expected whole seconds from 1 to 86400, like 300")
-        }
-        return .seconds(seconds)
+        try settings.duration("BERTH_TOKEN_REFRESH_INTERVAL", default: .seconds(300), in: .seconds(1)...(.seconds(86_400)))
     }
 }

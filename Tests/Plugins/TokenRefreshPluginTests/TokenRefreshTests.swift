@@ -118,8 +118,10 @@ final class TokenRefreshTests: XCTestCase {
         let root = try ThrowawayRoot(tools: Self.tools)
         for (environment, message) in [
             (["GITHUB_TOKEN_URL": "ftp://x"], "GITHUB_TOKEN_URL='ftp://x': expected an http(s) URL"),
-            (["GITHUB_TOKEN_FILE": "/secrets/none", "BERTH_TOKEN_REFRESH_INTERVAL": "5m"],
-             "BERTH_TOKEN_REFRESH_INTERVAL='5m': expected whole seconds from 1 to 86400, like 300"),
+            (["GITHUB_TOKEN_FILE": "/secrets/none", "BERTH_TOKEN_REFRESH_INTERVAL": "5 minutes"],
+             "BERTH_TOKEN_REFRESH_INTERVAL='5 minutes': expected a duration from 1 s to 1 d, like 300s, 5m, 1h30m or 90 (seconds)"),
+            (["GITHUB_TOKEN_FILE": "/secrets/none", "BERTH_TOKEN_REFRESH_INTERVAL": "2d"],
+             "BERTH_TOKEN_REFRESH_INTERVAL='2d': expected a duration from 1 s to 1 d"),
             (["GITHUB_TOKEN_URL": github.url + "/token", "GITHUB_TOKEN_URL_AUTH_FILE": "/secrets/missing"],
              "GITHUB_TOKEN_URL_AUTH_FILE=/secrets/missing: cannot read: No such file or directory"),
         ] {
