@@ -147,14 +147,26 @@ final class DumbInitFaceTests: XCTestCase {
     }
 
     func test_child_gets_the_controlling_terminal_and_job_control() throws {
-        let pty = try PseudoTerminal()
-        let run = try Subprocess([dumbInit, "bash", "--norc", "-m", "-c", "echo flags=[$-]"], environment: env(), terminal: pty)
-        let output = pty.read(until: "]\r\n") ?? ""
-        // bash's $- between the brackets: `m` there is job control on.
-        let flags = try XCTUnwrap(output.range(of: "flags=[").map { output[$0.upperBound...].prefix { $0 != "]" } }, output)
-        XCTAssertTrue(flags.contains("m"), "job control is off: flags \(flags) in \(output)")
-        XCTAssertFalse(output.contains("no job control"), output)
-        XCTAssertEqual(run.wait(), .exited(0))
+        // bash asked for job control (-m) turns it on only with a controlling
+        // terminal it can take the foreground of; +m is the control that
+        // shows the flag is read from the right place.
+        for (option, jobControl) in [("-m", true), ("+m", false)] {
+            let pty = try PseudoTerminal()
+            let run = try Subprocess([dumbInit, "bash", "--norc", option, "-c", "echo flags=[$-]; echo end-of-flags"], environment: env(), terminal: pty)
+            let output = try XCTUnwrap(pty.read(until: "end-of-flags\r\n"), "bash \(option) printed nothing")
+            XCTAssertEqual(run.wait(), .exited(0), option)
+            // Exactly one line `flags=[...]`, nothing else on it, letters only.
+            let printed = output.components(separatedBy: "\r\n").filter { $0.hasPrefix("flags=[") }
+            XCTAssertEqual(printed.count, 1, "one flags line: \(output)")
+            let line = try XCTUnwrap(printed.first, output)
+            XCTAssertTrue(line.hasSuffix("]"), "the flags line ends at the bracket: \(line)")
+            let flags = line.dropFirst("flags=[".count).dropLast()
+            XCTAssertTrue(!flags.isEmpty && flags.allSatisfy { $0.isASCII && $0.isLetter }, "$- is a set of option letters: \(line)")
+            XCTAssertEqual(flags.contains("m"), jobControl, "bash \(option): job control (m) in $- '\(flags)'")
+            XCTAssertEqual(flags.contains("c"), true, "bash ran the -c command: $- '\(flags)'")
+            XCTAssertFalse(output.contains("no job control"), output)
+            XCTAssertFalse(output.contains("cannot set terminal process group"), output)
+        }
     }
 
     private func waitForState(_ pid: pid_t, _ state: Character) -> Bool {

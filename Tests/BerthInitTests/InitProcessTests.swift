@@ -85,8 +85,19 @@ final class InitProcessTests: XCTestCase {
 
     func test_straggler_that_exits_on_sigterm_ends_berth_before_the_grace() throws {
         let start = now()
-        let run = try Subprocess(asPID1(["--kill-grace", "10", "--", "sh", "-c", "sleep 60 & exit 7"]))
-        XCTAssertEqual(run.wait(timeout: 20), .exited(7))
+        let run = try Subprocess(asPID1(["--kill-grace", "10", "--", "sh", "-c", "sleep 60 & exit 7"]),
+                                 environment: ["BERTH_VERBOSITY": "3", "PATH": "/usr/bin:/bin"])
+        XCTAssertEqual(run.wait(timeout: 20), .exited(7), run.errorText)
+        // In berth's log: SIGTERM to the rest, the straggler reaped as killed
+        // by it, then berth's exit; no SIGKILL round.
+        let lines = run.errorText.split(separator: "\n").map(String.init)
+        let terminated = try XCTUnwrap(lines.firstIndex { $0.hasPrefix("berth: sent SIGTERM to the remaining processes") }, run.errorText)
+        let reaped = try XCTUnwrap(lines.firstIndex { $0.hasPrefix("berth: reaped orphan pid ") && $0.hasSuffix(", which was killed by SIGTERM") }, run.errorText)
+        let exiting = try XCTUnwrap(lines.firstIndex { $0.hasPrefix("berth: exiting with 7") }, run.errorText)
+        XCTAssertLessThan(terminated, reaped, run.errorText)
+        XCTAssertLessThan(reaped, exiting, run.errorText)
+        XCTAssertFalse(run.errorText.contains("sending SIGKILL"), run.errorText)
+        // Not after the 10 s grace (a bound that cannot hang the test).
         XCTAssertLessThan(now() - start, 5)
     }
 

@@ -60,6 +60,26 @@ final class TerminalTests: XCTestCase {
         XCTAssertEqual(run.wait(timeout: 10), .exited(7), "the continued child's own exit status")
     }
 
+    func test_as_pid_1_a_child_that_stops_itself_with_a_terminal_stop_signal_is_continued() throws {
+        // The child, in the terminal's foreground, sends itself the signal
+        // (no Ctrl-Z): the kernel stops it, and only berth can continue it.
+        for signal in ["TSTP", "TTIN", "TTOU"] {
+            let pty = try PseudoTerminal()
+            let script = "echo before-stop; kill -\(signal) $$; echo after-continue; exit 7"
+            let run = try Subprocess(asPID1(["-v", "--", "/bin/sh", "-c", script]), environment: ["PATH": "/usr/bin:/bin"], terminal: pty)
+            // berth's log line and the child's in one stream (the terminal), in the order they were written.
+            let output = pty.read(until: "after-continue\r\n") ?? ""
+            XCTAssertEqual(run.wait(timeout: 10), .exited(7), "SIG\(signal): the continued child's own exit status: \(output)")
+            let lines = output.components(separatedBy: "\r\n")
+            let before = try XCTUnwrap(lines.firstIndex(of: "before-stop"), "SIG\(signal): \(output)")
+            let stopped = try XCTUnwrap(lines.firstIndex { $0.hasSuffix("child stopped by SIG\(signal); PID 1 cannot be suspended, so it is continued") },
+                                        "SIG\(signal): berth saw the child stop: \(output)")
+            let after = try XCTUnwrap(lines.firstIndex(of: "after-continue"), "SIG\(signal): the stopped child was never continued: \(output)")
+            XCTAssertLessThan(before, stopped, output)
+            XCTAssertLessThan(stopped, after, "SIG\(signal): continued by berth, after it saw the stop: \(output)")
+        }
+    }
+
     func test_berth_in_the_background_is_not_stopped_by_terminal_output() throws {
         // With TOSTOP a background process writing to the terminal gets
         // SIGTTOU; berth ignores it, so its -v lines cannot stop it.

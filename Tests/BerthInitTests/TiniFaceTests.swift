@@ -108,10 +108,19 @@ final class TiniFaceTests: XCTestCase {
 
     func test_exits_with_the_child_without_waiting_for_other_processes() throws {
         // tini leaves the rest to the kernel; berth's own face would wait.
-        let start = now()
-        let run = try Subprocess([tini, "-s", "--", "sh", "-c", "\(kit) stubborn-daemon 3; exit 3"])
-        XCTAssertEqual(run.wait(), .exited(3))
-        XCTAssertLessThan(now() - start, 2)
+        // The daemon ignores SIGTERM and lives 60 s: it is still there, not
+        // even signalled, once tini has exited with the child's status.
+        let pidFile = "/tmp/berth-test-tini-daemon-\(getpid())-\(Int.random(in: 0..<1_000_000))"
+        defer { unlink(pidFile) }
+        let run = try Subprocess([tini, "-s", "--", "sh", "-c", "\(kit) stubborn-daemon 60 \(pidFile); exit 3"])
+        XCTAssertEqual(run.wait(timeout: 20), .exited(3))
+        // The daemon writes its pid once it has forked away; bounded wait.
+        XCTAssertTrue(eventually(5) { (readText(pidFile) ?? "").hasSuffix("\n") }, "the daemon never wrote its pid")
+        let daemon = try XCTUnwrap((readText(pidFile) ?? "").split(separator: "\n").first.flatMap { pid_t($0) })
+        defer { kill(daemon, SIGKILL) }
+        let stat = try XCTUnwrap(readText("/proc/\(daemon)/stat"), "the daemon was gone when tini had exited")
+        let state = stat[stat.index(try XCTUnwrap(stat.lastIndex(of: ")")), offsetBy: 2)]
+        XCTAssertTrue("RS".contains(state), "the daemon still runs after tini exited (state \(state))")
     }
 
     func test_exec_failure_reports_like_tini() throws {

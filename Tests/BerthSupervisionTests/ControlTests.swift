@@ -106,10 +106,15 @@ final class ControlTests: XCTestCase {
         let berth = try Subprocess(asPID1([]), environment: environment)
         defer {
             if let pid = childOf(berth.pid) { kill(pid, SIGTERM) }
-            _ = berth.wait(timeout: 15)
+            XCTAssertEqual(berth.wait(timeout: 15), .exited(0), berth.errorText)
         }
         XCTAssertTrue(eventually { berth.errorText.components(separatedBy: "berth: flaky: started (pid").count > 2 || { _ = berth.readLine(timeout: 0.05); return false }() })
-        XCTAssertTrue(berth.errorText.contains("berth: flaky: unhealthy (2 failed checks); restarting it"), berth.errorText)
+        // In berth's log: unhealthy, stopped, then the second start.
+        let lines = berth.errorText.split(separator: "\n").map(String.init)
+        let unhealthy = try XCTUnwrap(lines.firstIndex(of: "berth: flaky: unhealthy (2 failed checks); restarting it"), berth.errorText)
+        let starts = lines.indices.filter { lines[$0].hasPrefix("berth: flaky: started (pid") }
+        XCTAssertLessThan(starts.first ?? .max, unhealthy, berth.errorText)
+        XCTAssertLessThan(unhealthy, starts.dropFirst().first ?? -1, "restarted after it was found unhealthy: \(berth.errorText)")
     }
 
     func test_without_a_running_berth_the_client_says_so() throws {

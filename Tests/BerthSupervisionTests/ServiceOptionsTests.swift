@@ -160,6 +160,133 @@ final class ServiceOptionsTests: ServicesDirectoryTestCase {
         XCTAssertTrue(lines.contains { $0.hasPrefix("berth: always: restarting in") }, "\(lines)")
     }
 
+    func test_restart_never_leaves_a_failed_run_that_on_failure_restarts() throws {
+        let runs = directory + "/runs"
+        for (name, policy) in [("never", "never"), ("again", "on-failure")] {
+            try service(name, """
+            command = ["/bin/sh", "-c", "echo \(name) >> \(runs); exit 3"]
+            restart = "\(policy)"
+            backoff_base = 0.05
+            backoff_cap = 0.05
+            crash_limit = 1000
+            required = false
+            """)
+        }
+        let started = try berth()
+        let lines = log(of: started.run) { lines in lines.filter { $0.hasPrefix("berth: again: started") }.count >= 4 }
+        stop(started)
+        let ran = (readText(runs) ?? "").split(separator: "\n").map(String.init)
+        XCTAssertGreaterThanOrEqual(ran.filter { $0 == "again" }.count, 4, "on-failure restarted each failed run: \(lines)")
+        // By then "never" had had the same backoff three times over.
+        XCTAssertEqual(ran.filter { $0 == "never" }.count, 1, "never runs once: \(lines)")
+        XCTAssertTrue(lines.contains("berth: never: exited with status 3"), "\(lines)")
+        XCTAssertFalse(lines.contains { $0.hasPrefix("berth: never: restarting") }, "\(lines)")
+    }
+
+    func test_backoff_cap_caps_the_doubling_restart_delay() throws {
+        // 100 ms doubling, capped at 150 ms: 100, 150, 150, 150 (each ±20 %).
+        try service("capped", """
+        command = ["/bin/sh", "-c", "exit 1"]
+        backoff_base = 0.1
+        backoff_cap = 0.15
+        crash_limit = 100
+        required = false
+        """)
+        let started = try berth()
+        let lines = log(of: started.run) { self.restartDelays("capped", in: $0).count >= 4 }
+        stop(started)
+        let delays = restartDelays("capped", in: lines)
+        XCTAssertGreaterThanOrEqual(delays.count, 4, "\(lines)")
+        for (delay, expected) in zip(delays, [100, 150, 150, 150]) {
+            XCTAssertTrue(Double(expected) * 0.8 - 1 <= Double(delay) && Double(delay) <= Double(expected) * 1.2 + 1, "delays \(delays)")
+        }
+    }
+
+    func test_required_false_lets_the_command_start_before_that_service_is_ready() throws {
+        // "slow" is never ready (its probe never passes, and its readiness
+        // timeout is long); "quick" is required and ready at once.
+        try service("slow", """
+        command = ["/bin/sh", "-c", "echo up; exec sleep 60"]
+        required = false
+        [readiness]
+        command = ["/bin/sh", "-c", "test -e \(directory)/never"]
+        timeout = 60
+        """)
+        try service("quick", """
+        command = ["/bin/sh", "-c", "echo up; exec sleep 60"]
+        [readiness]
+        command = ["/bin/true"]
+        """)
+        // berth's log, the services' and the command's lines in one pipe.
+        let run = try Subprocess(["/bin/sh", "-c", "exec \"$@\" 2>&1", "sh"] + asPID1(["--", "/bin/sh", "-c", "echo command-ran"]),
+                                 environment: servicesEnvironment())
+        XCTAssertEqual(run.wait(timeout: 30), .exited(0), run.outputText)
+        let lines = run.outputText.split(separator: "\n").map(String.init)
+        let slowStarted = try XCTUnwrap(lines.firstIndex { $0.hasPrefix("berth: slow: started") }, run.outputText)
+        let quickReady = try XCTUnwrap(lines.firstIndex(of: "berth: quick: ready"), run.outputText)
+        let command = try XCTUnwrap(lines.firstIndex(of: "command-ran"), run.outputText)
+        XCTAssertLessThan(slowStarted, command, run.outputText)
+        XCTAssertLessThan(quickReady, command, "the required one gates the command: \(lines)")
+        XCTAssertFalse(lines.contains("berth: slow: ready"), "the command ran while slow was still not ready: \(lines)")
+    }
+
+    func test_health_timeout_ends_a_hanging_probe_as_a_failed_check() throws {
+        // The same hanging probe (it records each start, then sleeps 60 s)
+        // with a short and a long timeout: the short one's probes are ended
+        // and counted as failures again and again while the long one's first
+        // probe is still running.
+        for (name, timeout) in [("short", "0.2"), ("long", "50")] {
+            try service(name, """
+            command = ["/bin/sh", "-c", "echo up; exec sleep 60"]
+            [health]
+            command = ["/bin/sh", "-c", "echo probe >> \(directory)/\(name)-probes; exec sleep 60"]
+            interval = 0.1
+            timeout = \(timeout)
+            retries = 2
+            restart = false
+            """)
+        }
+        let started = try berth()
+        func probes(_ name: String) -> Int { (readText("\(directory)/\(name)-probes") ?? "").split(separator: "\n").count }
+        XCTAssertTrue(eventually(20) { _ = started.run.readLine(timeout: 0.01); return probes("short") >= 4 }, "the short probes were never ended: \(started.run.errorText)")
+        let lines = log(of: started.run) { $0.contains("berth: short: unhealthy (2 failed checks)") }
+        XCTAssertEqual(probes("long"), 1, "the long timeout's probe still runs: \(lines)")
+        XCTAssertTrue(lines.contains("berth: short: unhealthy (2 failed checks)"), "\(lines)")
+        XCTAssertFalse(lines.contains { $0.hasPrefix("berth: long: unhealthy") }, "\(lines)")
+        stop(started)
+    }
+
+    func test_pass_secrets_gives_that_service_a_secret_provisioning_took_from_the_others() throws {
+        // Provisioning runs (ai-cli consumes OPENAI_API_KEY), so berth takes
+        // the key from the command's and the services' environments; only
+        // the service that opts in gets it back.
+        let root = try ThrowawayRoot(tools: ["/bin/sleep"])
+        for directory in ["/etc/berth", "/etc/berth/services.d"] { XCTAssertEqual(mkdir(root.path + directory, 0o755), 0) }
+        let show = "echo OPENAI=${OPENAI_API_KEY-unset}"
+        let key = "sk-proj-pass-\(Int.random(in: 100_000..<999_999))"
+        // The command waits for both services' lines, then prints its environment.
+        let wait = "i=0; while [ $i -lt 200 ]; do [ -e /tmp/plain-done ] && [ -e /tmp/opted-in-done ] && break; i=$((i+1)); sleep 0.05; done"
+        try root.write("/etc/berth/services.d/opted-in.toml", """
+        command = ["/bin/sh", "-c", "\(show); : > /tmp/opted-in-done"]
+        pass_secrets = ["OPENAI_API_KEY"]
+        restart = "never"
+        required = false
+        """)
+        try root.write("/etc/berth/services.d/plain.toml", """
+        command = ["/bin/sh", "-c", "\(show); : > /tmp/plain-done"]
+        restart = "never"
+        required = false
+        """)
+        let run = try root.provision(["OPENAI_API_KEY": key], command: ["/bin/sh", "-c", "\(wait); exec /testkit env"])
+        XCTAssertEqual(run.status, .exited(0), run.errorText)
+        XCTAssertEqual(try root.provisionedSteps()["ai-cli"]?["status"] as? String, "ok", run.errorText)
+        let lines = run.outputText.split(separator: "\n").map(String.init)
+        XCTAssertTrue(lines.contains("opted-in | OPENAI=\(key)"), run.outputText + run.errorText)
+        XCTAssertTrue(lines.contains("plain | OPENAI=unset"), run.outputText + run.errorText)
+        XCTAssertTrue(lines.contains { $0.hasPrefix("PATH=") }, "the command printed its environment: \(run.outputText)")
+        XCTAssertFalse(lines.contains { $0.hasPrefix("OPENAI_API_KEY=") }, "the command does not get it: \(run.outputText)")
+    }
+
     func test_a_service_not_ready_by_its_readiness_timeout_is_stopped_and_started_again() throws {
         let port = SupervisorTests.freePort()
         // Nothing ever listens on the port.

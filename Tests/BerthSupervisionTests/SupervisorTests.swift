@@ -78,19 +78,25 @@ final class SupervisorTests: ServicesDirectoryTestCase {
     }
 
     func test_sd_notify_ready_gates_the_command_and_status_is_logged() throws {
+        // The service appends its line to a shared file before it sends
+        // READY=1 (after a moment a command that did not wait would use),
+        // and the command appends its own: their order in that one file is
+        // the order of the two writes.
+        let order = directory + "/order"
         try service("notifier", """
-        command = ["/usr/bin/python3", "-c", "import os,socket,time; time.sleep(0.5); s=socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM); s.sendto(b'STATUS=warming up', os.environ['NOTIFY_SOCKET']); s.sendto(b'READY=1\\\\nSTATUS=serving', os.environ['NOTIFY_SOCKET']); time.sleep(30)"]
+        command = ["/usr/bin/python3", "-c", "import os,socket,time; time.sleep(0.5); s=socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM); s.sendto(b'STATUS=warming up', os.environ['NOTIFY_SOCKET']); f=open('\(order)', 'a'); f.write('service-sends-ready\\\\n'); f.close(); s.sendto(b'READY=1\\\\nSTATUS=serving', os.environ['NOTIFY_SOCKET']); time.sleep(30)"]
         [readiness]
         notify = true
         """)
-        let run = try berthInOneStream(["/bin/sh", "-c", "echo command-ran"])
+        let run = try berthInOneStream(["/bin/sh", "-c", "echo command-ran; echo command-ran >> \(order)"])
         XCTAssertEqual(run.wait(timeout: 30), .exited(0), run.outputText)
+        XCTAssertEqual(readText(order), "service-sends-ready\ncommand-ran\n", "the command ran only after the service sent READY=1")
         let lines = run.outputText.split(separator: "\n").map(String.init)
         let ready = try XCTUnwrap(index(of: "berth: notifier: ready", in: lines), run.outputText)
         let warming = try XCTUnwrap(index(of: "berth: notifier: warming up", in: lines), run.outputText)
         let command = try XCTUnwrap(lines.firstIndex(of: "command-ran"), run.outputText)
         XCTAssertLessThan(warming, ready, "STATUS= logged as it came: \(lines)")
-        XCTAssertLessThan(ready, command, "the command waited for READY=1: \(lines)")
+        XCTAssertLessThan(ready, command, "berth logged the service ready before the command's first line: \(lines)")
     }
 
     func test_a_crashing_service_backs_off_exponentially_then_fails_without_taking_the_container_down() throws {
@@ -120,7 +126,15 @@ final class SupervisorTests: ServicesDirectoryTestCase {
         let waitUntil = now() + 5
         while !run.errorText.contains("crasher: failed"), now() < waitUntil { _ = run.readLine(timeout: 0.1) }
         XCTAssertTrue(run.errorText.contains("berth: crasher: failed: 5 failed runs within 60 s"), run.errorText)
-        XCTAssertNil(run.exitStatus(within: 1), "berth kept running after a non-critical service failed for good: \(run.errorText)")
+        // After the failure was logged: berth is still there a second later
+        // and still answers on its control socket, with the service failed.
+        XCTAssertNil(run.exitStatus(within: 1), "berth exited after a non-critical service failed for good: \(run.errorText)")
+        let status = try Subprocess([Built.berth, "status", "--json"], environment: servicesEnvironment())
+        XCTAssertEqual(status.wait(timeout: 10), .exited(0), "berth status: \(status.errorText)")
+        let services = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(status.outputText.utf8)) as? [[String: Any]], status.outputText)
+        XCTAssertEqual(services.count, 1, status.outputText)
+        XCTAssertEqual(services.first?["name"] as? String, "crasher", status.outputText)
+        XCTAssertEqual(services.first?["state"] as? String, "failed", status.outputText)
         kill(berthPID, SIGTERM)
         XCTAssertEqual(run.wait(timeout: 10), .exited(0), "a requested stop of a service-only container is a clean exit")
     }

@@ -207,7 +207,17 @@ final class AttackTests: ImageTestCase {
             XCTAssertEqual(steps[step]?.status, "failed", step)
             XCTAssertTrue(steps[step]?.text.contains(variable) ?? false, "\(step) names \(variable): \(steps[step]?.text ?? "")")
         }
-        let written = try exec(name, "cat /etc/ssh/sshd_config.d/*.conf /home/dev8/.config/code-server/config.yaml /home/dev8/.config/berth/ai-cli.env /home/dev8/.gitconfig 2>/dev/null; true").outputText
+        // A file the failed steps never wrote may be missing; one that is
+        // there must be read, and the scan must reach its end.
+        let read = try exec(name, """
+            for f in /etc/ssh/sshd_config.d/*.conf /home/dev8/.config/code-server/config.yaml /home/dev8/.config/berth/ai-cli.env /home/dev8/.gitconfig; do
+              [ -e "$f" ] || continue; cat "$f" || echo "unreadable: $f"
+            done; echo end-of-scan
+            """)
+        XCTAssertEqual(read.status, .exited(0), read.errorText)
+        XCTAssertTrue(read.outputText.hasSuffix("end-of-scan\n"), read.outputText)
+        XCTAssertFalse(read.outputText.contains("unreadable: "), read.outputText + read.errorText)
+        let written = read.outputText
         for injected in ["PermitRootLogin yes", "auth: none", "INJECTED", "sshCommand"] {
             XCTAssertFalse(written.contains(injected), "\(injected) reached a config file: \(written)")
         }
@@ -230,10 +240,18 @@ final class AttackTests: ImageTestCase {
         XCTAssertFalse(everything.contains(query), everything)
         // Every file under the run directory, read as root; the listing
         // proves the scan saw them.
-        let scan = try exec(name, "find /run/berth -type f | sort; find /run/berth -type f -exec cat {} + | grep -cF -e '\(password)' -e '\(query)'; true")
+        // grep's status says what it found: 1 is no match, 2 an error; find
+        // and cat each say whether they could read.
+        let scan = try exec(name, """
+            find /run/berth -type f > /tmp/run-files || echo "find failed: $?"; sort /tmp/run-files
+            find /run/berth -type f -exec cat {} + > /tmp/run-contents || echo "cat failed: $?"
+            grep -cF -e '\(password)' -e '\(query)' /tmp/run-contents; echo "grep status: $?"
+            """)
+        XCTAssertEqual(scan.status, .exited(0), scan.errorText)
+        XCTAssertFalse(scan.outputText.contains("failed: "), scan.outputText + scan.errorText)
         XCTAssertTrue(scan.outputText.contains("/run/berth/provision.json\n"), scan.outputText)
         XCTAssertTrue(scan.outputText.contains("/run/berth/token-refresh.json\n"), scan.outputText)
-        XCTAssertTrue(scan.outputText.hasSuffix("\n0\n"), scan.outputText)
+        XCTAssertTrue(scan.outputText.hasSuffix("\n0\ngrep status: 1\n"), "no match (grep exit 1), not an error (2): \(scan.outputText)")
         let health = try exec(name, "berth health").outputText
         XCTAssertFalse(health.contains(password) || health.contains(query), health)
     }

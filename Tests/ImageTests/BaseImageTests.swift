@@ -169,7 +169,9 @@ final class BaseImageTests: ImageTestCase {
         let argv = try exec(name, "cat /proc/[0-9]*/cmdline | tr '\\0' ' '").outputText
         XCTAssertTrue(argv.contains("cat /proc/[0-9]*/cmdline"), "the scan read argv (its own shell's among them): \(argv)")
         XCTAssertFalse(argv.contains(secret))
-        XCTAssertFalse(try exec(name, "cat /home/dev8/.bashrc").outputText.contains(secret))
+        let bashrc = try exec(name, "cat /home/dev8/.bashrc")
+        XCTAssertEqual(bashrc.status, .exited(0), "the scan read .bashrc: \(bashrc.errorText)")
+        XCTAssertFalse(bashrc.outputText.contains(secret))
         XCTAssertEqual(try worldReadableFiles(in: name, containing: secret), [], "world-readable files holding the key")
         let pid = try XCTUnwrap(try servicePIDs(name)["sshd"])
         XCTAssertFalse(try exec(name, "tr '\\0' '\\n' < /proc/\(pid)/environ").outputText.contains("OPENAI_API_KEY"), "sshd's environment")

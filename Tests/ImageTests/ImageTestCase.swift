@@ -77,13 +77,19 @@ class ImageTestCase: XCTestCase {
     }
 
     /// World-readable files on the container's root file system holding
-    /// `needle`. A canary file the scan must find proves it ran: find's own
-    /// status cannot tell (grep's 1 for a batch without a match makes it
-    /// non-zero), and an exec or find that failed would list nothing.
+    /// `needle`. A canary file the scan must find proves it ran and could
+    /// find; find's status cannot tell an error (grep's 1 for a batch
+    /// without a match makes it non-zero too), so every error find or grep
+    /// reports fails the scan, but for a file that vanished between find
+    /// listing it and grep opening it (a service's temporary file).
     func worldReadableFiles(in name: String, containing needle: String) throws -> [String] {
         let canary = "berth-scan-canary-\(Int.random(in: 100_000..<999_999))"
         let scan = try exec(name, "echo \(canary) > /\(canary) && chmod 644 /\(canary) && "
-                            + "find / -xdev -type f -perm -o+r -exec grep -l -F -e '\(needle)' -e \(canary) {} + 2>/dev/null; rm -f /\(canary)")
+                            + "find / -xdev -type f -perm -o+r -exec grep -l -F -e '\(needle)' -e \(canary) {} +; rm -f /\(canary)")
+        let errors = scan.errorText.split(separator: "\n").filter { !$0.hasSuffix(": No such file or directory") }
+        guard errors.isEmpty else {
+            throw TestFailure("the scan for world-readable files could not read everything: \(errors.joined(separator: "\n"))")
+        }
         var found = scan.outputText.split(separator: "\n").map(String.init)
         guard let index = found.firstIndex(of: "/" + canary) else {
             throw TestFailure("the scan for world-readable files did not run (its canary was not found): \(scan.status.map { "\($0)" } ?? "no status") \(scan.errorText)")

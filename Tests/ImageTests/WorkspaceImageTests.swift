@@ -113,7 +113,9 @@ final class WorkspaceImageTests: ImageTestCase {
             let environments = try exec(name, "cat /proc/[0-9]*/environ | tr '\\0' '\\n'").outputText
             XCTAssertTrue(environments.contains("PATH="), "the scan read environments")
             XCTAssertFalse(environments.contains(secret), "environments")
-            XCTAssertFalse(try exec(name, "cat /home/dev8/.bashrc /home/dev8/.profile").outputText.contains(secret), ".bashrc")
+            let profile = try exec(name, "cat /home/dev8/.bashrc /home/dev8/.profile")
+            XCTAssertEqual(profile.status, .exited(0), "the scan read both files: \(profile.errorText)")
+            XCTAssertFalse(profile.outputText.contains(secret), ".bashrc")
             XCTAssertEqual(try worldReadableFiles(in: name, containing: secret), [], "world-readable files holding a secret")
         }
         let sshd = try XCTUnwrap(try servicePIDs(name)["sshd"])

@@ -100,6 +100,37 @@ final class CodeServerStepTests: XCTestCase {
         XCTAssertTrue(try verifies(hash(in: root), password), "the helper that was held finished the hash")
     }
 
+    func test_argv_scans_repeated_while_berth_hash_password_runs_never_see_the_password() throws {
+        let root = try ThrowawayRoot(tools: Self.tools)
+        let password = "scan-me-\(Int.random(in: 100_000..<999_999))"
+        try root.write("/secrets/code-server-password", password + "\n", mode: 0o400)
+        let run = try root.berth(["--", "/testkit", "env"], environment: ["PATH": "/usr/bin:/bin", "CODE_SERVER_PASSWORD_FILE": "/secrets/code-server-password"])
+        let berth = try XCTUnwrap(childOf(run.pid), "unshare's child is berth")
+        // Every process's argv, again and again, from berth's start until it
+        // exits, the helper left to run (argon2id over 64 MiB takes a
+        // while): bounded in count and time.
+        var scans = 0
+        var scansWithTheHelperRunning = 0
+        var leaks: [String] = []
+        let deadline = now() + 30
+        while scans < 20_000, now() < deadline, processState(berth).map({ $0 != "Z" }) == true {
+            scans += 1
+            var helperRunning = false
+            for entry in try FileManager.default.contentsOfDirectory(atPath: "/proc") {
+                guard let pid = pid_t(entry), let argv = readText("/proc/\(pid)/cmdline") else { continue }
+                if argv == "/berth\0hash-password\0", let state = processState(pid), state != "Z" { helperRunning = true }
+                if argv.contains(password) { leaks.append("pid \(pid): \(argv)") }
+            }
+            if helperRunning { scansWithTheHelperRunning += 1 }
+        }
+        XCTAssertEqual(run.wait(timeout: 60), .exited(0), run.errorText)
+        XCTAssertEqual(try step(root)["status"] as? String, "ok", run.errorText)
+        XCTAssertTrue(try verifies(hash(in: root), password), "the helper that was scanned hashed the password")
+        XCTAssertGreaterThan(scansWithTheHelperRunning, 0, "no scan ran while berth hash-password was alive (\(scans) scans)")
+        XCTAssertEqual(leaks, [], "argv holding the password, in \(scans) scans (\(scansWithTheHelperRunning) while the helper ran)")
+        print("argv scans: \(scans), \(scansWithTheHelperRunning) while berth hash-password ran")
+    }
+
     func test_without_a_password_a_random_one_is_kept_in_a_0600_file_and_only_its_path_printed() throws {
         let root = try ThrowawayRoot(tools: Self.tools)
         let run = try provision(root, ["CODE_SERVER_BIND": "127.0.0.1:9000"])
