@@ -55,6 +55,20 @@ public struct UserAccount: Equatable, Sendable {
                            shell: String(decoding: fields[6], as: UTF8.self), groups: [gid] + groups)
     }
 
+    /// A group's id: a number as it is, a name from the group file; nil
+    /// when there is no such group. Read with the same parser as `lookup`.
+    public static func groupID(_ group: String, groupFile: String = "/etc/group") -> gid_t? {
+        if let number = gid_t(group) { return number }
+        let wanted = Array(group.utf8)
+        var found: gid_t?
+        forEachLine(readFile(groupFile) ?? []) { parts in
+            guard parts.count >= 3, parts[0].elementsEqual(wanted) else { return true }
+            found = number(parts[2]).flatMap { gid_t(exactly: $0) }
+            return false
+        }
+        return found
+    }
+
     /// Calls `body` with each non-empty line's colon-separated fields until
     /// it returns false.
     private static func forEachLine(_ bytes: [UInt8], _ body: ([ArraySlice<UInt8>]) -> Bool) {

@@ -33,24 +33,15 @@ public final class Provisioner {
 
     /// Dependencies first; otherwise the given order is kept.
     static func order(_ steps: [ProvisioningStep]) throws(OrderError) -> [ProvisioningStep] {
-        let names = Set(steps.map(\.name))
-        for step in steps {
-            for dependency in step.dependencies where !names.contains(dependency) {
-                throw OrderError(description: "step '\(step.name)' depends on unknown step '\(dependency)'")
+        do {
+            return try dependencyOrder(steps, name: \.name, dependencies: \.dependencies)
+        } catch {
+            switch error {
+            case .duplicateName(let name): throw OrderError(description: "two steps are named '\(name)'")
+            case .unknownDependency(let step, let dependency): throw OrderError(description: "step '\(step)' depends on unknown step '\(dependency)'")
+            case .cycle(let names): throw OrderError(description: "steps depend on each other in a cycle: \(names.joined(separator: ", "))")
             }
         }
-        var ordered: [ProvisioningStep] = []
-        var placed: Set<String> = []
-        var remaining = steps
-        while !remaining.isEmpty {
-            guard let next = remaining.firstIndex(where: { $0.dependencies.allSatisfy(placed.contains) }) else {
-                throw OrderError(description: "steps depend on each other in a cycle: \(remaining.map(\.name).joined(separator: ", "))")
-            }
-            let step = remaining.remove(at: next)
-            ordered.append(step)
-            placed.insert(step.name)
-        }
-        return ordered
     }
 
     /// Starts the run; `completion` gets every result, in order, on the loop.

@@ -54,7 +54,7 @@ public enum ServiceFile {
         if let group = service.group {
             // Ignored, the service would run as root with every group.
             guard service.user != nil else { throw reader.failure("group", "needs user (the group of which user's process?)") }
-            guard Supervisor.groupID(group) != nil else { throw reader.failure("group", "'\(group)': no such group in /etc/group") }
+            guard UserAccount.groupID(group) != nil else { throw reader.failure("group", "'\(group)': no such group in /etc/group") }
         }
         service.controlByWorkspaceUser = try reader.boolean("control_by_workspace_user") ?? false
         service.workingDirectory = try reader.string("working_dir")

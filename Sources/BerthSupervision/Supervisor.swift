@@ -139,7 +139,7 @@ public final class Supervisor {
                 } catch {
                     throw SetupError(description: "service \(definition.name): user '\(user)': no such user in /etc/passwd")
                 }
-                if let group = definition.group, let gid = Self.groupID(group) {
+                if let group = definition.group, let gid = UserAccount.groupID(group) {
                     identity = UserAccount(name: identity!.name, uid: identity!.uid, gid: gid, home: identity!.home, shell: identity!.shell, groups: [gid])
                 } else if let group = definition.group {
                     throw SetupError(description: "service \(definition.name): group '\(group)': no such group in /etc/group")
@@ -560,34 +560,15 @@ public final class Supervisor {
     /// Dependencies first, otherwise in the given order; unknown names and
     /// cycles are errors.
     public static func order(_ definitions: [ServiceDefinition]) throws(SetupError) -> [ServiceDefinition] {
-        var seen = Set<String>()
-        for definition in definitions {
-            guard seen.insert(definition.name).inserted else { throw SetupError(description: "two services are named \(definition.name)") }
-        }
-        for definition in definitions {
-            for dependency in definition.dependsOn where !seen.contains(dependency) {
-                throw SetupError(description: "service \(definition.name): depends_on '\(dependency)', which is not a service")
+        do {
+            return try dependencyOrder(definitions, name: \.name, dependencies: \.dependsOn)
+        } catch {
+            switch error {
+            case .duplicateName(let name): throw SetupError(description: "two services are named \(name)")
+            case .unknownDependency(let service, let dependency):
+                throw SetupError(description: "service \(service): depends_on '\(dependency)', which is not a service")
+            case .cycle(let names): throw SetupError(description: "services depend on each other in a cycle: \(names.joined(separator: ", "))")
             }
         }
-        var ordered: [ServiceDefinition] = []
-        var placed = Set<String>()
-        var remaining = definitions
-        while !remaining.isEmpty {
-            guard let next = remaining.firstIndex(where: { $0.dependsOn.allSatisfy(placed.contains) }) else {
-                throw SetupError(description: "services depend on each other in a cycle: \(remaining.map(\.name).joined(separator: ", "))")
-            }
-            placed.insert(remaining[next].name)
-            ordered.append(remaining.remove(at: next))
-        }
-        return ordered
-    }
-
-    static func groupID(_ group: String) -> gid_t? {
-        if let number = gid_t(group) { return number }
-        for line in (readTextFile("/etc/group") ?? "").split(separator: "\n") {
-            let parts = line.split(separator: ":", omittingEmptySubsequences: false)
-            if parts.count >= 3, parts[0] == group, let id = gid_t(parts[2]) { return id }
-        }
-        return nil
     }
 }
