@@ -66,7 +66,13 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
-        .executableTarget(name: "berth", dependencies: ["BerthInit", "CBerthEarly"]),
+        // The command line: the verbs (status, health, logs...) as
+        // swift-argument-parser subcommands; anything else goes to the init.
+        .target(
+            name: "BerthCommands",
+            dependencies: ["BerthInit", "BerthCore", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+        ),
+        .executableTarget(name: "berth", dependencies: ["BerthCommands", "CBerthEarly"]),
         // The workspace's third service: activity, reports, status API, backups.
         .target(name: "WorkspaceSupervisor", dependencies: ["BerthCore", "BerthHTTP"]),
         .executableTarget(name: "workspace-supervisor", dependencies: ["WorkspaceSupervisor", "CBerth"]),
