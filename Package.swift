@@ -99,5 +99,6 @@ let package = Package(
         .testTarget(name: "ImageTests", dependencies: ["TestSupport"]),
         .testTarget(name: "WorkspaceSupervisorTests", dependencies: ["WorkspaceSupervisor", "BerthCore", "TestSupport"]),
         .testTarget(name: "BerthInitTests", dependencies: ["BerthInit", "BerthCore", "TestSupport"]),
+        .testTarget(name: "BerthCommandsTests", dependencies: ["BerthCommands", "TestSupport"]),
     ]
 )
