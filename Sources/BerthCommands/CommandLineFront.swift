@@ -4,8 +4,9 @@ import BerthInit
 
 /// berth's command line: `berth VERB ...` for the verbs below, parsed by
 /// swift-argument-parser; anything else goes to the init unchanged. The
-/// common `berth -- CMD` and `berth CMD` pay one comparison of argv[1]
-/// before the init runs (start-up is measured in instructions, bench/run).
+/// common `berth -- CMD` and `berth CMD` pay a comparison of argv[1] with
+/// the verb names before the init runs (start-up is measured in
+/// instructions, bench/run).
 /// A program named like a verb runs as `berth -- NAME`.
 public func berthCommandLine(arguments: [String]) -> Int32 {
     guard arguments.count > 1 else { return berthMain(arguments: arguments) }
@@ -54,8 +55,6 @@ struct BerthVerbs: ParsableCommand {
             if let verb = command as? any Verb { return verb.perform() }
             try command.run()
             return 0
-        } catch let code as ExitCode {
-            return code.rawValue
         } catch {
             if exitCode(for: error) == .success {
                 StandardOutput.write(fullMessage(for: error) + "\n")
@@ -68,16 +67,11 @@ struct BerthVerbs: ParsableCommand {
     }
 }
 
-/// One verb: its arguments parsed, it runs and gives berth's exit status.
+/// One verb: its arguments parsed, it runs and gives berth's exit status
+/// (`BerthVerbs.run` calls it; swift-argument-parser's `run()` is for the
+/// built-in help alone).
 protocol Verb: ParsableCommand {
     func perform() -> Int32
-}
-
-extension Verb {
-    func run() throws {
-        let status = perform()
-        if status != 0 { throw ExitCode(status) }
-    }
 }
 
 /// `berth --help`: the init's options, as the init prints them, then the
