@@ -41,7 +41,10 @@ struct BerthVerbs: ParsableCommand {
     /// `configuration` so that the init's path touches no parser metadata
     /// (a test holds the two lists equal).
     static func isVerb(_ word: String) -> Bool {
-        switch word {
+        // argv[1] is most often "--", an option or a path: its first byte
+        // settles that without comparing strings.
+        guard let first = word.utf8.first, (UInt8(ascii: "a")...UInt8(ascii: "z")).contains(first) else { return false }
+        return switch word {
         case "status", "health", "logs", "restart", "stop", "start", "provision", "hash-password", "fetch", "help": true
         default: false
         }
