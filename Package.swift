@@ -58,7 +58,13 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
-        .executableTarget(name: "berth", dependencies: ["BerthInit", "CBerthEarly"]),
+        // The command line: the verbs (status, health, logs...) as
+        // swift-argument-parser subcommands; anything else goes to the init.
+        .target(
+            name: "BerthCommands",
+            dependencies: ["BerthInit", "BerthCore", "BerthPlugins", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+        ),
+        .executableTarget(name: "berth", dependencies: ["BerthCommands", "CBerthEarly"]),
         // The workspace's third service: activity, reports, status API, backups.
         .target(name: "WorkspaceSupervisor", dependencies: ["BerthCore", "BerthHTTP"]),
         .executableTarget(name: "workspace-supervisor", dependencies: ["WorkspaceSupervisor", "CBerth"]),
@@ -85,5 +91,6 @@ let package = Package(
         .testTarget(name: "ImageTests", dependencies: ["TestSupport"]),
         .testTarget(name: "WorkspaceSupervisorTests", dependencies: ["WorkspaceSupervisor", "BerthCore", "TestSupport"]),
         .testTarget(name: "BerthInitTests", dependencies: ["BerthInit", "BerthCore", "TestSupport"]),
+        .testTarget(name: "BerthCommandsTests", dependencies: ["BerthCommands", "TestSupport"]),
     ]
 )

@@ -1,15 +1,29 @@
 import BerthCore
 import Glibc
 
-/// Picks the face by the name berth was invoked under (symlink or argv[0]):
-/// `tini` and `dumb-init` get their drop-in behaviour, anything else is berth.
+/// The three ways berth behaves, chosen by the name it was invoked under
+/// (symlink or argv[0]): `tini` and `dumb-init` get their drop-in
+/// behaviour, anything else is berth.
+public enum Face {
+    case tini, dumbInit, native
+
+    public init(invokedAs path: String) {
+        switch invokedName(path) {
+        case "tini", "tini-static": self = .tini
+        case "dumb-init": self = .dumbInit
+        default: self = .native
+        }
+    }
+}
+
+/// The init: runs its command under the face argv[0] names.
 public func berthMain(arguments: [String]) -> Int32 {
-    switch invokedName(arguments.first ?? "berth") {
-    case "tini", "tini-static":
+    switch Face(invokedAs: arguments.first ?? "berth") {
+    case .tini:
         return TiniFace.run(arguments: arguments, environment: currentEnvironment())
-    case "dumb-init":
+    case .dumbInit:
         return DumbInitFace.run(arguments: arguments, environment: currentEnvironment())
-    default:
+    case .native:
         // Reads its variables one at a time (see environmentValue).
         return NativeFace.run(arguments: Array(arguments.dropFirst()))
     }

@@ -109,29 +109,6 @@ struct NativeSettings {
 
 enum NativeFace {
     static func run(arguments: [String]) -> Int32 {
-        if arguments.first == "provision" {
-            return ProvisionCommand.run(arguments: Array(arguments.dropFirst()), environment: currentEnvironment())
-        }
-        if arguments.first == "hash-password" {
-            return PasswordHash.runCommand()
-        }
-        if let verb = arguments.first, ["status", "logs", "restart", "stop", "start"].contains(verb) {
-            return ControlClient.run(arguments, environment: currentEnvironment())
-        }
-        if arguments.first == "fetch" {
-            // Hidden: berth runs itself so, unprivileged, for each HTTP
-            // request, keeping libcurl and TLS out of PID 1 (FetchHelper).
-            switch arguments.dropFirst().first {
-            case "github-user": return GitHubUserFetch.run()
-            case "token": return TokenEndpointFetch.run()
-            default:
-                StandardError.write("berth: fetch: expected github-user or token\n")
-                return 2
-            }
-        }
-        if arguments.first == "health" {
-            return HealthCommand.run(arguments: Array(arguments.dropFirst()), environment: currentEnvironment())
-        }
         let parsed: NativeOptions
         do {
             parsed = try parse(arguments)

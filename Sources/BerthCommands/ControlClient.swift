@@ -1,30 +1,23 @@
 import BerthCore
-import BerthProvisioning
 import Glibc
 
-/// `berth status [--json]`, `berth logs NAME`, `berth restart|stop|start
-/// NAME`: one request to the control socket of the berth running here.
+/// `berth status`, `logs`, `restart`, `stop`, `start` and part of `health`:
+/// one request over the UNIX socket of the berth running here
+/// (BERTH_RUN_DIR/control.sock).
 enum ControlClient {
-    static let usage = "usage: berth status [--json] | berth logs NAME | berth restart NAME | berth stop NAME | berth start NAME"
+    static func socketPath(environment: [String: String] = currentEnvironment()) -> String {
+        Settings(environment: environment).value("BERTH_RUN_DIR", default: "/run/berth") + "/control.sock"
+    }
 
-    static func run(_ arguments: [String], environment: [String: String]) -> Int32 {
-        let valid = switch (arguments.first ?? "", arguments.count) {
-        case ("status", 1): true
-        case ("status", 2): arguments[1] == "--json"
-        case ("logs", 2), ("restart", 2), ("stop", 2), ("start", 2): true
-        default: false
-        }
-        guard valid else {
-            StandardError.write("berth: \(usage)\n")
-            return 2
-        }
-        let path = Settings(environment: environment).value("BERTH_RUN_DIR", default: "/run/berth") + "/control.sock"
-        switch request(arguments.joined(separator: " "), socket: path) {
+    /// Sends `line`; the answer goes to stdout when berth says ok, else to
+    /// stderr after `berth VERB:`. Exit status 0 or 1.
+    static func run(_ line: String, verb: String) -> Int32 {
+        switch request(line, socket: socketPath()) {
         case .failure(let error):
-            StandardError.write("berth \(arguments[0]): \(error.message)\n")
+            StandardError.write("berth \(verb): \(error.message)\n")
             return 1
         case .success(let answer):
-            if answer.ok { StandardOutput.write(answer.text) } else { StandardError.write("berth \(arguments[0]): \(answer.text)") }
+            if answer.ok { StandardOutput.write(answer.text) } else { StandardError.write("berth \(verb): \(answer.text)") }
             return answer.ok ? 0 : 1
         }
     }

@@ -1,23 +1,25 @@
+import ArgumentParser
 import BerthCore
-import BerthProvisioning
 import Glibc
 
 /// `berth health`: 0 and "healthy", or 1 and one line per problem: a failed
 /// provisioning step or a token refresh that keeps failing (from the files
 /// berth keeps in BERTH_RUN_DIR), and a required service not ready, failed
 /// or unhealthy (asked over the control socket). Docker's HEALTHCHECK.
-enum HealthCommand {
-    static func run(arguments: [String], environment: [String: String]) -> Int32 {
-        if arguments == ["--help"] || arguments == ["-h"] {
-            StandardOutput.write("usage: berth health\nExit 0 when healthy, 1 when not (one line per problem), from BERTH_RUN_DIR (default /run/berth).\n")
-            return 0
-        }
-        guard arguments.isEmpty else {
-            StandardError.write("berth health: unexpected argument '\(arguments[0])' (see berth health --help)\n")
-            return 2
-        }
-        let runDirectory = Settings(environment: environment).value("BERTH_RUN_DIR", default: "/run/berth")
-        var problems = self.problems(runDirectory: runDirectory)
+struct HealthCommand: Verb {
+    static let configuration = CommandConfiguration(
+        commandName: "health",
+        abstract: "Exit 0 when the workspace is healthy, 1 when not (one line per problem).",
+        discussion: """
+        Unhealthy: provisioning not finished or a step failed, a token refresh \
+        that keeps failing, a required service not ready or unhealthy. Read from \
+        BERTH_RUN_DIR (default /run/berth). Made for Docker's HEALTHCHECK CMD berth health.
+        """
+    )
+
+    func perform() -> Int32 {
+        let runDirectory = Settings(environment: currentEnvironment()).value("BERTH_RUN_DIR", default: "/run/berth")
+        var problems = Self.problems(runDirectory: runDirectory)
         // Services, when this berth supervises some: asked live.
         let socket = runDirectory + "/control.sock"
         if access(socket, F_OK) == 0 {
