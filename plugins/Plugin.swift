@@ -6,8 +6,10 @@ import Glibc
 /// A plugin: one folder under plugins/ that declares everything about its
 /// feature — the variables it reads (and which are secrets), its
 /// provisioning step, its built-in service with readiness and enable rule.
-/// berth's wiring iterates `registry` (Registry.swift) and nothing else, and
-/// docs/variables.md is generated from the same declarations.
+/// berth's wiring goes through the registry (Registry.swift) and nothing
+/// else, and docs/variables.md is generated from the same declarations.
+/// A plugin is a struct without stored properties, so passing one as
+/// `any Plugin` allocates nothing.
 public protocol Plugin: Sendable {
     /// The folder's name; also its step's (BERTH_DISABLE, `--only`, the
     /// report) when it has one.
@@ -16,10 +18,14 @@ public protocol Plugin: Sendable {
     var summary: String { get }
     /// Every variable the feature reads, in the order the docs list them.
     var variables: [PluginVariable] { get }
-    /// Asked at every start before anything is built, so it may read
-    /// variables and ask whether a program is installed, nothing more:
-    /// false means neither its step nor its service has anything to do.
-    /// Default: one of its variables that ask for it is set.
+    /// Asked at every start before anything is built: false means neither
+    /// its step nor its service has anything to do. It reads variables
+    /// with `probe` and asks whether a program is installed, nothing more,
+    /// and it names its variables in code rather than going through
+    /// `variables`: the first array of a new element type costs the Swift
+    /// runtime ~18,000 instructions of metadata, and every `berth -- CMD`
+    /// pays what this costs (PluginRegistryTests sets each variable that
+    /// asks for a feature and checks this answers yes).
     func mayHaveWork(_ probe: StartProbe) -> Bool
     /// Its provisioning step, new for each run; nil when it has none.
     func makeStep() -> ProvisioningStep?
@@ -29,9 +35,6 @@ public protocol Plugin: Sendable {
 }
 
 extension Plugin {
-    public func mayHaveWork(_ probe: StartProbe) -> Bool {
-        variables.contains { $0.asksForFeature && probe.isSet($0.name) }
-    }
     public func makeStep() -> ProvisioningStep? { nil }
     public func service(_ context: ServiceContext) throws(SettingError) -> ServiceDefinition? { nil }
 

@@ -111,8 +111,9 @@ struct Configuration {
     /// decided from a few variables, PATH and two directories: the usual
     /// `berth -- CMD` then never builds its environment.
     func mayHaveWork(_ probe: StartProbe) -> Bool {
-        !disabledSteps.isEmpty
-            || registry.contains { $0.mayHaveWork(probe) }
+        var pluginHasWork = false
+        forEachPlugin { plugin in pluginHasWork = pluginHasWork || plugin.mayHaveWork(probe) }
+        return pluginHasWork || !disabledSteps.isEmpty
             || directoryHasEntry(pluginsDirectory)
             || directoryHasEntry(servicesDirectory, suffix: ".toml")
     }

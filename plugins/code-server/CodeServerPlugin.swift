@@ -5,24 +5,27 @@ import BerthSupervision
 /// code-server: its config.yaml (the step), then code-server as the
 /// workspace user, ready when its port accepts.
 public struct CodeServerPlugin: Plugin {
-    public let name = "code-server"
-    public let summary = "code-server's `config.yaml` (bind address, auth, an argon2id-hashed password), then code-server as a service."
-    public let variables = [
-        PluginVariable("CODE_SERVER_BIND", .request, default: "0.0.0.0:8080", "`bind-addr` in `~/.config/code-server/config.yaml`; its port is the one readiness waits for"),
-        PluginVariable("CODE_SERVER_AUTH", .request, default: "password", "`password` or `none`"),
-        PluginVariable("CODE_SERVER_PASSWORD", .secret, default: "random", """
-            stored only as an argon2id `hashed-password`; without it a random password is made once and kept in \
-            `~/.config/code-server/password` (0600), whose path berth prints
-            """),
-        PluginVariable("CODE_SERVER_ENABLED", .serviceSwitch, default: "1", "0 turns the code-server service off"),
-        PluginVariable("WORKSPACE_DIR", .option, default: "/workspace", "the folder code-server opens"),
-    ]
+    public var name: String { "code-server" }
+    public var summary: String { "code-server's `config.yaml` (bind address, auth, an argon2id-hashed password), then code-server as a service." }
+    public var variables: [PluginVariable] {
+        [
+            PluginVariable("CODE_SERVER_BIND", .request, default: "0.0.0.0:8080", "`bind-addr` in `~/.config/code-server/config.yaml`; its port is the one readiness waits for"),
+            PluginVariable("CODE_SERVER_AUTH", .request, default: "password", "`password` or `none`"),
+            PluginVariable("CODE_SERVER_PASSWORD", .secret, default: "random", """
+                stored only as an argon2id `hashed-password`; without it a random password is made once and kept in \
+                `~/.config/code-server/password` (0600), whose path berth prints
+                """),
+            PluginVariable("CODE_SERVER_ENABLED", .serviceSwitch, default: "1", "0 turns the code-server service off"),
+            PluginVariable("WORKSPACE_DIR", .option, default: "/workspace", "the folder code-server opens"),
+        ]
+    }
 
     public init() {}
 
     /// Installed is reason enough: its config must exist before it starts.
     public func mayHaveWork(_ probe: StartProbe) -> Bool {
-        variables.contains { $0.asksForFeature && probe.isSet($0.name) } || probe.isInstalled("code-server")
+        ["CODE_SERVER_BIND", "CODE_SERVER_AUTH", "CODE_SERVER_PASSWORD"].contains(where: probe.isSet) || probe.value("CODE_SERVER_ENABLED") != nil
+            || probe.isInstalled("code-server")
     }
 
     public func makeStep() -> ProvisioningStep? { CodeServerStep(requesting: requestingVariables) }

@@ -6,20 +6,26 @@ import Glibc
 /// sshd: per-container host keys and a hardened drop-in (the step), then
 /// sshd itself as a service, ready when its port accepts.
 public struct SSHDPlugin: Plugin {
-    public let name = "sshd"
-    public let summary = "Per-container host keys, a hardened `sshd_config.d/berth.conf` checked with `sshd -t`, and sshd as a service."
-    public let variables = [
-        PluginVariable("SSH_PUBLIC_KEY", .request, "without a key nobody could log in (password logins are off): no step, no service"),
-        PluginVariable("SSH_PORT", .option, default: "2222", "the port in berth's sshd drop-in, and the one readiness waits for"),
-        PluginVariable("SSH_HOST_KEY_TYPES", .option, default: "ed25519,ecdsa", """
-            host key types sshd offers, in order (`ed25519`, `ecdsa`, `rsa`). RSA is opt-in: making its key took 0.25-1.2 s here \
-            (median 0.6 s), most of a container's time to first login
-            """),
-        PluginVariable("SSHD_ENABLED", .serviceSwitch, default: "1", "0 turns the sshd service off"),
-    ]
+    public var name: String { "sshd" }
+    public var summary: String { "Per-container host keys, a hardened `sshd_config.d/berth.conf` checked with `sshd -t`, and sshd as a service." }
+    public var variables: [PluginVariable] {
+        [
+            PluginVariable("SSH_PUBLIC_KEY", .request, "without a key nobody could log in (password logins are off): no step, no service"),
+            PluginVariable("SSH_PORT", .option, default: "2222", "the port in berth's sshd drop-in, and the one readiness waits for"),
+            PluginVariable("SSH_HOST_KEY_TYPES", .option, default: "ed25519,ecdsa", """
+                host key types sshd offers, in order (`ed25519`, `ecdsa`, `rsa`). RSA is opt-in: making its key took 0.25-1.2 s here \
+                (median 0.6 s), most of a container's time to first login
+                """),
+            PluginVariable("SSHD_ENABLED", .serviceSwitch, default: "1", "0 turns the sshd service off"),
+        ]
+    }
     static let program = "/usr/sbin/sshd"
 
     public init() {}
+
+    public func mayHaveWork(_ probe: StartProbe) -> Bool {
+        probe.isSet("SSH_PUBLIC_KEY") || probe.value("SSHD_ENABLED") != nil
+    }
 
     public func makeStep() -> ProvisioningStep? { SSHDStep() }
 

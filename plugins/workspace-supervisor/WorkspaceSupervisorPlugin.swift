@@ -6,42 +6,44 @@ import Glibc
 /// status API, backups) as a service of its own user, holding the
 /// platform's credentials as files nobody else can read.
 public struct WorkspaceSupervisorPlugin: Plugin {
-    public let name = "workspace-supervisor"
-    public let summary = "The workspace supervisor daemon (activity, reports, status API, backups), run as a system user of its own."
-    public let variables: [PluginVariable] = [
-        PluginVariable("SUPERVISOR_ENABLED", .serviceSwitch, default: "1", "0 turns the workspace supervisor off"),
-        PluginVariable("SUPERVISOR_USER", .option, default: "berth-supervisor", "the system user it runs as (never root or the workspace user)"),
-        PluginVariable("WORKSPACE_DIR", .option, default: "/workspace", "what is backed up"),
-        PluginVariable("SUPERVISOR_MONITOR_INTERVAL", .option, default: "30s", "activity poll"),
-        PluginVariable("SUPERVISOR_IDE_PORT", .option, default: "`CODE_SERVER_BIND`'s port", "the IDE port whose connections count as activity"),
-        PluginVariable("SUPERVISOR_SSH_PORT", .option, default: "`SSH_PORT`", "the SSH port whose connections count as activity"),
-        PluginVariable("SUPERVISOR_HTTP_ENABLED", .option, default: "true", "the status API"),
-        PluginVariable("SUPERVISOR_HTTP_ADDR", .option, default: "127.0.0.1:9000", """
-            HOST:PORT, `[IPv6]:PORT` or `:PORT`; addresses, not names. A non-loopback address needs `SUPERVISOR_HTTP_TOKEN`
-            """),
-        PluginVariable(PlatformCredential.httpToken.rawValue, .credential, """
-            when set, every API request needs `Authorization: Bearer TOKEN` (16+ printable characters, compared in constant time)
-            """),
-        PluginVariable("SUPERVISOR_AGENT_ENABLED", .option, default: "false", "send activity reports"),
-        PluginVariable("SUPERVISOR_AGENT_BASE_URL", .option, "the control plane (needed when reports are on)"),
-        PluginVariable("ENVIRONMENT_ID", .option, "this workspace's id (needed when reports are on)"),
-        PluginVariable(PlatformCredential.agentAPIKey.rawValue, .credential, "bearer key for the reports"),
-        PluginVariable("SUPERVISOR_AGENT_TIMEOUT", .option, default: "5s", "one report's time limit"),
-        PluginVariable("SUPERVISOR_AGENT_HEARTBEAT_INTERVAL", .option, default: "60s", "report interval while nothing changes"),
-        PluginVariable("SUPERVISOR_BACKUP_MOUNT_PATH", .option, "where snapshots go; unset: no backups"),
-        PluginVariable("SUPERVISOR_BACKUP_INTERVAL", .option, default: "15m", "time between backups"),
-        PluginVariable("SUPERVISOR_BACKUP_EXCLUDES", .option, "comma-separated tar patterns, matched anywhere (`node_modules,.cache,target`)"),
-        PluginVariable("SUPERVISOR_BACKUP_SYNC_ON_ACTIVITY", .option, default: "true", "also back up when the last connection closes"),
-        PluginVariable("SUPERVISOR_BACKUP_KEEP", .option, default: "7", "snapshots kept"),
-        PluginVariable("SUPERVISOR_BACKUP_MAX_AGE", .option, "drop snapshots older than this (the newest always stays)"),
-        PluginVariable("SUPERVISOR_BACKUP_S3_URL", .option, "`ENDPOINT/BUCKET[/PREFIX]`; objects `PREFIX/ID/workspace.tar.gz` and `manifest.json`"),
-        PluginVariable("SUPERVISOR_BACKUP_S3_REGION", .option, default: "`AWS_REGION` or us-east-1", "SigV4 region"),
-        PluginVariable("AWS_ACCESS_KEY_ID", .option, "S3 access key id"),
-        PluginVariable(PlatformCredential.awsSecretAccessKey.rawValue, .credential, "S3 secret key"),
-        PluginVariable(PlatformCredential.azureSASURL.rawValue, .credential, """
-            `https://ACCOUNT.blob.core.windows.net/CONTAINER?SAS`; blobs `ID/workspace.tar.gz` and `manifest.json`
-            """),
-    ]
+    public var name: String { "workspace-supervisor" }
+    public var summary: String { "The workspace supervisor daemon (activity, reports, status API, backups), run as a system user of its own." }
+    public var variables: [PluginVariable] {
+        [
+            PluginVariable("SUPERVISOR_ENABLED", .serviceSwitch, default: "1", "0 turns the workspace supervisor off"),
+            PluginVariable("SUPERVISOR_USER", .option, default: "berth-supervisor", "the system user it runs as (never root or the workspace user)"),
+            PluginVariable("WORKSPACE_DIR", .option, default: "/workspace", "what is backed up"),
+            PluginVariable("SUPERVISOR_MONITOR_INTERVAL", .option, default: "30s", "activity poll"),
+            PluginVariable("SUPERVISOR_IDE_PORT", .option, default: "`CODE_SERVER_BIND`'s port", "the IDE port whose connections count as activity"),
+            PluginVariable("SUPERVISOR_SSH_PORT", .option, default: "`SSH_PORT`", "the SSH port whose connections count as activity"),
+            PluginVariable("SUPERVISOR_HTTP_ENABLED", .option, default: "true", "the status API"),
+            PluginVariable("SUPERVISOR_HTTP_ADDR", .option, default: "127.0.0.1:9000", """
+                HOST:PORT, `[IPv6]:PORT` or `:PORT`; addresses, not names. A non-loopback address needs `SUPERVISOR_HTTP_TOKEN`
+                """),
+            PluginVariable(PlatformCredential.httpToken.rawValue, .credential, """
+                when set, every API request needs `Authorization: Bearer TOKEN` (16+ printable characters, compared in constant time)
+                """),
+            PluginVariable("SUPERVISOR_AGENT_ENABLED", .option, default: "false", "send activity reports"),
+            PluginVariable("SUPERVISOR_AGENT_BASE_URL", .option, "the control plane (needed when reports are on)"),
+            PluginVariable("ENVIRONMENT_ID", .option, "this workspace's id (needed when reports are on)"),
+            PluginVariable(PlatformCredential.agentAPIKey.rawValue, .credential, "bearer key for the reports"),
+            PluginVariable("SUPERVISOR_AGENT_TIMEOUT", .option, default: "5s", "one report's time limit"),
+            PluginVariable("SUPERVISOR_AGENT_HEARTBEAT_INTERVAL", .option, default: "60s", "report interval while nothing changes"),
+            PluginVariable("SUPERVISOR_BACKUP_MOUNT_PATH", .option, "where snapshots go; unset: no backups"),
+            PluginVariable("SUPERVISOR_BACKUP_INTERVAL", .option, default: "15m", "time between backups"),
+            PluginVariable("SUPERVISOR_BACKUP_EXCLUDES", .option, "comma-separated tar patterns, matched anywhere (`node_modules,.cache,target`)"),
+            PluginVariable("SUPERVISOR_BACKUP_SYNC_ON_ACTIVITY", .option, default: "true", "also back up when the last connection closes"),
+            PluginVariable("SUPERVISOR_BACKUP_KEEP", .option, default: "7", "snapshots kept"),
+            PluginVariable("SUPERVISOR_BACKUP_MAX_AGE", .option, "drop snapshots older than this (the newest always stays)"),
+            PluginVariable("SUPERVISOR_BACKUP_S3_URL", .option, "`ENDPOINT/BUCKET[/PREFIX]`; objects `PREFIX/ID/workspace.tar.gz` and `manifest.json`"),
+            PluginVariable("SUPERVISOR_BACKUP_S3_REGION", .option, default: "`AWS_REGION` or us-east-1", "SigV4 region"),
+            PluginVariable("AWS_ACCESS_KEY_ID", .option, "S3 access key id"),
+            PluginVariable(PlatformCredential.awsSecretAccessKey.rawValue, .credential, "S3 secret key"),
+            PluginVariable(PlatformCredential.azureSASURL.rawValue, .credential, """
+                `https://ACCOUNT.blob.core.windows.net/CONTAINER?SAS`; blobs `ID/workspace.tar.gz` and `manifest.json`
+                """),
+        ]
+    }
     static let program = "workspace-supervisor"
 
     public init() {}
