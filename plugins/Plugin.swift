@@ -93,6 +93,12 @@ public struct StartProbe {
         self.runningAsRoot = runningAsRoot
     }
 
+    /// This process's environment, read with getenv: nothing is built,
+    /// and NAME_FILE is put together on the stack.
+    public static var process: StartProbe {
+        StartProbe(value: { name in environmentValue(name).flatMap { $0.isEmpty ? nil : $0 } }, isSet: environmentIsSet)
+    }
+
     /// The probe of a settings value (tests, `berth provision`).
     public init(_ settings: Settings, runningAsRoot: Bool = getuid() == 0) {
         self.init(value: settings.value, isSet: settings.isSet, runningAsRoot: runningAsRoot)

@@ -27,6 +27,22 @@ public func environmentValue(_ name: String) -> String? {
     return String(cString: value)
 }
 
+/// Whether NAME or NAME_FILE has a non-empty value: `Settings.isSet` for
+/// this process's environment, with NAME_FILE put together on the stack
+/// (a heap string for each of a dozen names showed in the start-up count).
+public func environmentIsSet(_ name: String) -> Bool {
+    name.withCString { head in
+        if let value = getenv(head), value.pointee != 0 { return true }
+        let length = strlen(head)
+        return withUnsafeTemporaryAllocation(of: CChar.self, capacity: length + 6) { buffer in
+            memcpy(buffer.baseAddress!, head, length)
+            _ = "_FILE".withCString { memcpy(buffer.baseAddress! + length, $0, 6) }
+            guard let value = getenv(buffer.baseAddress!) else { return false }
+            return value.pointee != 0
+        }
+    }
+}
+
 /// This process's environment as `NAME=value` lines (in environ's order), one per name
 /// (the last one wins, as in `currentEnvironment`): the form a child's
 /// environment takes, built without a dictionary.

@@ -61,8 +61,11 @@ struct Configuration {
     /// a dictionary in tests.
     /// `readsEnvironment`: build the environment whatever the start probe
     /// says (`berth provision`, which is asked to provision).
+    /// `probe`: how plugins look at variables on the start check (this
+    /// process's environment by default; `variable` when nil).
     static func read(_ options: NativeOptions, variable: @escaping (String) -> String?,
-                     inherited: () -> Environment = Environment.inherited, readsEnvironment: Bool = false) throws(UsageError) -> Configuration {
+                     inherited: () -> Environment = Environment.inherited, readsEnvironment: Bool = false,
+                     probe: StartProbe? = nil) throws(UsageError) -> Configuration {
         let initSettings = try NativeFace.resolve(options, variable: variable)
         func value(_ name: String) -> String? { variable(name).flatMap { $0.isEmpty ? nil : $0 } }
         func setting<T>(_ read: () throws(SettingError) -> T) throws(UsageError) -> T {
@@ -101,7 +104,7 @@ struct Configuration {
         case "root": configuration.commandKeepsRoot = true
         case let other: throw UsageError(message: "BERTH_COMMAND_USER='\(other)': expected workspace (the default: BERTH_USER) or root")
         }
-        if readsEnvironment || configuration.mayHaveWork(StartProbe(value: value, isSet: { name in value(name) != nil || value(name + "_FILE") != nil })) {
+        if readsEnvironment || configuration.mayHaveWork(probe ?? StartProbe(value: value, isSet: { name in value(name) != nil || value(name + "_FILE") != nil })) {
             configuration.environment = inherited()
         }
         return configuration

@@ -126,7 +126,7 @@ enum NativeFace {
         let configuration: Configuration
         var policy: InitPolicy
         do {
-            configuration = try Configuration.read(parsed, variable: environmentValue)
+            configuration = try Configuration.read(parsed, variable: environmentValue, probe: .process)
             policy = configuration.initSettings.policy
             let verbosity = configuration.initSettings.verbosity
             let inherited = configuration.inheritedByChildren(variable: environmentValue)

@@ -21,7 +21,8 @@ public struct AICLIPlugin: Plugin {
     public init() {}
 
     public func mayHaveWork(_ probe: StartProbe) -> Bool {
-        Self.keyVariables.contains(where: probe.isSet) || probe.isSet("GITHUB_TOKEN") || probe.isSet("GH_TOKEN")
+        probe.isSet("ANTHROPIC_API_KEY") || probe.isSet("OPENAI_API_KEY") || probe.isSet("GEMINI_API_KEY") || probe.isSet("GOOGLE_API_KEY")
+            || probe.isSet("GITHUB_TOKEN") || probe.isSet("GH_TOKEN")
     }
     public func makeStep() -> ProvisioningStep? { AICLIStep(requesting: requestingVariables) }
 }

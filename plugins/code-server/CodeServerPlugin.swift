@@ -24,7 +24,7 @@ public struct CodeServerPlugin: Plugin {
 
     /// Installed is reason enough: its config must exist before it starts.
     public func mayHaveWork(_ probe: StartProbe) -> Bool {
-        ["CODE_SERVER_BIND", "CODE_SERVER_AUTH", "CODE_SERVER_PASSWORD"].contains(where: probe.isSet) || probe.value("CODE_SERVER_ENABLED") != nil
+        probe.isSet("CODE_SERVER_BIND") || probe.isSet("CODE_SERVER_AUTH") || probe.isSet("CODE_SERVER_PASSWORD") || probe.value("CODE_SERVER_ENABLED") != nil
             || probe.isInstalled("code-server")
     }
 
