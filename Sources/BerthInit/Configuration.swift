@@ -130,8 +130,11 @@ struct Configuration {
     /// them as files of its own) and NOTIFY_SOCKET, which is berth's alone.
     /// nil when nothing is to be taken out and nothing was read: the
     /// children then get berth's environment as it is.
-    func inheritedByChildren(variable: (String) -> String?, inherited: () -> Environment = Environment.inherited) -> Environment? {
-        var removed = PlatformCredential.names.filter { variable($0) != nil || variable($0 + "_FILE") != nil }
+    /// `isSet` asks for NAME or NAME_FILE (`environmentIsSet` on a start).
+    func inheritedByChildren(variable: (String) -> String?, isSet: (String) -> Bool,
+                             inherited: () -> Environment = Environment.inherited) -> Environment? {
+        var removed: [String] = []
+        for credential in PlatformCredential.allCases where isSet(credential.rawValue) { removed.append(credential.rawValue) }
         if hasServiceManager { removed.append("NOTIFY_SOCKET") }
         if environment != nil {
             removed += registry.flatMap { $0.variables.filter(\.isSecret).map(\.name) }.filter { variable($0) != nil }
