@@ -134,7 +134,7 @@ struct Configuration {
     func inheritedByChildren(variable: (String) -> String?, isSet: (String) -> Bool,
                              inherited: () -> Environment = Environment.inherited) -> Environment? {
         var removed: [String] = []
-        for credential in PlatformCredential.allCases where isSet(credential.rawValue) { removed.append(credential.rawValue) }
+        for name in PlatformCredential.names where isSet(name) { removed.append(name) }
         if hasServiceManager { removed.append("NOTIFY_SOCKET") }
         if environment != nil {
             removed += registry.flatMap { $0.variables.filter(\.isSecret).map(\.name) }.filter { variable($0) != nil }

@@ -71,3 +71,9 @@ enum FileHelper {
         close(fd)
     }
 }
+
+final class PlatformCredentialTests: XCTestCase {
+    func test_the_names_are_every_case() {
+        XCTAssertEqual(PlatformCredential.names, PlatformCredential.allCases.map(\.rawValue))
+    }
+}
