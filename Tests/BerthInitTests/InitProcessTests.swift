@@ -92,7 +92,7 @@ final class InitProcessTests: XCTestCase {
         // by it, then berth's exit; no SIGKILL round.
         let lines = run.errorText.split(separator: "\n").map(String.init)
         let terminated = try XCTUnwrap(lines.firstIndex { $0.hasPrefix("berth: sent SIGTERM to the remaining processes") }, run.errorText)
-        let reaped = try XCTUnwrap(lines.firstIndex { $0.hasPrefix("berth: reaped orphan pid ") && $0.hasSuffix(", which was killed by SIGTERM") }, run.errorText)
+        let reaped = try XCTUnwrap(lines.firstIndex { $0.hasPrefix("berth: reaped orphan pid ") && $0.hasSuffix(" (killed by SIGTERM)") }, run.errorText)
         let exiting = try XCTUnwrap(lines.firstIndex { $0.hasPrefix("berth: exiting with 7") }, run.errorText)
         XCTAssertLessThan(terminated, reaped, run.errorText)
         XCTAssertLessThan(reaped, exiting, run.errorText)
