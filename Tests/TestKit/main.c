@@ -116,8 +116,10 @@ static int stubborn_daemon(double seconds, const char *pid_file) {
     pid_t first = fork();
     if (first != 0) { waitpid(first, NULL, 0); return 0; }
     setsid();
-    if (fork() != 0) _exit(0);
+    // Ignored before the fork: the daemon must not be able to die of the
+    // SIGTERM berth sends once the caller has returned.
     signal(SIGTERM, SIG_IGN);
+    if (fork() != 0) _exit(0);
     if (pid_file) {
         FILE *f = fopen(pid_file, "w");
         if (f) { fprintf(f, "%d\n", getpid()); fclose(f); }
