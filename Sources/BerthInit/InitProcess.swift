@@ -181,7 +181,10 @@ public final class InitProcess {
         case .sameGroup: request.takeTerminal = false
         }
         let holdsTerminal = request.takeTerminal && policy.isolation == .newProcessGroup
-        loop.reportsStops = holdsTerminal && policy.followChildJobControl
+        // As PID 1 a stopped child is continued (berth cannot stop with
+        // it), terminal or not: `kill -TSTP $$` in a script run by
+        // `docker run` without -t would otherwise hang the container.
+        loop.reportsStops = policy.followChildJobControl && (holdsTerminal || getpid() == 1)
         request.environment = policy.childEnvironment?.lines
         request.identity = policy.childIdentity
         request.execFailureStatus = policy.execFailureStatus

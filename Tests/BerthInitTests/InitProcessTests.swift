@@ -83,6 +83,20 @@ final class InitProcessTests: XCTestCase {
         XCTAssertTrue(run.errorText.contains("SIGKILL"), run.errorText)
     }
 
+    func test_as_pid1_without_a_terminal_a_child_that_stops_itself_is_continued() throws {
+        for signal in ["TSTP", "TTIN", "TTOU"] {
+            let run = try Subprocess(asPID1(["--", "sh", "-c", "echo before; kill -\(signal) $$; echo after; exit 7"]),
+                                     environment: ["BERTH_VERBOSITY": "2", "PATH": "/usr/bin:/bin"])
+            XCTAssertEqual(run.wait(timeout: 20), .exited(7), "\(signal): \(run.errorText)")
+            XCTAssertEqual(run.outputText, "before\nafter\n", signal)
+            let lines = run.errorText.split(separator: "\n").map(String.init)
+            let stopped = try XCTUnwrap(lines.firstIndex { $0.contains("child stopped by SIG\(signal); PID 1 cannot be suspended, so it is continued") },
+                                        "\(signal): \(run.errorText)")
+            let exited = try XCTUnwrap(lines.firstIndex { $0.contains("child exited with status 7") }, run.errorText)
+            XCTAssertLessThan(stopped, exited, run.errorText)
+        }
+    }
+
     func test_straggler_that_exits_on_sigterm_ends_berth_before_the_grace() throws {
         let start = now()
         let run = try Subprocess(asPID1(["--kill-grace", "10", "--", "sh", "-c", "sleep 60 & exit 7"]),
