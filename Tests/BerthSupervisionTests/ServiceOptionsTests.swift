@@ -137,11 +137,14 @@ final class ServiceOptionsTests: ServicesDirectoryTestCase {
         XCTAssertFalse(started.run.errorText.contains("SIGKILL"), started.run.errorText)
     }
 
-    func test_restart_always_restarts_a_clean_exit_that_on_failure_leaves_alone() throws {
+    /// Two services, one per policy, whose every run appends its name to a
+    /// file and exits with `status`; returns the names in run order and
+    /// berth's log, once `watched` has started four times.
+    private func runPolicies(_ policies: [(name: String, policy: String)], exitStatus: Int, watched: String) throws -> (ran: [String], lines: [String]) {
         let runs = directory + "/runs"
-        for (name, policy) in [("always", "always"), ("once", "on-failure")] {
+        for (name, policy) in policies {
             try service(name, """
-            command = ["/bin/sh", "-c", "echo \(name) >> \(runs); exit 0"]
+            command = ["/bin/sh", "-c", "echo \(name) >> \(runs); exit \(exitStatus)"]
             restart = "\(policy)"
             backoff_base = 0.05
             backoff_cap = 0.05
@@ -150,9 +153,13 @@ final class ServiceOptionsTests: ServicesDirectoryTestCase {
             """)
         }
         let started = try berth()
-        let lines = log(of: started.run) { lines in lines.filter { $0.hasPrefix("berth: always: started") }.count >= 4 }
+        let lines = log(of: started.run) { lines in lines.filter { $0.hasPrefix("berth: \(watched): started") }.count >= 4 }
         stop(started)
-        let ran = (readText(runs) ?? "").split(separator: "\n").map(String.init)
+        return ((readText(runs) ?? "").split(separator: "\n").map(String.init), lines)
+    }
+
+    func test_restart_always_restarts_a_clean_exit_that_on_failure_leaves_alone() throws {
+        let (ran, lines) = try runPolicies([("always", "always"), ("once", "on-failure")], exitStatus: 0, watched: "always")
         XCTAssertGreaterThanOrEqual(ran.filter { $0 == "always" }.count, 4, "restarted after each clean exit: \(lines)")
         // By then "once" had had the same backoff three times over.
         XCTAssertEqual(ran.filter { $0 == "once" }.count, 1, "on-failure does not restart a clean exit: \(lines)")
@@ -161,21 +168,7 @@ final class ServiceOptionsTests: ServicesDirectoryTestCase {
     }
 
     func test_restart_never_leaves_a_failed_run_that_on_failure_restarts() throws {
-        let runs = directory + "/runs"
-        for (name, policy) in [("never", "never"), ("again", "on-failure")] {
-            try service(name, """
-            command = ["/bin/sh", "-c", "echo \(name) >> \(runs); exit 3"]
-            restart = "\(policy)"
-            backoff_base = 0.05
-            backoff_cap = 0.05
-            crash_limit = 1000
-            required = false
-            """)
-        }
-        let started = try berth()
-        let lines = log(of: started.run) { lines in lines.filter { $0.hasPrefix("berth: again: started") }.count >= 4 }
-        stop(started)
-        let ran = (readText(runs) ?? "").split(separator: "\n").map(String.init)
+        let (ran, lines) = try runPolicies([("never", "never"), ("again", "on-failure")], exitStatus: 3, watched: "again")
         XCTAssertGreaterThanOrEqual(ran.filter { $0 == "again" }.count, 4, "on-failure restarted each failed run: \(lines)")
         // By then "never" had had the same backoff three times over.
         XCTAssertEqual(ran.filter { $0 == "never" }.count, 1, "never runs once: \(lines)")
