@@ -33,6 +33,9 @@ enum NativeFace {
             StandardError.write("berth: \(error.message)\n")
             return 2
         }
+        if configuration.initSettings.verbosity >= 1 {
+            for warning in UnknownVariables.warnings() { StandardError.write("berth: \(warning)\n") }
+        }
         if configuration.hasServiceManager {
             policy.tellManager = { ServiceManager.notify($0) }
         }

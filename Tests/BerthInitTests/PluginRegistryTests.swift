@@ -2,6 +2,7 @@
 import BerthCore
 import BerthPlugins
 import Foundation
+import TestSupport
 import XCTest
 
 /// The registry is the one list: steps, services, the quick start check,
@@ -94,6 +95,39 @@ final class PluginRegistryTests: XCTestCase {
         XCTAssertThrowsError(try configuration(["BERTH_COMMAND_USER": "bob"])) { error in
             XCTAssertEqual((error as! UsageError).message, "BERTH_COMMAND_USER='bob': expected workspace (the default: BERTH_USER) or root")
         }
+    }
+}
+
+/// A name in berth's families that nothing reads is said, not ignored.
+final class UnknownVariablesTests: XCTestCase {
+    func test_a_typo_is_named_with_the_nearest_known_variable() {
+        XCTAssertEqual(UnknownVariables.warnings(in: ["BERTH_USRE", "SUPERVISOR_BACKUP_INTERVALL", "BERTH_NONSENSE_KNOB"]), [
+            "BERTH_NONSENSE_KNOB is not a variable berth reads; see docs/variables.md",
+            "BERTH_USRE is not a variable berth reads (did you mean BERTH_USER?); see docs/variables.md",
+            "SUPERVISOR_BACKUP_INTERVALL is not a variable berth reads (did you mean SUPERVISOR_BACKUP_INTERVAL?); see docs/variables.md",
+        ])
+    }
+
+    func test_every_declared_variable_and_secret_file_is_known() {
+        var names = UnknownVariables.initOptions + Configuration.variables.map(\.name)
+        forEachPlugin { plugin in
+            for variable in plugin.variables where variable.name.hasPrefix("BERTH_") || variable.name.hasPrefix("SUPERVISOR_") {
+                names.append(variable.name)
+                if variable.isSecret { names.append(variable.name + "_FILE") }
+            }
+        }
+        XCTAssertGreaterThan(names.count, 30)
+        XCTAssertEqual(UnknownVariables.warnings(in: names), [])
+    }
+
+    func test_berth_warns_at_start_and_runs_the_command() throws {
+        let run = try Subprocess([Built.berth, "--", "/bin/echo", "ran"], environment: ["PATH": "/usr/bin:/bin", "BERTH_KILL_GRAEC": "3"])
+        XCTAssertEqual(run.wait(timeout: 10), .exited(0), run.errorText)
+        XCTAssertEqual(run.outputText, "ran\n")
+        XCTAssertEqual(run.errorText, "berth: BERTH_KILL_GRAEC is not a variable berth reads (did you mean BERTH_KILL_GRACE?); see docs/variables.md\n")
+        let quiet = try Subprocess([Built.berth, "--", "/bin/true"], environment: ["PATH": "/usr/bin:/bin", "BERTH_KILL_GRACE": "3"])
+        XCTAssertEqual(quiet.wait(timeout: 10), .exited(0))
+        XCTAssertEqual(quiet.errorText, "")
     }
 }
 

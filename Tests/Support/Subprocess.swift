@@ -17,7 +17,7 @@ public final class Subprocess {
 
     static func isProvisioningInput(_ name: String) -> Bool {
         ["SSH_", "GITHUB_", "GH_", "GIT_", "ANTHROPIC_", "OPENAI_", "GEMINI_", "GOOGLE_", "CODE_SERVER_", "SUPERVISOR_"]
-            .contains { name.hasPrefix($0) } || (name.hasPrefix("BERTH_") && name != "BERTH_TEST_BINARY")
+            .contains { name.hasPrefix($0) } || name.hasPrefix("BERTH_")
     }
 
     /// `terminal`: run in a new session whose controlling terminal is that pty.
