@@ -39,9 +39,9 @@ enum UnknownVariables {
         var cursor = environ
         while let entry = cursor.pointee {
             cursor += 1
-            guard entry.pointee == CChar(UInt8(ascii: "B")) || entry.pointee == CChar(UInt8(ascii: "S")) else { continue }
+            guard strncmp(entry, "BERTH_", 6) == 0 || strncmp(entry, "SUPERVISOR_", 11) == 0 else { continue }
             let line = String(cString: entry)
-            guard families.contains(where: { line.hasPrefix($0) }), let equals = line.firstIndex(of: "=") else { continue }
+            guard let equals = line.firstIndex(of: "=") else { continue }
             found.append(String(line[..<equals]))
         }
         return found
