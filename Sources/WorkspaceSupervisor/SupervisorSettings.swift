@@ -116,7 +116,12 @@ public struct SupervisorSettings: Sendable {
                                  heartbeat: try duration(settings, "SUPERVISOR_AGENT_HEARTBEAT_INTERVAL", default: .seconds(60)))
         }
 
-        if let mount = settings.value("SUPERVISOR_BACKUP_MOUNT_PATH"), !mount.isEmpty {
+        // The original images' switch: false turns backups off whatever
+        // else is set; true without a mount path backs up to /backups (the
+        // base image's folder for that volume).
+        let backupsWanted = try settings.value("BACKUP_ENABLED").map { text throws(SettingError) in try Settings.boolean(text, variable: "BACKUP_ENABLED") }
+        let mountPath = backupsWanted == false ? nil : settings.value("SUPERVISOR_BACKUP_MOUNT_PATH") ?? (backupsWanted == true ? "/backups" : nil)
+        if let mount = mountPath, !mount.isEmpty {
             guard mount.hasPrefix("/") else { throw SettingError("SUPERVISOR_BACKUP_MOUNT_PATH='\(mount)': expected an absolute path") }
             let keepText = settings.value("SUPERVISOR_BACKUP_KEEP", default: "7")
             guard let keep = Int(keepText), keep >= 1 else {
@@ -130,16 +135,16 @@ public struct SupervisorSettings: Sendable {
                                    maxAge: try settings.value("SUPERVISOR_BACKUP_MAX_AGE").map { text throws(SettingError) in
                                        try parse(text, "SUPERVISOR_BACKUP_MAX_AGE")
                                    })
-            if let url = settings.value("SUPERVISOR_BACKUP_S3_URL"), !url.isEmpty {
+            if let (url, source) = try s3URL(settings) {
                 let trimmed = url.hasSuffix("/") ? String(url.dropLast()) : url
                 guard trimmed.hasPrefix("http://") || trimmed.hasPrefix("https://"), trimmed.split(separator: "/").count >= 3, !trimmed.contains("?") else {
                     throw SettingError("SUPERVISOR_BACKUP_S3_URL='\(url)': expected ENDPOINT/BUCKET[/PREFIX], like https://s3.eu-west-1.amazonaws.com/my-bucket/workspaces")
                 }
                 guard let id = settings.value("AWS_ACCESS_KEY_ID"), !id.isEmpty else {
-                    throw SettingError("AWS_ACCESS_KEY_ID is not set: SUPERVISOR_BACKUP_S3_URL needs credentials")
+                    throw SettingError("AWS_ACCESS_KEY_ID is not set: \(source) needs credentials")
                 }
                 guard let awsSecret = try secret(settings, .awsSecretAccessKey, warnings: &warnings) else {
-                    throw SettingError("AWS_SECRET_ACCESS_KEY is not set: SUPERVISOR_BACKUP_S3_URL needs credentials")
+                    throw SettingError("AWS_SECRET_ACCESS_KEY is not set: \(source) needs credentials")
                 }
                 let region = settings.value("SUPERVISOR_BACKUP_S3_REGION") ?? settings.value("AWS_REGION") ?? "us-east-1"
                 guard !region.isEmpty, region.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "-" }) else {
@@ -157,6 +162,20 @@ public struct SupervisorSettings: Sendable {
         }
         loaded.warnings = warnings
         return loaded
+    }
+
+    /// SUPERVISOR_BACKUP_S3_URL, or the original images' AWS_S3_BUCKET (in
+    /// AWS_REGION, or us-east-1) as its path-style URL, with the variable
+    /// it came from; nil when neither is set.
+    static func s3URL(_ settings: Settings) throws(SettingError) -> (url: String, source: String)? {
+        let url = settings.value("SUPERVISOR_BACKUP_S3_URL")
+        guard let bucket = settings.value("AWS_S3_BUCKET") else { return url.map { ($0, "SUPERVISOR_BACKUP_S3_URL") } }
+        guard url == nil else { throw SettingError("SUPERVISOR_BACKUP_S3_URL and AWS_S3_BUCKET are both set: set one of them") }
+        guard (3...63).contains(bucket.count), bucket.allSatisfy({ ("a"..."z").contains($0) || ("0"..."9").contains($0) || $0 == "-" || $0 == "." }) else {
+            throw SettingError("AWS_S3_BUCKET='\(bucket)': expected an S3 bucket name (3 to 63 of a-z, 0-9, '-' and '.')")
+        }
+        let region = settings.value("SUPERVISOR_BACKUP_S3_REGION") ?? settings.value("AWS_REGION") ?? "us-east-1"
+        return ("https://s3.\(region).amazonaws.com/\(bucket)", "AWS_S3_BUCKET")
     }
 
     static func duration(_ settings: Settings, _ name: String, default fallback: Duration) throws(SettingError) -> Duration {

@@ -41,6 +41,32 @@ final class SettingsAndAPITests: XCTestCase {
         }
     }
 
+    func test_the_original_images_backup_variables_keep_their_meaning() throws {
+        let s3 = ["AWS_ACCESS_KEY_ID": "AKID", "AWS_SECRET_ACCESS_KEY": "secret"]
+        let bucket = try SupervisorSettings.load(s3.merging(["BACKUP_ENABLED": "true", "AWS_S3_BUCKET": "team-backups", "AWS_REGION": "eu-west-1",
+                                                             "SUPERVISOR_BACKUP_INTERVAL": "300s"]) { $1 })
+        XCTAssertEqual(bucket.backup?.mountPath, "/backups", "BACKUP_ENABLED=true alone backs up to /backups")
+        XCTAssertEqual(bucket.backup?.interval, .seconds(300))
+        XCTAssertEqual(bucket.backup?.s3?.url, "https://s3.eu-west-1.amazonaws.com/team-backups")
+        XCTAssertEqual(bucket.backup?.s3?.region, "eu-west-1")
+        let off = try SupervisorSettings.load(["BACKUP_ENABLED": "false", "SUPERVISOR_BACKUP_MOUNT_PATH": "/tmp/b"])
+        XCTAssertNil(off.backup, "BACKUP_ENABLED=false wins over a mount path")
+        let plain = try SupervisorSettings.load(["SUPERVISOR_BACKUP_MOUNT_PATH": "/tmp/b"])
+        XCTAssertEqual(plain.backup?.mountPath, "/tmp/b")
+        for (environment, message) in [
+            (s3.merging(["BACKUP_ENABLED": "true", "AWS_S3_BUCKET": "b", "SUPERVISOR_BACKUP_S3_URL": "https://s3.example/b"]) { $1 },
+             "SUPERVISOR_BACKUP_S3_URL and AWS_S3_BUCKET are both set: set one of them"),
+            (s3.merging(["BACKUP_ENABLED": "true", "AWS_S3_BUCKET": "Not_A_Bucket"]) { $1 },
+             "AWS_S3_BUCKET='Not_A_Bucket': expected an S3 bucket name (3 to 63 of a-z, 0-9, '-' and '.')"),
+            (["BACKUP_ENABLED": "true", "AWS_S3_BUCKET": "team-backups"], "AWS_ACCESS_KEY_ID is not set: AWS_S3_BUCKET needs credentials"),
+            (["BACKUP_ENABLED": "maybe"], "BACKUP_ENABLED='maybe': expected 1/0, true/false, yes/no or on/off"),
+        ] {
+            XCTAssertThrowsError(try SupervisorSettings.load(environment), "\(environment)") { error in
+                XCTAssertEqual("\(error)", message)
+            }
+        }
+    }
+
     func test_the_api_answers_health_status_and_metrics_and_refuses_the_rest() throws {
         let run = try SupervisorRun(["WORKSPACE_DIR": "/tmp"])
         let port = try run.apiReady()

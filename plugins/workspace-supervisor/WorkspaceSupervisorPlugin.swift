@@ -30,13 +30,21 @@ public struct WorkspaceSupervisorPlugin: Plugin {
             PluginVariable("SUPERVISOR_AGENT_TIMEOUT", .option, default: "5s", "one report's time limit"),
             PluginVariable("SUPERVISOR_AGENT_HEARTBEAT_INTERVAL", .option, default: "60s", "report interval while nothing changes"),
             PluginVariable("SUPERVISOR_BACKUP_MOUNT_PATH", .option, "where snapshots go; unset: no backups"),
+            PluginVariable("BACKUP_ENABLED", .option, """
+                the original images' switch: `false` turns backups off whatever else is set; `true` without \
+                `SUPERVISOR_BACKUP_MOUNT_PATH` backs up to `/backups`
+                """),
             PluginVariable("SUPERVISOR_BACKUP_INTERVAL", .option, default: "15m", "time between backups"),
             PluginVariable("SUPERVISOR_BACKUP_EXCLUDES", .option, "comma-separated tar patterns, matched anywhere (`node_modules,.cache,target`)"),
             PluginVariable("SUPERVISOR_BACKUP_SYNC_ON_ACTIVITY", .option, default: "true", "also back up when the last connection closes"),
             PluginVariable("SUPERVISOR_BACKUP_KEEP", .option, default: "7", "snapshots kept"),
             PluginVariable("SUPERVISOR_BACKUP_MAX_AGE", .option, "drop snapshots older than this (the newest always stays)"),
             PluginVariable("SUPERVISOR_BACKUP_S3_URL", .option, "`ENDPOINT/BUCKET[/PREFIX]`; objects `PREFIX/ID/workspace.tar.gz` and `manifest.json`"),
+            PluginVariable("AWS_S3_BUCKET", .option, """
+                the original images' bucket: the same as `SUPERVISOR_BACKUP_S3_URL=https://s3.REGION.amazonaws.com/BUCKET` (set one of them)
+                """),
             PluginVariable("SUPERVISOR_BACKUP_S3_REGION", .option, default: "`AWS_REGION` or us-east-1", "SigV4 region"),
+            PluginVariable("AWS_REGION", .option, default: "us-east-1", "the region of `AWS_S3_BUCKET` and S3's signatures"),
             PluginVariable("AWS_ACCESS_KEY_ID", .option, "S3 access key id"),
             PluginVariable(PlatformCredential.awsSecretAccessKey.rawValue, .credential, "S3 secret key"),
             PluginVariable(PlatformCredential.azureSASURL.rawValue, .credential, """
