@@ -121,6 +121,15 @@ public struct SupervisorSettings: Sendable {
         // base image's folder for that volume).
         let backupsWanted = try settings.value("BACKUP_ENABLED").map { text throws(SettingError) in try Settings.boolean(text, variable: "BACKUP_ENABLED") }
         let mountPath = backupsWanted == false ? nil : settings.value("SUPERVISOR_BACKUP_MOUNT_PATH") ?? (backupsWanted == true ? "/backups" : nil)
+        // The original images' Azure settings sign with the account key
+        // (Shared Key), which this supervisor does not do yet: refusing to
+        // start says so, where ignoring them would leave the user without
+        // the remote copy they asked for.
+        let azureSharedKey = ["AZURE_BLOB_ACCOUNT_NAME", "AZURE_BLOB_ACCOUNT_KEY", "AZURE_BLOB_CONTAINER"].filter(settings.isSet)
+        if !azureSharedKey.isEmpty && backupsWanted != false {
+            throw SettingError("\(azureSharedKey.joined(separator: ", ")): Azure Shared Key authorization is not supported yet; "
+                + "give the container as SUPERVISOR_BACKUP_AZURE_SAS_URL (a SAS URL with write permission) instead")
+        }
         if let mount = mountPath, !mount.isEmpty {
             guard mount.hasPrefix("/") else { throw SettingError("SUPERVISOR_BACKUP_MOUNT_PATH='\(mount)': expected an absolute path") }
             let keepText = settings.value("SUPERVISOR_BACKUP_KEEP", default: "7")

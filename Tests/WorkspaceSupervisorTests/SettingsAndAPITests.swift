@@ -60,6 +60,9 @@ final class SettingsAndAPITests: XCTestCase {
              "AWS_S3_BUCKET='Not_A_Bucket': expected an S3 bucket name (3 to 63 of a-z, 0-9, '-' and '.')"),
             (["BACKUP_ENABLED": "true", "AWS_S3_BUCKET": "team-backups"], "AWS_ACCESS_KEY_ID is not set: AWS_S3_BUCKET needs credentials"),
             (["BACKUP_ENABLED": "maybe"], "BACKUP_ENABLED='maybe': expected 1/0, true/false, yes/no or on/off"),
+            (["BACKUP_ENABLED": "true", "AZURE_BLOB_ACCOUNT_NAME": "acct", "AZURE_BLOB_ACCOUNT_KEY": "a2V5", "AZURE_BLOB_CONTAINER": "c"],
+             "AZURE_BLOB_ACCOUNT_NAME, AZURE_BLOB_ACCOUNT_KEY, AZURE_BLOB_CONTAINER: Azure Shared Key authorization is not supported yet; "
+                + "give the container as SUPERVISOR_BACKUP_AZURE_SAS_URL (a SAS URL with write permission) instead"),
         ] {
             XCTAssertThrowsError(try SupervisorSettings.load(environment), "\(environment)") { error in
                 XCTAssertEqual("\(error)", message)

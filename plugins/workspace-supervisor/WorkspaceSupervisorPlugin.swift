@@ -50,6 +50,12 @@ public struct WorkspaceSupervisorPlugin: Plugin {
             PluginVariable(PlatformCredential.azureSASURL.rawValue, .credential, """
                 `https://ACCOUNT.blob.core.windows.net/CONTAINER?SAS`; blobs `ID/workspace.tar.gz` and `manifest.json`
                 """),
+            PluginVariable("AZURE_BLOB_ACCOUNT_NAME", .option, """
+                the original images' Azure account (with `AZURE_BLOB_ACCOUNT_KEY` and `AZURE_BLOB_CONTAINER`): Shared Key \
+                authorization is not supported yet, so the supervisor refuses to start and names `SUPERVISOR_BACKUP_AZURE_SAS_URL` instead
+                """),
+            PluginVariable("AZURE_BLOB_CONTAINER", .option, "see `AZURE_BLOB_ACCOUNT_NAME`"),
+            PluginVariable(PlatformCredential.azureAccountKey.rawValue, .credential, "see `AZURE_BLOB_ACCOUNT_NAME`"),
         ]
     }
     static let program = "workspace-supervisor"
