@@ -54,6 +54,17 @@ public struct Settings: Sendable {
         return port
     }
 
+    /// HOST:PORT (a name or address of letters, digits, `.-:[]`, and a
+    /// port 1 to 65535), as code-server's bind address is written.
+    public func hostAndPort(_ name: String, default fallback: String) throws(SettingError) -> (text: String, port: Int) {
+        let text = value(name, default: fallback)
+        guard let colon = text.lastIndex(of: ":"), let port = Int(text[text.index(after: colon)...]), (1...65535).contains(port),
+              !text[..<colon].isEmpty, text[..<colon].allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || ".-:[]".contains($0)) }) else {
+            throw SettingError("\(name)='\(text)': expected HOST:PORT, like \(fallback)")
+        }
+        return (text, port)
+    }
+
     /// NAME, or the contents of the file NAME_FILE names. Trailing newlines
     /// of a file are dropped (editors and `echo` add them).
     public func secret(_ name: String) throws(SettingError) -> Secret? {

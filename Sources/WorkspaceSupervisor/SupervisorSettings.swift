@@ -89,10 +89,10 @@ public struct SupervisorSettings: Sendable {
             }
             loaded.httpToken = token
         }
-        loaded.idePort = try port(settings, "SUPERVISOR_IDE_PORT", default: settings.value("CODE_SERVER_BIND").flatMap { bind in
-            bind.split(separator: ":").last.flatMap { Int($0) }
-        } ?? 8080)
-        loaded.sshPort = try port(settings, "SUPERVISOR_SSH_PORT", default: Int(settings.value("SSH_PORT", default: "2222")) ?? 2222)
+        // The ports as berth's sshd and code-server plugins read them (one
+        // parser each, in BerthCore), unless given outright.
+        loaded.idePort = try settings.port("SUPERVISOR_IDE_PORT", default: try settings.hostAndPort("CODE_SERVER_BIND", default: "0.0.0.0:8080").port)
+        loaded.sshPort = try settings.port("SUPERVISOR_SSH_PORT", default: try settings.port("SSH_PORT", default: 2222))
 
         if try settings.boolean("SUPERVISOR_AGENT_ENABLED", default: false) {
             guard let base = settings.value("SUPERVISOR_AGENT_BASE_URL"), !base.isEmpty else {
@@ -195,13 +195,5 @@ public struct SupervisorSettings: Sendable {
     /// Positive, up to a year (a backup's maximum age may be counted in days).
     static func parse(_ text: String, _ name: String) throws(SettingError) -> Duration {
         try Settings.duration(text, variable: name, in: .milliseconds(1)...(.seconds(366 * 86_400)))
-    }
-
-    static func port(_ settings: Settings, _ name: String, default fallback: Int) throws(SettingError) -> Int {
-        guard let text = settings.value(name) else { return fallback }
-        guard let port = Int(text), (1...65535).contains(port) else {
-            throw SettingError("\(name)='\(text)': expected a port number from 1 to 65535")
-        }
-        return port
     }
 }

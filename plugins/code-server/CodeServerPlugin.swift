@@ -56,11 +56,6 @@ public struct CodeServerPlugin: Plugin {
     /// CODE_SERVER_BIND as HOST and PORT, for the config file and the
     /// readiness probe alike.
     static func bind(_ settings: Settings) throws(SettingError) -> (text: String, port: Int) {
-        let text = settings.value("CODE_SERVER_BIND", default: "0.0.0.0:8080")
-        guard let colon = text.lastIndex(of: ":"), let port = Int(text[text.index(after: colon)...]), (1...65535).contains(port),
-              !text[..<colon].isEmpty, text[..<colon].allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || ".-:[]".contains($0)) }) else {
-            throw SettingError("CODE_SERVER_BIND='\(text)': expected HOST:PORT, like 0.0.0.0:8080")
-        }
-        return (text, port)
+        try settings.hostAndPort("CODE_SERVER_BIND", default: "0.0.0.0:8080")
     }
 }
