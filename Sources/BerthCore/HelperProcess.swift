@@ -147,7 +147,7 @@ private final class HelperRun {
 
     private func makePipe(nonBlockingWrite: Bool = false) throws(Errno) -> (read: Int32, write: Int32) {
         var fds: [Int32] = [0, 0]
-        guard berth_pipe_cloexec(&fds) == 0 else { throw Errno(rawValue: errno) }
+        _ = try retryingOnInterrupt { berth_pipe_cloexec(&fds) }
         let ours = nonBlockingWrite ? fds[1] : fds[0]
         _ = fcntl(ours, F_SETFL, fcntl(ours, F_GETFL) | O_NONBLOCK)
         return (fds[0], fds[1])
@@ -177,14 +177,15 @@ private final class HelperRun {
         var buffer = [UInt8](repeating: 0, count: 16384)
         var left = reads
         while left > 0 {
-            let got = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-            if got > 0 {
-                buffer.withUnsafeBytes { sink(UnsafeRawBufferPointer(rebasing: $0.prefix(got))) }
-                left -= 1
-                continue
+            let got: Int
+            do {
+                got = try buffer.withUnsafeMutableBytes { try FileDescriptor(rawValue: fd).read(into: $0) }
+            } catch {
+                return (error as? Errno) != .wouldBlock
             }
-            if got < 0 && errno == EINTR { continue }
-            return got == 0 || errno != EAGAIN
+            guard got > 0 else { return true }
+            buffer.withUnsafeBytes { sink(UnsafeRawBufferPointer(rebasing: $0.prefix(got))) }
+            left -= 1
         }
         return false
     }
@@ -199,15 +200,14 @@ private final class HelperRun {
 
     private func feedInput() {
         while !pendingInput.isEmpty {
-            let written = pendingInput.withUnsafeBytes { write(stdinFD, $0.baseAddress, $0.count) }
-            if written > 0 {
+            do {
+                let written = try pendingInput.withUnsafeBytes { try FileDescriptor(rawValue: stdinFD).write($0) }
+                guard written > 0 else { break }
                 pendingInput = pendingInput.dropFirst(written)
-            } else if written < 0 && errno == EINTR {
-                continue
-            } else if written < 0 && errno == EAGAIN {
+            } catch Errno.wouldBlock {
                 try? loop.watch(stdinFD, events: .writable) { [self] _ in feedInput() }
                 return
-            } else {
+            } catch {
                 break  // EPIPE: the helper does not want the rest.
             }
         }

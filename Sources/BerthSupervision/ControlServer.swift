@@ -65,13 +65,13 @@ public final class ControlServer {
                 close(client)
                 continue
             }
-            ControlConnection(fd: client, peer: peer, loop: loop, handler: handler).start()
+            ControlConnection(fd: FileDescriptor(rawValue: client), peer: peer, loop: loop, handler: handler).start()
         }
     }
 }
 
 private final class ControlConnection {
-    let fd: Int32
+    let fd: FileDescriptor
     let peer: uid_t
     let loop: EventLoop
     let handler: ControlServer.Handler
@@ -81,7 +81,7 @@ private final class ControlConnection {
     var timer: EventLoop.TimerID?
     var keepAlive: ControlConnection?
 
-    init(fd: Int32, peer: uid_t, loop: EventLoop, handler: @escaping ControlServer.Handler) {
+    init(fd: FileDescriptor, peer: uid_t, loop: EventLoop, handler: @escaping ControlServer.Handler) {
         self.fd = fd
         self.peer = peer
         self.loop = loop
@@ -100,8 +100,14 @@ private final class ControlConnection {
 
     private func readRequest() {
         var buffer = [UInt8](repeating: 0, count: 4096)
-        let count = read(fd, &buffer, buffer.count)
-        if count < 0 && (errno == EAGAIN || errno == EINTR) { return }
+        let count: Int
+        do {
+            count = try buffer.withUnsafeMutableBytes { try fd.read(into: $0) }
+        } catch Errno.wouldBlock {
+            return
+        } catch {
+            return finish()
+        }
         guard count > 0 else { return finish() }
         request.append(contentsOf: buffer[0..<count])
         guard let newline = request.firstIndex(of: UInt8(ascii: "\n")) else {
@@ -122,10 +128,15 @@ private final class ControlConnection {
 
     private func writeResponse() {
         while sent < response.count {
-            let count = response[sent...].withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
-            if count > 0 { sent += count; continue }
-            if count < 0 && (errno == EAGAIN || errno == EINTR) { return }
-            break
+            do {
+                let count = try response[sent...].withUnsafeBytes { try fd.write($0) }
+                guard count > 0 else { break }
+                sent += count
+            } catch Errno.wouldBlock {
+                return
+            } catch {
+                break
+            }
         }
         finish()
     }
@@ -134,7 +145,7 @@ private final class ControlConnection {
         guard keepAlive != nil else { return }
         if let timer { loop.cancel(timer) }
         loop.unwatch(fd)
-        close(fd)
+        try? fd.close()
         keepAlive = nil
     }
 }

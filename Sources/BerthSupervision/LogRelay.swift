@@ -2,6 +2,7 @@ import BerthCore
 import BerthSystemd
 import CBerth
 import Glibc
+import SystemPackage
 
 /// One service stream (stdout or stderr): read from its pipe on the loop,
 /// cut into lines, each sent on prefixed with the service's name and kept
@@ -56,10 +57,13 @@ final class ServiceStream {
     /// One read per wake-up: a flooding service gets its turn like everyone
     /// else, and the loop goes back to signals in between.
     private func readOnce() {
-        let count = read(fd, buffer.baseAddress, buffer.count)
-        if count > 0 {
+        do {
+            let count = try FileDescriptor(rawValue: fd).read(into: buffer)
+            guard count > 0 else { return closeStream() }
             take(UnsafeRawBufferPointer(rebasing: buffer[0..<count]))
-        } else if count == 0 || (errno != EINTR && errno != EAGAIN) {
+        } catch Errno.wouldBlock {
+            return
+        } catch {
             closeStream()
         }
     }
@@ -110,15 +114,9 @@ final class ServiceStream {
         // left behind could keep writing), then the unterminated last line.
         var rounds = 0
         while rounds < (1 << 20) / ServiceStream.bytesPerWakeUp {
-            let count = read(fd, buffer.baseAddress, buffer.count)
-            if count > 0 {
-                take(UnsafeRawBufferPointer(rebasing: buffer[0..<count]))
-                rounds += 1
-            } else if count < 0 && errno == EINTR {
-                continue
-            } else {
-                break
-            }
+            guard let count = try? FileDescriptor(rawValue: fd).read(into: buffer), count > 0 else { break }
+            take(UnsafeRawBufferPointer(rebasing: buffer[0..<count]))
+            rounds += 1
         }
         if !partial.isEmpty { emit() }
         loop?.unwatch(fd)
