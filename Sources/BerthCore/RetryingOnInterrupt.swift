@@ -8,7 +8,7 @@ import SystemPackage
 /// With `wasInterrupted()`, the one place berth looks for EINTR. Reads,
 /// writes and opens go through swift-system's `FileDescriptor`, which
 /// retries them itself (`retryOnInterrupt`); this is for the calls it has
-/// no wrapper for (waitpid, poll, epoll_wait, send, ...).
+/// no wrapper for (waitpid, poll, send, epoll_ctl, socket, ...).
 /// `RetryingOnInterruptTests` fails when EINTR appears anywhere else.
 @inlinable @inline(__always)
 public func retryingOnInterrupt<Result: FixedWidthInteger>(_ systemCall: () -> Result) throws(Errno) -> Result {

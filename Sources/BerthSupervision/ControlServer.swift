@@ -14,15 +14,14 @@ public final class ControlServer {
     /// `peer`: the uid of the connected process, from SO_PEERCRED.
     public typealias Handler = (_ request: String, _ peer: uid_t) -> (text: String, ok: Bool)
     let path: String
-    let fd: Int32
+    let fd: FileDescriptor
     let loop: EventLoop
     let allowed: Set<uid_t>
     let handler: Handler
 
     public init(path: String, group: gid_t?, allowedUsers: Set<uid_t>, loop: EventLoop, handler: @escaping Handler) throws(Errno) {
         unlink(path)
-        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-        guard fd >= 0 else { throw Errno(rawValue: errno) }
+        let fd = try retryingOnInterrupt { socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0) }
         // Created 0600 and widened once the group is right: never a moment
         // when others could connect.
         let previous = umask(0o177)
@@ -39,16 +38,16 @@ public final class ControlServer {
         }
         if let group, chown(path, uid_t(bitPattern: -1), group) == 0 { chmod(path, 0o660) }
         self.path = path
-        self.fd = fd
+        self.fd = FileDescriptor(rawValue: fd)
         self.loop = loop
         self.allowed = allowedUsers.union([0, getuid()])
         self.handler = handler
-        try loop.watch(fd, events: .readable) { [unowned self] _ in acceptSome() }
+        try loop.watch(self.fd, events: .readable) { [unowned self] _ in acceptSome() }
     }
 
     deinit {
         loop.unwatch(fd)
-        close(fd)
+        try? fd.close()
         unlink(path)
     }
 
@@ -58,7 +57,7 @@ public final class ControlServer {
     /// again).
     private func acceptSome() {
         for _ in 0..<16 {
-            let client = berth_accept_nonblocking(fd)
+            let client = berth_accept_nonblocking(fd.rawValue)
             guard client >= 0 else { return }
             var peer: uid_t = 0
             guard berth_peer_uid(client, &peer) == 0, allowed.contains(peer) else {
