@@ -1,4 +1,5 @@
 import Glibc
+import SystemPackage
 
 /// O_PATH (Linux's value on every architecture glibc supports); Glibc's
 /// Swift module hides it, as it is declared under _GNU_SOURCE only.
@@ -210,14 +211,10 @@ public final class DirectoryHandle {
     }
 
     private static func writeAll(_ fd: Int32, _ bytes: [UInt8], path: String) throws(FileError) {
-        var offset = 0
-        while offset < bytes.count {
-            let written = bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress! + offset, bytes.count - offset) }
-            if written < 0 {
-                if errno == EINTR { continue }
-                throw FileError(path: path, operation: "write", errno: errno)
-            }
-            offset += written
+        do {
+            _ = try FileDescriptor(rawValue: fd).writeAll(bytes)
+        } catch {
+            throw FileError(path: path, operation: "write", errno: (error as? Errno)?.rawValue ?? EIO)
         }
     }
 }

@@ -31,9 +31,9 @@ public final class EventLoop {
         let handler: () -> Void
     }
 
-    private let epollFD: Int32
-    private let signalFD: Int32
-    private let timerFD: Int32
+    private let epollFD: FileDescriptor
+    private let signalFD: FileDescriptor
+    private let timerFD: FileDescriptor
     private var watchers: [Int32: (Events) -> Void] = [:]
     /// Sorted by deadline; berth keeps a handful of timers, not thousands.
     private var timers: [Timer] = []
@@ -82,21 +82,18 @@ public final class EventLoop {
         berth_capture_and_block_signals()
         var all = sigset_t()
         sigfillset(&all)
-        epollFD = epoll_create1(Int32(EPOLL_CLOEXEC))
-        guard epollFD >= 0 else { throw Errno(rawValue: errno) }
-        signalFD = signalfd(-1, &all, Int32(SFD_CLOEXEC | SFD_NONBLOCK))
-        guard signalFD >= 0 else { throw Errno(rawValue: errno) }
-        timerFD = timerfd_create(CLOCK_MONOTONIC, Int32(TFD_CLOEXEC | TFD_NONBLOCK))
-        guard timerFD >= 0 else { throw Errno(rawValue: errno) }
-        try register(signalFD, events: .readable)
-        try register(timerFD, events: .readable)
+        epollFD = FileDescriptor(rawValue: try retryingOnInterrupt { epoll_create1(Int32(EPOLL_CLOEXEC)) })
+        signalFD = FileDescriptor(rawValue: try retryingOnInterrupt { signalfd(-1, &all, Int32(SFD_CLOEXEC | SFD_NONBLOCK)) })
+        timerFD = FileDescriptor(rawValue: try retryingOnInterrupt { timerfd_create(CLOCK_MONOTONIC, Int32(TFD_CLOEXEC | TFD_NONBLOCK)) })
+        try register(signalFD.rawValue, events: .readable)
+        try register(timerFD.rawValue, events: .readable)
     }
 
     deinit {
         signalBuffer.deallocate()
-        close(signalFD)
-        close(timerFD)
-        close(epollFD)
+        try? signalFD.close()
+        try? timerFD.close()
+        try? epollFD.close()
     }
 
     // MARK: descriptors
@@ -104,7 +101,7 @@ public final class EventLoop {
     public func watch(_ fd: Int32, events: Events, handler: @escaping (Events) -> Void) throws(Errno) {
         if watchers[fd] != nil {
             var event = epoll_event(events: events.rawValue, data: epoll_data_t(fd: fd))
-            guard epoll_ctl(epollFD, EPOLL_CTL_MOD, fd, &event) == 0 else { throw Errno(rawValue: errno) }
+            _ = try retryingOnInterrupt { epoll_ctl(epollFD.rawValue, EPOLL_CTL_MOD, fd, &event) }
         } else {
             try register(fd, events: events)
         }
@@ -114,12 +111,20 @@ public final class EventLoop {
     /// Stops watching; call before closing the descriptor.
     public func unwatch(_ fd: Int32) {
         guard watchers.removeValue(forKey: fd) != nil else { return }
-        epoll_ctl(epollFD, EPOLL_CTL_DEL, fd, nil)
+        epoll_ctl(epollFD.rawValue, EPOLL_CTL_DEL, fd, nil)
+    }
+
+    public func watch(_ descriptor: FileDescriptor, events: Events, handler: @escaping (Events) -> Void) throws(Errno) {
+        try watch(descriptor.rawValue, events: events, handler: handler)
+    }
+
+    public func unwatch(_ descriptor: FileDescriptor) {
+        unwatch(descriptor.rawValue)
     }
 
     private func register(_ fd: Int32, events: Events) throws(Errno) {
         var event = epoll_event(events: events.rawValue, data: epoll_data_t(fd: fd))
-        guard epoll_ctl(epollFD, EPOLL_CTL_ADD, fd, &event) == 0 else { throw Errno(rawValue: errno) }
+        _ = try retryingOnInterrupt { epoll_ctl(epollFD.rawValue, EPOLL_CTL_ADD, fd, &event) }
     }
 
     // MARK: timers
@@ -155,12 +160,12 @@ public final class EventLoop {
             spec.it_value.tv_sec = Int(deadline / 1_000_000_000)
             spec.it_value.tv_nsec = Int(deadline % 1_000_000_000)
         }
-        timerfd_settime(timerFD, Int32(TFD_TIMER_ABSTIME), &spec, nil)
+        timerfd_settime(timerFD.rawValue, Int32(TFD_TIMER_ABSTIME), &spec, nil)
     }
 
     private func runDueTimers() {
         var expirations: UInt64 = 0
-        _ = read(timerFD, &expirations, MemoryLayout<UInt64>.size)
+        _ = try? withUnsafeMutableBytes(of: &expirations) { try timerFD.read(into: $0) }
         armedDeadline = 0
         let now = MonotonicClock.now()
         while let first = timers.first, first.deadline <= now {
@@ -235,6 +240,7 @@ public final class EventLoop {
         defer { unclaimedExits += unclaimedThisPass }
         while true {
             var status: Int32 = 0
+            // The kernel directly, not through a closure: see wasInterrupted().
             let pid = waitpid(-1, &status, options)
             if pid > 0 {
                 let change = ChildStatus(waitStatus: status)
@@ -251,7 +257,7 @@ public final class EventLoop {
                 continue
             }
             if pid == 0 { return true }
-            if errno == EINTR { continue }
+            if wasInterrupted() { continue }
             if errno == ECHILD {
                 onNoChildrenLeft()
                 return false
@@ -279,18 +285,18 @@ public final class EventLoop {
                 waitForSignalAlone()
                 continue
             }
-            let count = epoll_wait(epollFD, events, Int32(capacity), -1)
+            let count = epoll_wait(epollFD.rawValue, events, Int32(capacity), -1)
             if count < 0 {
-                if errno == EINTR { continue }
+                if wasInterrupted() { continue }
                 StandardError.write("berth: epoll_wait failed: \(Errno(rawValue: errno))\n")
                 return
             }
             for index in 0..<Int(count) {
                 let fd = events[index].data.fd
                 let ready = Events(rawValue: events[index].events)
-                if fd == signalFD {
+                if fd == signalFD.rawValue {
                     drainSignals()
-                } else if fd == timerFD {
+                } else if fd == timerFD.rawValue {
                     runDueTimers()
                 } else if let handler = watchers[fd] {
                     handler(ready)
@@ -304,6 +310,7 @@ public final class EventLoop {
         var number: Int32 = 0
         var code: Int32 = 0
         var sender: pid_t = 0
+        // Interrupted (EINTR) or not, a failed wait returns to run's loop, which waits again.
         guard berth_wait_for_signal(&number, &code, &sender) == 0 else { return }
         dispatch(ReceivedSignal(number: number, code: code, senderPID: sender))
     }
@@ -326,8 +333,9 @@ public final class EventLoop {
         var batches = 0
         while !stopRequested && batches < 16 {
             batches += 1
-            let got = read(signalFD, signalBuffer, size * signalBatch)
-            if got < 0 && errno == EINTR { continue }
+            // Not FileDescriptor.read: this path forwards every signal (see wasInterrupted()).
+            let got = read(signalFD.rawValue, signalBuffer, size * signalBatch)
+            if got < 0 && wasInterrupted() { continue }
             if got <= 0 { return }
             let count = got / size
             for index in 0..<count {

@@ -1,17 +1,16 @@
 import Glibc
+import SystemPackage
 
 /// Reads an open file to its end, or `limit` bytes; nil on a read error.
 public func readAll(_ fd: Int32, limit: Int) -> [UInt8]? {
+    let file = FileDescriptor(rawValue: fd)
     var bytes: [UInt8] = []
     // Not a zero-filled array: clearing 64 KiB cost ~70,000 instructions
     // per file, more than reading a small one.
     return withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 65536) { buffer -> [UInt8]? in
         while bytes.count < limit {
-            let got = read(fd, buffer.baseAddress, min(buffer.count, limit - bytes.count))
-            if got < 0 {
-                if errno == EINTR { continue }
-                return nil
-            }
+            let room = UnsafeMutableBufferPointer(rebasing: buffer[0..<min(buffer.count, limit - bytes.count)])
+            guard let got = try? file.read(into: UnsafeMutableRawBufferPointer(room)) else { return nil }
             if got == 0 { break }
             bytes.append(contentsOf: UnsafeBufferPointer(rebasing: buffer[0..<got]))
         }

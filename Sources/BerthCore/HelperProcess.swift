@@ -71,9 +71,10 @@ private final class HelperRun {
     let command: HelperCommand
     let completion: (HelperResult) -> Void
     var result = HelperResult()
-    var stdoutFD: Int32 = -1
-    var stderrFD: Int32 = -1
-    var stdinFD: Int32 = -1
+    /// Our ends of the helper's pipes; nil once closed.
+    var stdoutPipe: FileDescriptor?
+    var stderrPipe: FileDescriptor?
+    var stdinPipe: FileDescriptor?
     var pendingInput: ArraySlice<UInt8> = []
     var timer: EventLoop.TimerID?
     var pid: pid_t = 0
@@ -94,22 +95,23 @@ private final class HelperRun {
 
     func start() {
         var request = command.request
+        // The child's ends, closed here once it has its copies.
         var childEnds: [Int32] = []
         defer { childEnds.forEach { close($0) } }
         do throws(Errno) {
             let out = try makePipe()
-            stdoutFD = out.read
-            childEnds.append(out.write)
-            request.standardOutput = out.write
+            stdoutPipe = out.read
+            childEnds.append(out.write.rawValue)
+            request.standardOutput = out.write.rawValue
             let err = try makePipe()
-            stderrFD = err.read
-            childEnds.append(err.write)
-            request.standardError = err.write
+            stderrPipe = err.read
+            childEnds.append(err.write.rawValue)
+            request.standardError = err.write.rawValue
             if let input = command.input {
-                let stdinPipe = try makePipe(nonBlockingWrite: true)
-                stdinFD = stdinPipe.write
-                childEnds.append(stdinPipe.read)
-                request.standardInput = stdinPipe.read
+                let pipe = try makePipe(nonBlockingWrite: true)
+                stdinPipe = pipe.write
+                childEnds.append(pipe.read.rawValue)
+                request.standardInput = pipe.read.rawValue
                 pendingInput = input[...]
             } else {
                 let devNull = open("/dev/null", O_RDONLY | O_CLOEXEC)
@@ -140,17 +142,17 @@ private final class HelperRun {
             result.timedOut = true
             kill(target, SIGKILL)
         }
-        watchOutput(stdoutFD) { [self] bytes in append(bytes, to: \.standardOutput) }
-        watchOutput(stderrFD) { [self] bytes in append(bytes, to: \.standardError) }
-        if stdinFD >= 0 { feedInput() }
+        if let stdoutPipe { watchOutput(stdoutPipe) { [self] bytes in append(bytes, to: \.standardOutput) } }
+        if let stderrPipe { watchOutput(stderrPipe) { [self] bytes in append(bytes, to: \.standardError) } }
+        if stdinPipe != nil { feedInput() }
     }
 
-    private func makePipe(nonBlockingWrite: Bool = false) throws(Errno) -> (read: Int32, write: Int32) {
+    private func makePipe(nonBlockingWrite: Bool = false) throws(Errno) -> (read: FileDescriptor, write: FileDescriptor) {
         var fds: [Int32] = [0, 0]
-        guard berth_pipe_cloexec(&fds) == 0 else { throw Errno(rawValue: errno) }
+        _ = try retryingOnInterrupt { berth_pipe_cloexec(&fds) }
         let ours = nonBlockingWrite ? fds[1] : fds[0]
         _ = fcntl(ours, F_SETFL, fcntl(ours, F_GETFL) | O_NONBLOCK)
-        return (fds[0], fds[1])
+        return (FileDescriptor(rawValue: fds[0]), FileDescriptor(rawValue: fds[1]))
     }
 
     private func append(_ bytes: UnsafeRawBufferPointer, to stream: WritableKeyPath<HelperResult, [UInt8]>) {
@@ -159,7 +161,7 @@ private final class HelperRun {
         result.droppedBytes += max(0, bytes.count - room)
     }
 
-    private func watchOutput(_ fd: Int32, _ sink: @escaping (UnsafeRawBufferPointer) -> Void) {
+    private func watchOutput(_ fd: FileDescriptor, _ sink: @escaping (UnsafeRawBufferPointer) -> Void) {
         do {
             try loop.watch(fd, events: .readable) { [self] _ in
                 if drain(fd, sink) { closeOutput(fd) }
@@ -173,41 +175,42 @@ private final class HelperRun {
     /// runs as the untrusted user) that never stops writing must not keep
     /// the loop here. True at end of stream.
     @discardableResult
-    private func drain(_ fd: Int32, reads: Int = 4, _ sink: (UnsafeRawBufferPointer) -> Void) -> Bool {
+    private func drain(_ fd: FileDescriptor, reads: Int = 4, _ sink: (UnsafeRawBufferPointer) -> Void) -> Bool {
         var buffer = [UInt8](repeating: 0, count: 16384)
         var left = reads
         while left > 0 {
-            let got = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-            if got > 0 {
-                buffer.withUnsafeBytes { sink(UnsafeRawBufferPointer(rebasing: $0.prefix(got))) }
-                left -= 1
-                continue
+            let got: Int
+            do {
+                got = try buffer.withUnsafeMutableBytes { try fd.read(into: $0) }
+            } catch {
+                return (error as? Errno) != .wouldBlock
             }
-            if got < 0 && errno == EINTR { continue }
-            return got == 0 || errno != EAGAIN
+            guard got > 0 else { return true }
+            buffer.withUnsafeBytes { sink(UnsafeRawBufferPointer(rebasing: $0.prefix(got))) }
+            left -= 1
         }
         return false
     }
 
-    private func closeOutput(_ fd: Int32) {
-        guard fd >= 0 else { return }
+    private func closeOutput(_ fd: FileDescriptor?) {
+        guard let fd else { return }
         loop.unwatch(fd)
-        close(fd)
-        if fd == stdoutFD { stdoutFD = -1 }
-        if fd == stderrFD { stderrFD = -1 }
+        try? fd.close()
+        if fd == stdoutPipe { stdoutPipe = nil }
+        if fd == stderrPipe { stderrPipe = nil }
     }
 
     private func feedInput() {
+        guard let stdinPipe else { return }
         while !pendingInput.isEmpty {
-            let written = pendingInput.withUnsafeBytes { write(stdinFD, $0.baseAddress, $0.count) }
-            if written > 0 {
+            do {
+                let written = try pendingInput.withUnsafeBytes { try stdinPipe.write($0) }
+                guard written > 0 else { break }
                 pendingInput = pendingInput.dropFirst(written)
-            } else if written < 0 && errno == EINTR {
-                continue
-            } else if written < 0 && errno == EAGAIN {
-                try? loop.watch(stdinFD, events: .writable) { [self] _ in feedInput() }
+            } catch Errno.wouldBlock {
+                try? loop.watch(stdinPipe, events: .writable) { [self] _ in feedInput() }
                 return
-            } else {
+            } catch {
                 break  // EPIPE: the helper does not want the rest.
             }
         }
@@ -215,10 +218,10 @@ private final class HelperRun {
     }
 
     private func closeInput() {
-        guard stdinFD >= 0 else { return }
-        loop.unwatch(stdinFD)
-        close(stdinFD)
-        stdinFD = -1
+        guard let stdinPipe else { return }
+        loop.unwatch(stdinPipe)
+        try? stdinPipe.close()
+        self.stdinPipe = nil
     }
 
     private func finish(spawnError: SpawnError?) {
@@ -229,10 +232,10 @@ private final class HelperRun {
         // Whatever the helper wrote before exiting is already in the pipes;
         // a grandchild still holding them open does not delay the result.
         // Bounded (1 MiB a stream) for a grandchild that keeps writing.
-        if stdoutFD >= 0 { drain(stdoutFD, reads: 64) { [self] in append($0, to: \.standardOutput) } }
-        if stderrFD >= 0 { drain(stderrFD, reads: 64) { [self] in append($0, to: \.standardError) } }
-        closeOutput(stdoutFD)
-        closeOutput(stderrFD)
+        if let stdoutPipe { drain(stdoutPipe, reads: 64) { [self] in append($0, to: \.standardOutput) } }
+        if let stderrPipe { drain(stderrPipe, reads: 64) { [self] in append($0, to: \.standardError) } }
+        closeOutput(stdoutPipe)
+        closeOutput(stderrPipe)
         closeInput()
         completion(result)
     }

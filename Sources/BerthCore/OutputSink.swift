@@ -1,4 +1,5 @@
 import Glibc
+import SystemPackage
 
 /// berth's own stdout or stderr, written without ever blocking the loop.
 /// It writes through a separate open file description of the same file
@@ -61,18 +62,17 @@ public final class OutputSink {
 
     private func flush() {
         while sent < pending.count {
-            let written = pending[sent...].withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) }
-            if written > 0 {
+            do {
+                let written = try pending[sent...].withUnsafeBytes { try FileDescriptor(rawValue: fd).write($0) }
+                guard written > 0 else { throw Errno.ioError }
                 sent += written
-            } else if written < 0 && errno == EINTR {
-                continue
-            } else if written < 0 && errno == EAGAIN {
+            } catch Errno.wouldBlock {
                 if !watching {
                     watching = (try? loop.watch(fd, events: .writable) { [unowned self] _ in flush() }) != nil
                 }
                 compact()
                 return
-            } else {
+            } catch {
                 // The reader is gone (EPIPE) or the file broke: nothing to wait for.
                 pending.removeAll()
                 sent = 0
@@ -98,13 +98,15 @@ public final class OutputSink {
         appendDropReport()
         let deadline = MonotonicClock.now() + UInt64(seconds * 1e9)
         while sent < pending.count, MonotonicClock.now() < deadline {
-            let written = pending[sent...].withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) }
-            if written > 0 {
+            do {
+                let written = try pending[sent...].withUnsafeBytes { try FileDescriptor(rawValue: fd).write($0) }
+                guard written > 0 else { break }
                 sent += written
-            } else if written < 0 && errno == EAGAIN {
+            } catch Errno.wouldBlock {
+                // Interrupted or not, the loop's deadline bounds the wait.
                 var poller = pollfd(fd: fd, events: Int16(POLLOUT), revents: 0)
                 _ = poll(&poller, 1, 50)
-            } else if !(written < 0 && errno == EINTR) {
+            } catch {
                 break
             }
         }

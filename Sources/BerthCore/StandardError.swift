@@ -1,4 +1,5 @@
 import Glibc
+import SystemPackage
 
 /// Unbuffered writes to fd 2: a PID 1 must not lose its last words in a
 /// buffer. Once berth's loop exists they go through `StandardStreams.error`
@@ -26,14 +27,6 @@ public enum StandardOutput {
 func writeAll(fd: Int32, _ text: String) {
     var text = text
     text.withUTF8 { buffer in
-        var offset = 0
-        while offset < buffer.count {
-            let written = Glibc.write(fd, buffer.baseAddress! + offset, buffer.count - offset)
-            if written < 0 {
-                if errno == EINTR { continue }
-                return
-            }
-            offset += written
-        }
+        _ = try? FileDescriptor(rawValue: fd).writeAll(buffer)
     }
 }

@@ -118,7 +118,7 @@ extension HTTPRequest {
         }
         // libcurl's own timeout ends the exchange, so this wait is bounded.
         var ready = pollfd(fd: berth_http_fd(started), events: Int16(POLLIN), revents: 0)
-        while poll(&ready, 1, -1) < 0 && errno == EINTR {}
+        _ = try? retryingOnInterrupt { poll(&ready, 1, -1) }
         let result = finishedExchange(started)
         berth_http_release(started)
         return result

@@ -169,9 +169,15 @@ private final class HTTPConnection {
     private func readRequest() {
         var buffer = [UInt8](repeating: 0, count: 8192)
         while true {
-            let count = read(fd, &buffer, buffer.count)
-            if count < 0 && errno == EINTR { continue }
-            if count < 0 && errno == EAGAIN { break }
+            // The target has no swift-system of its own, hence not FileDescriptor.read.
+            let count: Int
+            do {
+                count = try retryingOnInterrupt { read(fd, &buffer, buffer.count) }
+            } catch where error.rawValue == EAGAIN {
+                break
+            } catch {
+                return finish()
+            }
             guard count > 0 else { return finish() }
             received.append(contentsOf: buffer[0..<count])
             lastProgress = MonotonicClock.now()
@@ -233,11 +239,17 @@ private final class HTTPConnection {
 
     private func writeResponse() {
         while sent < response.count {
-            let count = response[sent...].withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
-            if count > 0 { sent += count; continue }
-            if count < 0 && errno == EINTR { continue }
-            if count < 0 && errno == EAGAIN { return }
-            break
+            do {
+                let count = try retryingOnInterrupt {
+                    response[sent...].withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+                }
+                guard count > 0 else { break }
+                sent += count
+            } catch where error.rawValue == EAGAIN {
+                return
+            } catch {
+                break
+            }
         }
         finish()
     }

@@ -14,15 +14,14 @@ public final class ControlServer {
     /// `peer`: the uid of the connected process, from SO_PEERCRED.
     public typealias Handler = (_ request: String, _ peer: uid_t) -> (text: String, ok: Bool)
     let path: String
-    let fd: Int32
+    let fd: FileDescriptor
     let loop: EventLoop
     let allowed: Set<uid_t>
     let handler: Handler
 
     public init(path: String, group: gid_t?, allowedUsers: Set<uid_t>, loop: EventLoop, handler: @escaping Handler) throws(Errno) {
         unlink(path)
-        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-        guard fd >= 0 else { throw Errno(rawValue: errno) }
+        let fd = try retryingOnInterrupt { socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0) }
         // Created 0600 and widened once the group is right: never a moment
         // when others could connect.
         let previous = umask(0o177)
@@ -39,16 +38,16 @@ public final class ControlServer {
         }
         if let group, chown(path, uid_t(bitPattern: -1), group) == 0 { chmod(path, 0o660) }
         self.path = path
-        self.fd = fd
+        self.fd = FileDescriptor(rawValue: fd)
         self.loop = loop
         self.allowed = allowedUsers.union([0, getuid()])
         self.handler = handler
-        try loop.watch(fd, events: .readable) { [unowned self] _ in acceptSome() }
+        try loop.watch(self.fd, events: .readable) { [unowned self] _ in acceptSome() }
     }
 
     deinit {
         loop.unwatch(fd)
-        close(fd)
+        try? fd.close()
         unlink(path)
     }
 
@@ -58,20 +57,20 @@ public final class ControlServer {
     /// again).
     private func acceptSome() {
         for _ in 0..<16 {
-            let client = berth_accept_nonblocking(fd)
+            let client = berth_accept_nonblocking(fd.rawValue)
             guard client >= 0 else { return }
             var peer: uid_t = 0
             guard berth_peer_uid(client, &peer) == 0, allowed.contains(peer) else {
                 close(client)
                 continue
             }
-            ControlConnection(fd: client, peer: peer, loop: loop, handler: handler).start()
+            ControlConnection(fd: FileDescriptor(rawValue: client), peer: peer, loop: loop, handler: handler).start()
         }
     }
 }
 
 private final class ControlConnection {
-    let fd: Int32
+    let fd: FileDescriptor
     let peer: uid_t
     let loop: EventLoop
     let handler: ControlServer.Handler
@@ -81,7 +80,7 @@ private final class ControlConnection {
     var timer: EventLoop.TimerID?
     var keepAlive: ControlConnection?
 
-    init(fd: Int32, peer: uid_t, loop: EventLoop, handler: @escaping ControlServer.Handler) {
+    init(fd: FileDescriptor, peer: uid_t, loop: EventLoop, handler: @escaping ControlServer.Handler) {
         self.fd = fd
         self.peer = peer
         self.loop = loop
@@ -100,8 +99,14 @@ private final class ControlConnection {
 
     private func readRequest() {
         var buffer = [UInt8](repeating: 0, count: 4096)
-        let count = read(fd, &buffer, buffer.count)
-        if count < 0 && (errno == EAGAIN || errno == EINTR) { return }
+        let count: Int
+        do {
+            count = try buffer.withUnsafeMutableBytes { try fd.read(into: $0) }
+        } catch Errno.wouldBlock {
+            return
+        } catch {
+            return finish()
+        }
         guard count > 0 else { return finish() }
         request.append(contentsOf: buffer[0..<count])
         guard let newline = request.firstIndex(of: UInt8(ascii: "\n")) else {
@@ -122,10 +127,15 @@ private final class ControlConnection {
 
     private func writeResponse() {
         while sent < response.count {
-            let count = response[sent...].withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
-            if count > 0 { sent += count; continue }
-            if count < 0 && (errno == EAGAIN || errno == EINTR) { return }
-            break
+            do {
+                let count = try response[sent...].withUnsafeBytes { try fd.write($0) }
+                guard count > 0 else { break }
+                sent += count
+            } catch Errno.wouldBlock {
+                return
+            } catch {
+                break
+            }
         }
         finish()
     }
@@ -134,7 +144,7 @@ private final class ControlConnection {
         guard keepAlive != nil else { return }
         if let timer { loop.cancel(timer) }
         loop.unwatch(fd)
-        close(fd)
+        try? fd.close()
         keepAlive = nil
     }
 }

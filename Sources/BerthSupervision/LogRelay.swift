@@ -2,6 +2,7 @@ import BerthCore
 import BerthSystemd
 import CBerth
 import Glibc
+import SystemPackage
 
 /// One service stream (stdout or stderr): read from its pipe on the loop,
 /// cut into lines, each sent on prefixed with the service's name and kept
@@ -17,7 +18,8 @@ final class ServiceStream {
     let journal: Journal?
     let isStandardError: Bool
     private var partial: [UInt8] = []
-    private(set) var fd: Int32 = -1
+    /// The read end of the service's pipe; nil once closed.
+    private(set) var pipe: FileDescriptor?
     private weak var loop: EventLoop?
     /// What one wake-up reads: each byte costs line-splitting work, and a
     /// flooding service must leave the loop free for signals within
@@ -38,12 +40,12 @@ final class ServiceStream {
 
     deinit {
         buffer.deallocate()
-        if fd >= 0 { close(fd) }
+        try? pipe?.close()
     }
 
     /// Starts reading `fd` (the read end of the service's pipe).
     func attach(_ fd: Int32, loop: EventLoop) {
-        self.fd = fd
+        pipe = FileDescriptor(rawValue: fd)
         self.loop = loop
         _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK)
         do {
@@ -56,10 +58,14 @@ final class ServiceStream {
     /// One read per wake-up: a flooding service gets its turn like everyone
     /// else, and the loop goes back to signals in between.
     private func readOnce() {
-        let count = read(fd, buffer.baseAddress, buffer.count)
-        if count > 0 {
+        guard let pipe else { return }
+        do {
+            let count = try pipe.read(into: buffer)
+            guard count > 0 else { return closeStream() }
             take(UnsafeRawBufferPointer(rebasing: buffer[0..<count]))
-        } else if count == 0 || (errno != EINTR && errno != EAGAIN) {
+        } catch Errno.wouldBlock {
+            return
+        } catch {
             closeStream()
         }
     }
@@ -105,25 +111,19 @@ final class ServiceStream {
     }
 
     func closeStream() {
-        guard fd >= 0 else { return }
+        guard let pipe else { return }
         // Whatever is left in the pipe (at most 1 MiB: a daemon the service
         // left behind could keep writing), then the unterminated last line.
         var rounds = 0
         while rounds < (1 << 20) / ServiceStream.bytesPerWakeUp {
-            let count = read(fd, buffer.baseAddress, buffer.count)
-            if count > 0 {
-                take(UnsafeRawBufferPointer(rebasing: buffer[0..<count]))
-                rounds += 1
-            } else if count < 0 && errno == EINTR {
-                continue
-            } else {
-                break
-            }
+            guard let count = try? pipe.read(into: buffer), count > 0 else { break }
+            take(UnsafeRawBufferPointer(rebasing: buffer[0..<count]))
+            rounds += 1
         }
         if !partial.isEmpty { emit() }
-        loop?.unwatch(fd)
-        close(fd)
-        fd = -1
+        loop?.unwatch(pipe)
+        try? pipe.close()
+        self.pipe = nil
         onClose()
     }
 }

@@ -56,14 +56,13 @@ func probeTCP(port: Int, loop: EventLoop, timeout: Duration, done: @escaping (Bo
 /// says who sent it), writable only by root and the service's user.
 final class NotifySocket {
     let path: String
-    let fd: Int32
+    let fd: FileDescriptor
     var onMessage: ([String: String]) -> Void = { _ in }
     private weak var loop: EventLoop?
 
     init(path: String, owner: uid_t?, loop: EventLoop) throws(Errno) {
         unlink(path)
-        let fd = socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-        guard fd >= 0 else { throw Errno(rawValue: errno) }
+        let fd = try retryingOnInterrupt { socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0) }
         guard let rc = withUnixSocketAddress(path, { bind(fd, $0, $1) }) else {
             close(fd)
             throw Errno.fileNameTooLong
@@ -75,15 +74,15 @@ final class NotifySocket {
         }
         if let owner { _ = chown(path, owner, gid_t(bitPattern: -1)) }
         _ = chmod(path, 0o600)
-        self.fd = fd
+        self.fd = FileDescriptor(rawValue: fd)
         self.path = path
         self.loop = loop
-        try loop.watch(fd, events: .readable) { [unowned self] _ in receive() }
+        try loop.watch(self.fd, events: .readable) { [unowned self] _ in receive() }
     }
 
     deinit {
         loop?.unwatch(fd)
-        close(fd)
+        try? fd.close()
         unlink(path)
     }
 
@@ -115,7 +114,7 @@ final class NotifySocket {
     private func receive() {
         var buffer = [UInt8](repeating: 0, count: 4096)
         for _ in 0..<Self.datagramsPerWakeUp {
-            let count = recv(fd, &buffer, buffer.count, Int32(MSG_DONTWAIT))
+            let count = recv(fd.rawValue, &buffer, buffer.count, Int32(MSG_DONTWAIT))
             guard count > 0 else { return }
             onMessage(buffer.withUnsafeBytes { Self.fields(in: UnsafeRawBufferPointer(rebasing: $0[0..<count])) })
         }

@@ -106,12 +106,9 @@ int berth_wait_for_signal(int *signo, int *code, pid_t *sender) {
     // set, filled once, and rt_sigtimedwait straight, without glibc's
     // 128-byte sigset_t fill and cancellation wrapper on every wake-up.
     static unsigned long long all = ~0ULL;
+    // One attempt: EventLoop.run waits again after an interrupted one.
     siginfo_t info;
-    long got;
-    do {
-        got = syscall(SYS_rt_sigtimedwait, &all, &info, NULL, sizeof all);
-    } while (got < 0 && errno == EINTR);
-    if (got < 0) return -1;
+    if (syscall(SYS_rt_sigtimedwait, &all, &info, NULL, sizeof all) < 0) return -1;
     *signo = info.si_signo;
     *code = info.si_code;
     *sender = info.si_pid;

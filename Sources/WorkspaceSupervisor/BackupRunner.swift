@@ -174,9 +174,14 @@ public final class BackupRunner {
         guard let store else { return finish(.failed("SUPERVISOR_BACKUP_MOUNT_PATH=\(settings.mountPath): closed")) }
         let file = openat(directory, "manifest.json", O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600)
         let bytes = Array(manifest.json.utf8)
-        let written = file >= 0 ? bytes.withUnsafeBytes { write(file, $0.baseAddress, $0.count) } : -1
-        let failure = errno
+        var failure = file >= 0 ? 0 : errno
+        var written = -1
         if file >= 0 {
+            do {
+                written = try retryingOnInterrupt { bytes.withUnsafeBytes { write(file, $0.baseAddress, $0.count) } }
+            } catch {
+                failure = error.rawValue
+            }
             fsync(file)
             close(file)
         }

@@ -176,25 +176,24 @@ public struct Restore {
             close(err[1])
             if devNull >= 0 { close(devNull) }
             finished.errors = Array("\(arguments[0]): \(error)".utf8)
-            if let failed = error.pid { var status: Int32 = 0; waitpid(failed, &status, 0) }
+            if let failed = error.pid { var status: Int32 = 0; _ = try? retryingOnInterrupt { waitpid(failed, &status, 0) } }
             return finished
         }
         var open = [out[0], err[0]]
         var buffer = [UInt8](repeating: 0, count: 65536)
         while !open.isEmpty {
             var fds = open.map { pollfd(fd: $0, events: Int16(POLLIN), revents: 0) }
-            guard poll(&fds, nfds_t(fds.count), -1) >= 0 || errno == EINTR else { break }
+            guard (try? retryingOnInterrupt { poll(&fds, nfds_t(fds.count), -1) }) != nil else { break }
             for entry in fds where entry.revents != 0 {
-                let count = read(entry.fd, &buffer, buffer.count)
-                if count > 0 {
+                if let count = try? retryingOnInterrupt({ read(entry.fd, &buffer, buffer.count) }), count > 0 {
                     if entry.fd == out[0] { finished.output += buffer[0..<count] } else if finished.errors.count < 1 << 16 { finished.errors += buffer[0..<count] }
-                } else if count == 0 || errno != EINTR {
+                } else {
                     open.removeAll { $0 == entry.fd }
                 }
             }
         }
         var status: Int32 = 0
-        while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+        _ = try? retryingOnInterrupt { waitpid(pid, &status, 0) }
         finished.status = ChildStatus(waitStatus: status)
         return finished
     }

@@ -88,7 +88,8 @@ static inline int berth_wifcontinued(int status) { return WIFCONTINUED(status); 
 static inline int berth_sigrtmax(void) { return SIGRTMAX; }
 static inline int berth_sigrtmin(void) { return SIGRTMIN; }
 
-// sigwaitinfo over every signal: the next one, with its code and sender.
+// sigwaitinfo over every signal: the next one, with its code and sender;
+// -1 and errno on failure (EINTR included: the caller waits again).
 int berth_wait_for_signal(int *signo, int *code, pid_t *sender);
 
 int berth_pidfd_open(pid_t pid);
