@@ -42,8 +42,7 @@ final class RetryingOnInterruptTests: XCTestCase {
 
     /// Every EINTR comparison in berth lives in `RetryingOnInterrupt.swift`
     /// (reads, writes and opens retry inside swift-system's FileDescriptor).
-    /// The exceptions are C that cannot call Swift, and one file outside
-    /// BerthCore's owners that has yet to switch.
+    /// The exceptions are C that cannot call Swift.
     func test_eintr_is_compared_in_exactly_one_place() throws {
         let root = String(#filePath.dropLast("Tests/BerthCoreTests/RetryingOnInterruptTests.swift".count))
         let allowed: Set<String> = [
@@ -52,8 +51,6 @@ final class RetryingOnInterruptTests: XCTestCase {
             "Sources/CBerth/spawn.c",
             // libcurl's worker thread, all C.
             "Sources/CBerthHTTP/http.c",
-            // To be moved to retryingOnInterrupt by the plugin's owner.
-            "plugins/github-auth/FetchHelper.swift",
         ]
         let command = "cd '\(root)' && grep -rlE --include='*.swift' --include='*.c' --include='*.h' "
             + "'(==|!=) *EINTR|EINTR *(==|!=)|\\.interrupted\\b' Sources plugins; echo \"grep-status=$?\""

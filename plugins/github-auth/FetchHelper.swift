@@ -203,14 +203,7 @@ public enum FetchHelper {
     /// The request from stdin: `keys` plus timeout-ms, parsed as strictly
     /// as PID 1 parses the answer.
     public static func readRequest(keys: Set<String>) -> Result<(values: [String: String], timeout: Duration), FetchProtocolError> {
-        var bytes: [UInt8] = []
-        var buffer = [UInt8](repeating: 0, count: 4096)
-        while bytes.count <= FetchLines.limit {
-            let got = buffer.withUnsafeMutableBytes { read(0, $0.baseAddress, $0.count) }
-            if got < 0 && errno == EINTR { continue }
-            guard got > 0 else { break }
-            bytes += buffer.prefix(got)
-        }
+        var bytes = readAll(STDIN_FILENO, limit: FetchLines.limit + 1) ?? []
         defer { for index in bytes.indices { bytes[index] = 0 } }
         switch FetchLines.parse(bytes, keys: keys.union(["timeout-ms"])) {
         case .failure(let error):
@@ -231,9 +224,8 @@ public enum FetchHelper {
         let bytes = FetchLines.render(outcome.pairs)
         var written = 0
         while written < bytes.count {
-            let count = bytes[written...].withUnsafeBytes { write(1, $0.baseAddress, $0.count) }
-            if count < 0 && errno == EINTR { continue }
-            guard count > 0 else { return 1 }
+            guard let count = try? retryingOnInterrupt({ bytes[written...].withUnsafeBytes { write(STDOUT_FILENO, $0.baseAddress, $0.count) } }),
+                  count > 0 else { return 1 }
             written += count
         }
         return 0
