@@ -31,11 +31,11 @@ final class InstallPackagesTests: XCTestCase {
             { printf 'argv'; for a in "$@"; do printf ' [%s]' "$a"; done; printf '\\ncwd '; pwd; export -p; echo end; } >> /apt-get.calls
 
             """, mode: 0o755)
-        let planted = "#!/bin/sh\ntouch /tmp/attacker-code-ran\n"
+        let planted = "#!/bin/sh\necho ran >> /tmp/attacker-code-ran\n"
         try root.write("/home/dev8/bin/apt-get", planted, mode: 0o755)
         try root.write("/home/dev8/apt-get", planted, mode: 0o755)
-        try root.write("/home/dev8/apt.conf", "APT::Update::Pre-Invoke { \"touch /tmp/attacker-code-ran\"; };\n")
-        try root.write("/home/dev8/.aptrc", "APT::Update::Pre-Invoke { \"touch /tmp/attacker-code-ran\"; };\n")
+        try root.write("/home/dev8/apt.conf", "APT::Update::Pre-Invoke { \"echo ran >> /tmp/attacker-code-ran\"; };\n")
+        try root.write("/home/dev8/.aptrc", "APT::Update::Pre-Invoke { \"echo ran >> /tmp/attacker-code-ran\"; };\n")
         for file in ["/home/dev8/bin", "/home/dev8/bin/apt-get", "/home/dev8/apt-get", "/home/dev8/apt.conf", "/home/dev8/.aptrc"] {
             chown(root.path + file, 1000, 1000)
         }
@@ -122,7 +122,7 @@ final class InstallPackagesTests: XCTestCase {
     /// the verb: berth must refuse it, not run it as the init's command.
     func test_one_argument_that_starts_with_the_verb_is_bad_usage_not_a_command_for_the_init() throws {
         let root = try root()
-        try root.write("/bin/install-packages hello", "#!/bin/sh\ntouch /tmp/attacker-code-ran\n", mode: 0o755)
+        try root.write("/bin/install-packages hello", "#!/bin/sh\necho ran >> /tmp/attacker-code-ran\n", mode: 0o755)
         for argument in ["install-packages hello", "install-packages -- hello", "install-packages /bin/sh"] {
             let run = try Subprocess(["/usr/sbin/chroot", root.path, "/berth", argument], environment: Self.attackerEnvironment)
             XCTAssertEqual(run.wait(timeout: 30), .exited(2), "\(argument): \(run.errorText)")
