@@ -12,8 +12,9 @@ struct InstallPackagesCommand: Verb {
         abstract: "Install Debian packages by name with apt-get, as root (sudo, BERTH_SUDO=packages).",
         discussion: """
         Only package names (a-z 0-9 + - ., optionally :ARCH), at most 32: no apt-get \
-        options, files, versions or releases. apt-get runs with a fixed environment \
-        in /, after apt-get update when the package lists are missing or a day old.
+        options, files, versions or releases. apt-get install runs with a fixed \
+        environment in / and never removes a package; apt-get update runs first \
+        when the package lists are missing or a day old.
         """
     )
 
@@ -22,7 +23,7 @@ struct InstallPackagesCommand: Verb {
 
     func perform() -> Int32 {
         if names == ["--help"] || names == ["-h"] {
-            StandardOutput.write(Self.helpMessage() + "\n")
+            StandardOutput.write(BerthVerbs.helpMessage(for: Self.self) + "\n")
             return 0
         }
         return PackageInstall.runCommand(names)

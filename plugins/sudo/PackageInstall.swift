@@ -48,7 +48,9 @@ public enum PackageInstall {
                 return status
             }
         }
-        return runAptGet(["install", "-y", "--no-install-recommends", "--"] + names)
+        // --no-remove: a package that conflicts with an installed one would
+        // otherwise remove it (sudo, openssh-server) under -y.
+        return runAptGet(["install", "-y", "--no-install-recommends", "--no-remove", "--"] + names)
     }
 
     /// Why `names` are not installed, as one line naming the first bad

@@ -37,14 +37,14 @@ public final class SudoStep: ProvisioningStep {
 
     /// What BERTH_SUDO grants.
     enum Rights {
-        case none, everything, packages
+        case nothing, everything, packages
     }
 
     static func rights(_ settings: Settings) throws(SettingError) -> Rights {
-        guard let text = settings.value("BERTH_SUDO") else { return .none }
+        guard let text = settings.value("BERTH_SUDO") else { return .nothing }
         if text.lowercased() == "packages" { return .packages }
         do {
-            return try Settings.boolean(text, variable: "BERTH_SUDO") ? .everything : .none
+            return try Settings.boolean(text, variable: "BERTH_SUDO") ? .everything : .nothing
         } catch {
             throw SettingError("BERTH_SUDO='\(text)': expected 1/0, true/false, yes/no, on/off or packages")
         }
@@ -62,7 +62,7 @@ public final class SudoStep: ProvisioningStep {
         case .success(let found): user = found
         case .failure(let error): return done(.failed(error.message))
         }
-        guard rights != .none else {
+        guard rights != .nothing else {
             do {
                 try DirectoryHandle.open(dropIns).remove("berth")
             } catch where error.errno == ENOENT {
@@ -89,7 +89,7 @@ public final class SudoStep: ProvisioningStep {
         let text: String
         let granted: String
         switch rights {
-        case .none, .everything:
+        case .nothing, .everything:
             text = """
             # Written by berth because BERTH_SUDO is on; removed when it is off.
             \(user.name) ALL=(ALL:ALL) NOPASSWD: ALL

@@ -101,7 +101,7 @@ final class InstallPackagesTests: XCTestCase {
         let calls = aptGetCalls(root)
         XCTAssertEqual(calls.map(\.arguments), [
             "argv [update]",
-            "argv [install] [-y] [--no-install-recommends] [--] [hello] [libc6:amd64] [python3.11] [g++] [0ad]",
+            "argv [install] [-y] [--no-install-recommends] [--no-remove] [--] [hello] [libc6:amd64] [python3.11] [g++] [0ad]",
         ], "no package lists in the root: updated first")
         for call in calls {
             XCTAssertEqual(call.directory, "/")
