@@ -105,7 +105,8 @@ public final class SudoStep: ProvisioningStep {
             // sudo's own defaults, stated for this user so that no image's
             // sudoers can loosen them: a fresh environment, a PATH of root's
             // directories. The user's arguments follow the verb; berth
-            // refuses any that is not a package name (PackageInstall).
+            // refuses any that is not a package name (PackageInstall), and
+            // gives apt-get an environment of its own.
             text = """
             # Written by berth because BERTH_SUDO=packages; rewritten or removed when BERTH_SUDO changes.
             # \(user.name) may run this one command as root, and nothing else: berth \(PackageInstall.verb) NAME...
@@ -146,7 +147,9 @@ public final class SudoStep: ProvisioningStep {
         }
     }
 
-    static let securePath = "/usr/sbin:/usr/bin:/sbin:/bin"
+    /// Debian's own, where the image puts berth (/usr/local/bin), so that
+    /// `sudo berth ...` finds it; the rule matches only its absolute path.
+    static let securePath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
     /// This very binary, as sudoers names it.
     func selfExecutable() -> String {

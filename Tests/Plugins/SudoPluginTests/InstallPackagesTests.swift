@@ -109,6 +109,23 @@ final class InstallPackagesTests: XCTestCase {
         }
     }
 
+    func test_package_lists_are_updated_only_when_missing_or_a_day_old() throws {
+        let root = try root()
+        XCTAssertEqual(system("mkdir -p '\(root.path)/var/lib/apt/lists'"), 0)
+        let list = "/var/lib/apt/lists/deb.debian.org_debian_dists_bookworm_main_binary-amd64_Packages"
+        try root.write(list, "Package: hello\n")
+        let fresh = try installPackages(root, ["hello"])
+        XCTAssertEqual(fresh.status, .exited(0), fresh.errorText)
+        XCTAssertEqual(aptGetCalls(root).map(\.arguments), ["argv [install] [-y] [--no-install-recommends] [--no-remove] [--] [hello]"])
+
+        var times = [timespec(tv_sec: time(nil) - 25 * 3600, tv_nsec: 0), timespec(tv_sec: time(nil) - 25 * 3600, tv_nsec: 0)]
+        XCTAssertEqual(utimensat(AT_FDCWD, root.path + list, &times, 0), 0)
+        unlink(root.path + "/apt-get.calls")
+        let stale = try installPackages(root, ["hello"])
+        XCTAssertEqual(stale.status, .exited(0), stale.errorText)
+        XCTAssertEqual(aptGetCalls(root).map(\.arguments).first, "argv [update]")
+    }
+
     func test_the_workspace_user_without_sudo_is_refused_and_nothing_runs() throws {
         let root = try root()
         let run = try installPackages(root, ["hello"], user: "1000:1000")

@@ -55,7 +55,7 @@ final class SudoStepTests: XCTestCase {
         XCTAssertEqual(try step(root)["detail"] as? String, "dev8 may install Debian packages: sudo /berth install-packages NAME...")
         let rule = try XCTUnwrap(root.read("/etc/sudoers.d/berth"))
         XCTAssertEqual(rule.split(separator: "\n").filter { !$0.hasPrefix("#") }, [
-            "Defaults:dev8 env_reset, secure_path=\"/usr/sbin:/usr/bin:/sbin:/bin\"",
+            "Defaults:dev8 env_reset, secure_path=\"/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin\"",
             "dev8 ALL=(root) NOPASSWD: /berth install-packages *",
         ], rule)
         let info = try XCTUnwrap(root.status("/etc/sudoers.d/berth"))
