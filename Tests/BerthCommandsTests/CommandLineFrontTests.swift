@@ -11,7 +11,7 @@ final class CommandLineFrontTests: XCTestCase {
     private let verbs: [(name: String, arguments: [String])] = [
         ("status", ["--json"]), ("health", []), ("logs", ["<NAME>"]), ("restart", ["<NAME>"]),
         ("stop", ["<NAME>"]), ("start", ["<NAME>"]), ("provision", ["--only <STEP>", "-v"]),
-        ("hash-password", []), ("fetch", ["<request>"]),
+        ("hash-password", []), ("fetch", ["<request>"]), ("install-packages", ["<names>"]),
     ]
     private var directory = ""
 

@@ -47,6 +47,48 @@ final class SudoStepTests: XCTestCase {
         XCTAssertNil(root.status("/etc/sudoers.d/berth"))
     }
 
+    func test_packages_allows_only_berth_install_packages_in_a_checked_rule_and_switching_rewrites_or_removes_it() throws {
+        let root = try root()
+        let packages = try provision(root, ["BERTH_SUDO": "packages"])
+        XCTAssertEqual(packages.status, .exited(0), packages.errorText)
+        XCTAssertEqual(try step(root)["status"] as? String, "ok")
+        XCTAssertEqual(try step(root)["detail"] as? String, "dev8 may install Debian packages: sudo /berth install-packages NAME...")
+        let rule = try XCTUnwrap(root.read("/etc/sudoers.d/berth"))
+        XCTAssertEqual(rule.split(separator: "\n").filter { !$0.hasPrefix("#") }, [
+            "Defaults:dev8 env_reset, secure_path=\"/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin\"",
+            "dev8 ALL=(root) NOPASSWD: /berth install-packages *",
+        ], rule)
+        let info = try XCTUnwrap(root.status("/etc/sudoers.d/berth"))
+        XCTAssertEqual(info.st_mode & 0o7777, 0o440)
+        XCTAssertEqual(info.st_uid, 0)
+        let check = try Subprocess(["/usr/sbin/visudo", "-c", "-f", root.path + "/etc/sudoers.d/berth"])
+        XCTAssertEqual(check.wait(), .exited(0), check.outputText + check.errorText)
+        XCTAssertEqual(try files(in: root.path + "/etc/sudoers.d"), ["berth"], "no candidate left behind")
+
+        let everything = try provision(root, ["BERTH_SUDO": "on"])
+        XCTAssertEqual(everything.status, .exited(0), everything.errorText)
+        XCTAssertTrue(try XCTUnwrap(root.read("/etc/sudoers.d/berth")).hasSuffix("\ndev8 ALL=(ALL:ALL) NOPASSWD: ALL\n"))
+        let again = try provision(root, ["BERTH_SUDO": "PACKAGES"])
+        XCTAssertEqual(again.status, .exited(0), again.errorText)
+        XCTAssertEqual(root.read("/etc/sudoers.d/berth"), rule)
+        let off = try provision(root, ["BERTH_SUDO": "off"])
+        XCTAssertEqual(off.status, .exited(0), off.errorText)
+        XCTAssertEqual(try step(root)["detail"] as? String, "no sudo rights for dev8")
+        XCTAssertNil(root.status("/etc/sudoers.d/berth"))
+    }
+
+    /// Whoever can replace the binary the rule names owns the rule.
+    func test_packages_is_refused_when_berth_could_be_replaced_by_someone_other_than_root() throws {
+        let root = try root()
+        XCTAssertEqual(chmod(root.path, 0o775), 0)
+        let run = try provision(root, ["BERTH_SUDO": "packages"])
+        XCTAssertEqual(run.status, .exited(0), run.errorText)
+        XCTAssertEqual(try step(root)["status"] as? String, "failed")
+        XCTAssertEqual(try step(root)["message"] as? String,
+                       "BERTH_SUDO=packages: / is not a directory only root may change, so /berth cannot be sudo's command")
+        XCTAssertEqual(try files(in: root.path + "/etc/sudoers.d"), [])
+    }
+
     func test_unset_is_skipped_and_writes_nothing() throws {
         let root = try root()
         let run = try provision(root, ["SSH_PUBLIC_KEY": "not checked here"])
@@ -58,8 +100,11 @@ final class SudoStepTests: XCTestCase {
 
     func test_bad_input_fails_with_the_reason_and_installs_nothing() throws {
         let cases: [(sudoers: String?, sudo: Bool, value: String, error: String)] = [
-            (nil, true, "maybe", "BERTH_SUDO='maybe': expected 1/0, true/false, yes/no or on/off"),
+            (nil, true, "maybe", "BERTH_SUDO='maybe': expected 1/0, true/false, yes/no, on/off or packages"),
+            (nil, true, "package", "BERTH_SUDO='package': expected 1/0, true/false, yes/no, on/off or packages"),
             (nil, false, "1", "BERTH_SUDO is on but sudo is not installed (no /usr/bin/sudo)"),
+            (nil, false, "packages", "BERTH_SUDO is packages but sudo is not installed (no /usr/bin/sudo)"),
+            ("root ALL=(ALL:ALL) ALL\n", true, "packages", "/etc/sudoers does not include /etc/sudoers.d, so berth's rule would not apply"),
             ("root ALL=(ALL:ALL) ALL\n", true, "1", "/etc/sudoers does not include /etc/sudoers.d, so berth's rule would not apply"),
         ]
         for (sudoers, sudo, value, error) in cases {
