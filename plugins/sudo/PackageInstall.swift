@@ -138,13 +138,9 @@ public enum PackageInstall {
     private static func reap(_ pid: pid_t) -> Int32 {
         var status: Int32 = 0
         while true {
-            let result = waitpid(pid, &status, 0)
-            if result == pid {
-                let decoded = ChildStatus(waitStatus: status)
-                if decoded.isTermination { return decoded.shellExitCode }
-            } else if result < 0 && errno != EINTR {
-                return 1
-            }
+            guard (try? retryingOnInterrupt({ waitpid(pid, &status, 0) })) == pid else { return 1 }
+            let decoded = ChildStatus(waitStatus: status)
+            if decoded.isTermination { return decoded.shellExitCode }
         }
     }
 }
