@@ -8,8 +8,7 @@ public enum PlatformCredential: String, CaseIterable, Sendable {
     case agentAPIKey = "SUPERVISOR_AGENT_API_KEY"
     case awsSecretAccessKey = "AWS_SECRET_ACCESS_KEY"
     case azureSASURL = "SUPERVISOR_BACKUP_AZURE_SAS_URL"
-    /// The original images' Azure account key: refused by the supervisor
-    /// (Shared Key is not supported yet), but a credential all the same.
+    /// The original images' Azure account key (Shared Key signatures).
     case azureAccountKey = "AZURE_BLOB_ACCOUNT_KEY"
     case httpToken = "SUPERVISOR_HTTP_TOKEN"
 

@@ -4,7 +4,7 @@ import Glibc
 
 /// Copies of a finished snapshot in object storage: S3 (or compatible),
 /// signed with AWS Signature V4 by libcurl, and Azure Blob Storage through a
-/// container SAS URL. The archive is streamed from disk; its SHA-256 is
+/// container SAS URL or with the account key (Shared Key). The archive is streamed from disk; its SHA-256 is
 /// already known and sent as S3's payload hash.
 final class RemoteCopies {
     let loop: EventLoop
@@ -17,7 +17,7 @@ final class RemoteCopies {
         self.settings = settings
     }
 
-    var configured: Bool { settings.s3 != nil || settings.azureSASURL != nil }
+    var configured: Bool { settings.s3 != nil || settings.azureSASURL != nil || settings.azureSharedKey != nil }
 
     /// `done` gets one line per target: "s3 ok", "azure failed: ...".
     func upload(_ manifest: SnapshotManifest, store: BackupStore, done: @escaping ([String]) -> Void) {
@@ -42,6 +42,19 @@ final class RemoteCopies {
                                           timeout: .seconds(3600))
                 request.method = "PUT"
                 request.uploadFile = store.path(of: manifest.id, name)
+                uploads.append(("azure", request))
+            }
+        }
+        if let target = settings.azureSharedKey {
+            for (name, _, type) in files {
+                let path = store.path(of: manifest.id, name)
+                var info = stat()
+                let length = stat(path, &info) == 0 ? Int(info.st_size) : 0
+                let signed = AzureSharedKeySigning.putBlob(target, blob: "\(manifest.id)/\(name)", length: length, contentType: type,
+                                                          date: AzureSharedKeySigning.now())
+                var request = HTTPRequest(url: signed.url, headers: signed.headers, timeout: .seconds(3600))
+                request.method = "PUT"
+                request.uploadFile = path
                 uploads.append(("azure", request))
             }
         }

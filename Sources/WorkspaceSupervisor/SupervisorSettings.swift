@@ -38,6 +38,17 @@ public struct SupervisorSettings: Sendable {
         public var s3: S3Target?
         /// A container SAS URL: https://ACCOUNT.blob.core.windows.net/CONTAINER?SAS
         public var azureSASURL: Secret?
+        public var azureSharedKey: AzureSharedKey?
+    }
+
+    /// The original images' Azure settings: the account's name and key,
+    /// requests signed with Shared Key (the key itself never travels).
+    public struct AzureSharedKey: Sendable {
+        public var account: String
+        public var key: Secret
+        public var container: String
+        /// https://ACCOUNT.blob.core.windows.net, or an emulator's.
+        public var endpoint: String
     }
 
     /// Path-style S3 (AWS or compatible): URL is ENDPOINT/BUCKET[/PREFIX].
@@ -121,15 +132,6 @@ public struct SupervisorSettings: Sendable {
         // base image's folder for that volume).
         let backupsWanted = try settings.value("BACKUP_ENABLED").map { text throws(SettingError) in try Settings.boolean(text, variable: "BACKUP_ENABLED") }
         let mountPath = backupsWanted == false ? nil : settings.value("SUPERVISOR_BACKUP_MOUNT_PATH") ?? (backupsWanted == true ? "/backups" : nil)
-        // The original images' Azure settings sign with the account key
-        // (Shared Key), which this supervisor does not do yet: refusing to
-        // start says so, where ignoring them would leave the user without
-        // the remote copy they asked for.
-        let azureSharedKey = ["AZURE_BLOB_ACCOUNT_NAME", "AZURE_BLOB_ACCOUNT_KEY", "AZURE_BLOB_CONTAINER"].filter(settings.isSet)
-        if !azureSharedKey.isEmpty && backupsWanted != false {
-            throw SettingError("\(azureSharedKey.joined(separator: ", ")): Azure Shared Key authorization is not supported yet; "
-                + "give the container as SUPERVISOR_BACKUP_AZURE_SAS_URL (a SAS URL with write permission) instead")
-        }
         if let mount = mountPath, !mount.isEmpty {
             guard mount.hasPrefix("/") else { throw SettingError("SUPERVISOR_BACKUP_MOUNT_PATH='\(mount)': expected an absolute path") }
             let keepText = settings.value("SUPERVISOR_BACKUP_KEEP", default: "7")
@@ -168,6 +170,10 @@ public struct SupervisorSettings: Sendable {
                 }
                 loaded.backup?.azureSASURL = sas
             }
+            loaded.backup?.azureSharedKey = try azureSharedKey(settings, warnings: &warnings)
+            if loaded.backup?.azureSASURL != nil && loaded.backup?.azureSharedKey != nil {
+                throw SettingError("SUPERVISOR_BACKUP_AZURE_SAS_URL and AZURE_BLOB_ACCOUNT_NAME are both set: set one way to reach Azure")
+            }
         }
         loaded.warnings = warnings
         return loaded
@@ -185,6 +191,34 @@ public struct SupervisorSettings: Sendable {
         }
         let region = settings.value("SUPERVISOR_BACKUP_S3_REGION") ?? settings.value("AWS_REGION") ?? "us-east-1"
         return ("https://s3.\(region).amazonaws.com/\(bucket)", "AWS_S3_BUCKET")
+    }
+
+    /// AZURE_BLOB_ACCOUNT_NAME, AZURE_BLOB_ACCOUNT_KEY and AZURE_BLOB_CONTAINER
+    /// together (the original images' names), or none of them.
+    static func azureSharedKey(_ settings: Settings, warnings: inout [String]) throws(SettingError) -> AzureSharedKey? {
+        let names = ["AZURE_BLOB_ACCOUNT_NAME", "AZURE_BLOB_ACCOUNT_KEY", "AZURE_BLOB_CONTAINER"]
+        let given = names.filter(settings.isSet)
+        guard !given.isEmpty else { return nil }
+        guard given.count == names.count else {
+            throw SettingError("\(names.filter { !given.contains($0) }.joined(separator: ", ")) not set: Azure Shared Key needs all of \(names.joined(separator: ", "))")
+        }
+        let account = settings.value("AZURE_BLOB_ACCOUNT_NAME") ?? ""
+        guard (3...24).contains(account.count), account.allSatisfy({ ("a"..."z").contains($0) || ("0"..."9").contains($0) }) else {
+            throw SettingError("AZURE_BLOB_ACCOUNT_NAME='\(account)': expected a storage account name (3 to 24 of a-z and 0-9)")
+        }
+        let container = settings.value("AZURE_BLOB_CONTAINER") ?? ""
+        guard (3...63).contains(container.count), container.allSatisfy({ ("a"..."z").contains($0) || ("0"..."9").contains($0) || $0 == "-" }) else {
+            throw SettingError("AZURE_BLOB_CONTAINER='\(container)': expected a container name (3 to 63 of a-z, 0-9 and '-')")
+        }
+        guard let encoded = try secret(settings, .azureAccountKey, warnings: &warnings), let key = Base64.decode(encoded.bytes), !key.isEmpty else {
+            throw SettingError("AZURE_BLOB_ACCOUNT_KEY: expected the account key as Azure shows it (base64)")
+        }
+        var endpoint = settings.value("SUPERVISOR_BACKUP_AZURE_ENDPOINT") ?? "https://\(account).blob.core.windows.net"
+        while endpoint.hasSuffix("/") { endpoint.removeLast() }
+        guard endpoint.hasPrefix("https://") || endpoint.hasPrefix("http://"), !endpoint.contains(where: { $0 == "?" || $0 == " " }) else {
+            throw SettingError("SUPERVISOR_BACKUP_AZURE_ENDPOINT='\(endpoint)': expected an http(s) URL, like https://ACCOUNT.blob.core.windows.net")
+        }
+        return AzureSharedKey(account: account, key: Secret(key), container: container, endpoint: endpoint)
     }
 
     static func duration(_ settings: Settings, _ name: String, default fallback: Duration) throws(SettingError) -> Duration {

@@ -116,6 +116,37 @@ final class RemoteCopyTests: XCTestCase {
         XCTAssertEqual(run.process.wait(timeout: 5), .exited(0))
     }
 
+    /// The original images' AZURE_BLOB_* settings: requests signed with the
+    /// account key, checked by the fixture as Azure documents it; a wrong
+    /// key is refused (403), and the key never reaches the log.
+    func test_azure_shared_key_signs_each_put_and_a_wrong_key_is_refused() throws {
+        let key = "a2V5LWZvci1iZXJ0aC10ZXN0cy0\(Int.random(in: 100_000..<999_999))"
+        let accountKey = String(Data(key.utf8).base64EncodedString())
+        for (served, given, expected) in [(accountKey, accountKey, "azure ok"), (accountKey, Data("another key".utf8).base64EncodedString(), "azure failed: HTTP 403 for ")] {
+            let azure = try FixtureServer(script: "fake_azure_blob.py", arguments: ["sharedkey:wsaccount:\(served)"])
+            let scratch = Scratch()
+            _ = try scratch.sh("mkdir workspace && printf 'x\\n' > workspace/a && printf '%s' '\(given)' > azure-key")
+            let run = try SupervisorRun([
+                "WORKSPACE_DIR": scratch.path + "/workspace", "BACKUP_ENABLED": "true", "SUPERVISOR_BACKUP_MOUNT_PATH": scratch.path + "/backups",
+                "AZURE_BLOB_ACCOUNT_NAME": "wsaccount", "AZURE_BLOB_CONTAINER": "snapshots", "AZURE_BLOB_ACCOUNT_KEY_FILE": scratch.path + "/azure-key",
+                "SUPERVISOR_BACKUP_AZURE_ENDPOINT": "http://127.0.0.1:\(azure.port)",
+            ])
+            _ = try run.apiReady()
+            run.process.signal(SIGUSR1)
+            XCTAssertTrue(run.waitFor("(SIGUSR1): ", timeout: 30), run.log)
+            XCTAssertTrue(run.log.contains(expected), run.log)
+            XCTAssertFalse(run.log.contains(given), "the key in the log: \(run.log)")
+            if expected == "azure ok" {
+                let id = try XCTUnwrap(try FileManager.default.contentsOfDirectory(atPath: scratch.path + "/backups").first { !$0.hasPrefix(".") })
+                for name in ["workspace.tar.gz", "manifest.json"] {
+                    XCTAssertEqual(readFile(azure.state + "/blobs/snapshots/\(id)/\(name)"), readFile(scratch.path + "/backups/\(id)/\(name)"), name)
+                }
+            }
+            run.process.signal(SIGTERM)
+            XCTAssertEqual(run.process.wait(timeout: 5), .exited(0))
+        }
+    }
+
     func test_s3_requests_carry_a_sigv4_signature_that_s3_verifies() throws {
         // moto checks signatures once its free actions are used: the probe
         // that it is up, an IAM user, its key and its policy. The bucket is

@@ -49,6 +49,11 @@ final class SettingsAndAPITests: XCTestCase {
         XCTAssertEqual(bucket.backup?.interval, .seconds(300))
         XCTAssertEqual(bucket.backup?.s3?.url, "https://s3.eu-west-1.amazonaws.com/team-backups")
         XCTAssertEqual(bucket.backup?.s3?.region, "eu-west-1")
+        let azure = try SupervisorSettings.load(["BACKUP_ENABLED": "true", "AZURE_BLOB_ACCOUNT_NAME": "acct", "AZURE_BLOB_ACCOUNT_KEY": "a2V5",
+                                                 "AZURE_BLOB_CONTAINER": "ws-backups"])
+        XCTAssertEqual(azure.backup?.azureSharedKey?.endpoint, "https://acct.blob.core.windows.net")
+        XCTAssertEqual(azure.backup?.azureSharedKey?.container, "ws-backups")
+        XCTAssertEqual(azure.backup?.azureSharedKey?.key.bytes, Array("key".utf8))
         let off = try SupervisorSettings.load(["BACKUP_ENABLED": "false", "SUPERVISOR_BACKUP_MOUNT_PATH": "/tmp/b"])
         XCTAssertNil(off.backup, "BACKUP_ENABLED=false wins over a mount path")
         let plain = try SupervisorSettings.load(["SUPERVISOR_BACKUP_MOUNT_PATH": "/tmp/b"])
@@ -60,9 +65,12 @@ final class SettingsAndAPITests: XCTestCase {
              "AWS_S3_BUCKET='Not_A_Bucket': expected an S3 bucket name (3 to 63 of a-z, 0-9, '-' and '.')"),
             (["BACKUP_ENABLED": "true", "AWS_S3_BUCKET": "team-backups"], "AWS_ACCESS_KEY_ID is not set: AWS_S3_BUCKET needs credentials"),
             (["BACKUP_ENABLED": "maybe"], "BACKUP_ENABLED='maybe': expected 1/0, true/false, yes/no or on/off"),
-            (["BACKUP_ENABLED": "true", "AZURE_BLOB_ACCOUNT_NAME": "acct", "AZURE_BLOB_ACCOUNT_KEY": "a2V5", "AZURE_BLOB_CONTAINER": "c"],
-             "AZURE_BLOB_ACCOUNT_NAME, AZURE_BLOB_ACCOUNT_KEY, AZURE_BLOB_CONTAINER: Azure Shared Key authorization is not supported yet; "
-                + "give the container as SUPERVISOR_BACKUP_AZURE_SAS_URL (a SAS URL with write permission) instead"),
+(["BACKUP_ENABLED": "true", "AZURE_BLOB_ACCOUNT_NAME": "acct"],
+             "AZURE_BLOB_ACCOUNT_KEY, AZURE_BLOB_CONTAINER not set: Azure Shared Key needs all of AZURE_BLOB_ACCOUNT_NAME, AZURE_BLOB_ACCOUNT_KEY, AZURE_BLOB_CONTAINER"),
+            (["BACKUP_ENABLED": "true", "AZURE_BLOB_ACCOUNT_NAME": "acct", "AZURE_BLOB_ACCOUNT_KEY": "not base64!", "AZURE_BLOB_CONTAINER": "c0ntainer"],
+             "AZURE_BLOB_ACCOUNT_KEY: expected the account key as Azure shows it (base64)"),
+            (["BACKUP_ENABLED": "true", "AZURE_BLOB_ACCOUNT_NAME": "Bad_Name", "AZURE_BLOB_ACCOUNT_KEY": "a2V5", "AZURE_BLOB_CONTAINER": "c0ntainer"],
+             "AZURE_BLOB_ACCOUNT_NAME='Bad_Name': expected a storage account name (3 to 24 of a-z and 0-9)"),
         ] {
             XCTAssertThrowsError(try SupervisorSettings.load(environment), "\(environment)") { error in
                 XCTAssertEqual("\(error)", message)

@@ -51,11 +51,13 @@ public struct WorkspaceSupervisorPlugin: Plugin {
                 `https://ACCOUNT.blob.core.windows.net/CONTAINER?SAS`; blobs `ID/workspace.tar.gz` and `manifest.json`
                 """),
             PluginVariable("AZURE_BLOB_ACCOUNT_NAME", .option, """
-                the original images' Azure account (with `AZURE_BLOB_ACCOUNT_KEY` and `AZURE_BLOB_CONTAINER`): Shared Key \
-                authorization is not supported yet, so the supervisor refuses to start and names `SUPERVISOR_BACKUP_AZURE_SAS_URL` instead
+                the original images' Azure target, with `AZURE_BLOB_ACCOUNT_KEY` and `AZURE_BLOB_CONTAINER` (all three): blobs \
+                `ID/workspace.tar.gz` and `manifest.json`, each Put Blob signed with the account key (Shared Key); the key never travels
                 """),
-            PluginVariable("AZURE_BLOB_CONTAINER", .option, "see `AZURE_BLOB_ACCOUNT_NAME`"),
-            PluginVariable(PlatformCredential.azureAccountKey.rawValue, .credential, "see `AZURE_BLOB_ACCOUNT_NAME`"),
+            PluginVariable("AZURE_BLOB_CONTAINER", .option, "the container (see `AZURE_BLOB_ACCOUNT_NAME`)"),
+            PluginVariable(PlatformCredential.azureAccountKey.rawValue, .credential, "the account key, base64 as Azure shows it"),
+            PluginVariable("SUPERVISOR_BACKUP_AZURE_ENDPOINT", .option, default: "https://ACCOUNT.blob.core.windows.net",
+                           "where the Shared Key target's blobs are (an emulator's address, say)"),
         ]
     }
     static let program = "workspace-supervisor"
