@@ -22,6 +22,17 @@ final class SudoStepTests: XCTestCase {
         try XCTUnwrap(root.provisionedSteps()["sudo"])
     }
 
+    /// Root's, 0440, accepted by this machine's visudo, and alone in
+    /// sudoers.d (no candidate left behind).
+    func assertRuleIsInstalledAndValid(_ root: ThrowawayRoot, file: StaticString = #filePath, line: UInt = #line) throws {
+        let info = try XCTUnwrap(root.status("/etc/sudoers.d/berth"), file: file, line: line)
+        XCTAssertEqual(info.st_mode & 0o7777, 0o440, file: file, line: line)
+        XCTAssertEqual(info.st_uid, 0, file: file, line: line)
+        let check = try Subprocess(["/usr/sbin/visudo", "-c", "-f", root.path + "/etc/sudoers.d/berth"])
+        XCTAssertEqual(check.wait(), .exited(0), check.outputText + check.errorText, file: file, line: line)
+        XCTAssertEqual(try files(in: root.path + "/etc/sudoers.d"), ["berth"], "no candidate left behind", file: file, line: line)
+    }
+
     func test_on_gives_passwordless_sudo_in_a_checked_rule_and_off_takes_it_away() throws {
         let root = try root()
         let on = try provision(root, ["BERTH_SUDO": "1"])
@@ -30,12 +41,7 @@ final class SudoStepTests: XCTestCase {
         XCTAssertEqual(try step(root)["detail"] as? String, "passwordless sudo for dev8")
         let rule = try XCTUnwrap(root.read("/etc/sudoers.d/berth"))
         XCTAssertTrue(rule.hasSuffix("\ndev8 ALL=(ALL:ALL) NOPASSWD: ALL\n"), rule)
-        let info = try XCTUnwrap(root.status("/etc/sudoers.d/berth"))
-        XCTAssertEqual(info.st_mode & 0o7777, 0o440)
-        XCTAssertEqual(info.st_uid, 0)
-        let check = try Subprocess(["/usr/sbin/visudo", "-c", "-f", root.path + "/etc/sudoers.d/berth"])
-        XCTAssertEqual(check.wait(), .exited(0), check.outputText + check.errorText)
-        XCTAssertEqual(try files(in: root.path + "/etc/sudoers.d"), ["berth"], "no candidate left behind")
+        try assertRuleIsInstalledAndValid(root)
 
         let again = try provision(root, ["BERTH_SUDO": "true"])
         XCTAssertEqual(again.status, .exited(0), again.errorText)
@@ -58,12 +64,7 @@ final class SudoStepTests: XCTestCase {
             "Defaults:dev8 env_reset, secure_path=\"/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin\"",
             "dev8 ALL=(root) NOPASSWD: /berth install-packages *",
         ], rule)
-        let info = try XCTUnwrap(root.status("/etc/sudoers.d/berth"))
-        XCTAssertEqual(info.st_mode & 0o7777, 0o440)
-        XCTAssertEqual(info.st_uid, 0)
-        let check = try Subprocess(["/usr/sbin/visudo", "-c", "-f", root.path + "/etc/sudoers.d/berth"])
-        XCTAssertEqual(check.wait(), .exited(0), check.outputText + check.errorText)
-        XCTAssertEqual(try files(in: root.path + "/etc/sudoers.d"), ["berth"], "no candidate left behind")
+        try assertRuleIsInstalledAndValid(root)
 
         let everything = try provision(root, ["BERTH_SUDO": "on"])
         XCTAssertEqual(everything.status, .exited(0), everything.errorText)
