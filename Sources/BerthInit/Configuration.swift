@@ -76,9 +76,9 @@ struct Configuration {
             }
         }
         // Only the variables berth's start needs are read here, one at a
-        // time and without a Settings value (whose environment's first sort
-        // cost ~180,000 instructions, more than tini's whole start); the
-        // plugins' settings come from the environment built below.
+        // time, without building an environment (the first one cost a
+        // plain start ~180,000 instructions, more than tini's whole start);
+        // the plugins' settings come from the environment built below.
         func duration(_ name: String, default fallback: Duration) throws(UsageError) -> Duration {
             guard let text = value(name) else { return fallback }
             return try setting { () throws(SettingError) in try Settings.duration(text, variable: name, in: .milliseconds(1)...(.seconds(86_400))) }
@@ -121,9 +121,6 @@ struct Configuration {
             || directoryHasEntry(servicesDirectory, suffix: ".toml")
     }
 
-    /// The plugins' view of the environment (empty on a plain start).
-    var settings: Settings { Settings(environment ?? Environment(lines: [])) }
-
     /// What every child of berth inherits, services and command alike: the
     /// environment without the provisioning steps' secrets, the platform's
     /// credentials (values and `_FILE` paths: the workspace supervisor gets
@@ -131,13 +128,13 @@ struct Configuration {
     /// nil when nothing is to be taken out and nothing was read: the
     /// children then get berth's environment as it is.
     /// `isSet` asks for NAME or NAME_FILE (`environmentIsSet` on a start).
-    func inheritedByChildren(variable: (String) -> String?, isSet: (String) -> Bool,
+    func inheritedByChildren(isSet: (String) -> Bool,
                              inherited: () -> Environment = Environment.inherited) -> Environment? {
         var removed: [String] = []
         for name in PlatformCredential.names where isSet(name) { removed.append(name) }
         if hasServiceManager { removed.append("NOTIFY_SOCKET") }
         if environment != nil {
-            removed += registry.flatMap { $0.variables.filter(\.isSecret).map(\.name) }.filter { variable($0) != nil }
+            removed += registry.flatMap { $0.variables.filter(\.isSecret).map(\.name) }
         }
         guard environment != nil || !removed.isEmpty else { return nil }
         var children = environment ?? inherited()

@@ -25,7 +25,7 @@ enum NativeFace {
             configuration = try Configuration.read(parsed, variable: environmentValue, probe: .process)
             policy = configuration.initSettings.policy
             let verbosity = configuration.initSettings.verbosity
-            let inherited = configuration.inheritedByChildren(variable: environmentValue, isSet: environmentIsSet)
+            let inherited = configuration.inheritedByChildren(isSet: environmentIsSet)
             policy.beforeChild = try NativeProvisioning.plan(configuration, verbosity: verbosity, persistent: true)
             policy.supervision = try NativeServices.plan(configuration, inherited: inherited, verbosity: verbosity)
             policy.childEnvironment = CommandIdentity.apply(configuration, inherited: inherited, to: &policy)

@@ -71,7 +71,7 @@ final class PluginRegistryTests: XCTestCase {
         given["NOTIFY_SOCKET"] = "/run/notify"
         given["AWS_SECRET_ACCESS_KEY_FILE"] = "/run/secrets/aws"
         let configuration = try configuration(given)
-        let children = try XCTUnwrap(configuration.inheritedByChildren(variable: { given[$0] }, isSet: { given[$0] != nil || given[$0 + "_FILE"] != nil }, inherited: { Environment(given) }))
+        let children = try XCTUnwrap(configuration.inheritedByChildren(isSet: { given[$0] != nil || given[$0 + "_FILE"] != nil }, inherited: { Environment(given) }))
         for name in secrets { XCTAssertNil(children[name], name) }
         XCTAssertNil(children["NOTIFY_SOCKET"])
         XCTAssertNil(children["AWS_SECRET_ACCESS_KEY_FILE"], "a platform credential's path goes too")
@@ -80,7 +80,7 @@ final class PluginRegistryTests: XCTestCase {
 
     func test_a_plain_start_changes_nothing_in_the_childrens_environment() throws {
         let configuration = try configuration([:])
-        XCTAssertNil(configuration.inheritedByChildren(variable: { _ in nil }, isSet: { _ in false }, inherited: { XCTFail("built"); return Environment(lines: []) }))
+        XCTAssertNil(configuration.inheritedByChildren(isSet: { _ in false }, inherited: { XCTFail("built"); return Environment(lines: []) }))
     }
 
     func test_berths_own_settings_are_read_once_with_one_duration_syntax() throws {
