@@ -38,8 +38,11 @@ extension Plugin {
     public func makeStep() -> ProvisioningStep? { nil }
     public func service(_ context: ServiceContext) throws(SettingError) -> ServiceDefinition? { nil }
 
-    /// The variables whose being set asks for this feature.
-    public var requestingVariables: [String] { variables.filter(\.asksForFeature).map(\.name) }
+    /// The variables whose being set asks for this plugin's step (a
+    /// service switch asks for the service only).
+    public var requestingVariables: [String] {
+        variables.filter { $0.role == .request || $0.role == .secret }.map(\.name)
+    }
 }
 
 /// One variable a plugin reads.
