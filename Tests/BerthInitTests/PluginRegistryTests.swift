@@ -56,6 +56,13 @@ final class PluginRegistryTests: XCTestCase {
         XCTAssertNotNil(try configuration(["BERTH_DISABLE": "sudo"]).environment)
     }
 
+    func test_a_service_switch_alone_plans_no_provisioning() throws {
+        let switched = try configuration(["SSHD_ENABLED": "0", "CODE_SERVER_ENABLED": "1"])
+        XCTAssertNotNil(switched.environment, "a switch is checked on the full path")
+        XCTAssertNil(try NativeProvisioning.plan(switched, verbosity: 1), "no step was asked for")
+        XCTAssertNotNil(try NativeProvisioning.plan(try configuration(["SSH_PUBLIC_KEY": "ssh-ed25519 AAAA"]), verbosity: 1))
+    }
+
     func test_a_services_file_or_drop_in_means_work() throws {
         let file = empty + "/web.toml"
         FileManager.default.createFile(atPath: file, contents: Data("command = [\"true\"]\n".utf8))
