@@ -66,9 +66,12 @@ final class BuiltInServicesTests: XCTestCase {
             "PATH": "/usr/bin:/bin", "CODE_SERVER_ENABLED": "0", "SUPERVISOR_MODE": "strict",
             "SUPERVISOR_AGENT_API_KEY": "agent-key", "AWS_SECRET_ACCESS_KEY": "aws-secret",
         ])
+        // The supervisor's lines and the command's interleave in no fixed
+        // order: read until both have been seen (bounded in count and time).
         var lines: [String] = []
-        while lines.count < 7, let line = run.readLine(timeout: 20) { lines.append(line) }
-        let own = lines.filter { $0.hasPrefix("workspace-supervisor | ") }.map { String($0.dropFirst("workspace-supervisor | ".count)) }
+        var own: [String] { lines.filter { $0.hasPrefix("workspace-supervisor | ") }.map { String($0.dropFirst("workspace-supervisor | ".count)) } }
+        while lines.count < 40, own.count < 5 || !lines.contains(where: { $0.hasPrefix("command ") }),
+              let line = run.readLine(timeout: 20) { lines.append(line) }
         // Credentials arrive as files (the variables themselves are empty),
         // under a uid that is neither root nor the workspace user, with
         // no_new_privs; CAP_DAC_READ_SEARCH (bit 2) only, and only when
