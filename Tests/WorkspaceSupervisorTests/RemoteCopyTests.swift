@@ -5,11 +5,18 @@ import TestSupport
 import XCTest
 
 /// Snapshots copied to S3 (moto's server on 127.0.0.1 standing in for AWS,
-/// `pip install "moto[server]"`) and to Azure Blob Storage (a fixture: its
-/// emulator needs npm).
+/// installed by scripts/install-dependencies) and to Azure Blob Storage (a
+/// fixture: its emulator needs npm).
 final class RemoteCopyTests: XCTestCase {
-    /// The Python that has moto: the one on the runner's PATH.
-    var python: [String] { ["/usr/bin/env", "python3"] }
+    /// The Python that has moto: the virtual environment
+    /// scripts/install-dependencies makes under the package's .build (Debian's
+    /// own Python refuses pip outside one); without it, python3 on the
+    /// runner's PATH.
+    var python: [String] {
+        let root = String(#filePath.dropLast("Tests/WorkspaceSupervisorTests/RemoteCopyTests.swift".count))
+        let venv = root + ".build/python-venv/bin/python3"
+        return access(venv, X_OK) == 0 ? [venv] : ["/usr/bin/env", "python3"]
+    }
     var runnerPath: String { getenv("PATH").map { String(cString: $0) } ?? "/usr/bin:/bin" }
 
     func script(_ code: String, _ arguments: [String] = []) throws -> Subprocess {
@@ -18,12 +25,16 @@ final class RemoteCopyTests: XCTestCase {
         return run
     }
 
-    /// moto on a free loopback port; nil (skip) when moto is not installed.
+    /// moto on a free loopback port. Without moto the test fails, naming
+    /// the installer: a skip would leave a green suite whose S3 copies
+    /// never ran.
     /// `freeActions`: requests moto takes unsigned before it checks every
     /// signature against its IAM users (nil: it never checks).
     func moto(freeActions: Int? = nil) throws -> (server: Subprocess, url: String) {
-        guard try script("import moto.server, flask").status == .exited(0) else {
-            throw XCTSkip("moto[server] is not installed (.ci/run installs it)")
+        let probe = try script("import moto.server, flask, boto3")
+        guard probe.status == .exited(0) else {
+            let reason = probe.errorText.split(separator: "\n").last.map(String.init) ?? "\(probe.status)"
+            throw TestFailure("moto[server] cannot be imported by \(python.joined(separator: " ")) (run scripts/install-dependencies): \(reason)")
         }
         for _ in 0..<3 {
             let port = Int.random(in: 30_000..<40_000)
