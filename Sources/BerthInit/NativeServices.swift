@@ -69,7 +69,17 @@ enum NativeServices {
         var definitions: [ServiceDefinition] = []
         do {
             for plugin in registry {
-                if let definition = try plugin.service(context) { definitions.append(definition) }
+                do {
+                    if let definition = try plugin.service(context) { definitions.append(definition) }
+                } catch {
+                    // A plugin's bad setting stops its own service, not
+                    // berth: the container stays up, `berth status` and
+                    // `berth health` name the variable (as its step's
+                    // failure does), and the user can look inside.
+                    var refused = ServiceDefinition(name: plugin.name, command: ["/bin/false"])
+                    refused.refusal = error.message
+                    definitions.append(refused)
+                }
             }
             definitions += try ServiceFile.loadDirectory(configuration.servicesDirectory)
         } catch let error as ServiceFile.LoadError {

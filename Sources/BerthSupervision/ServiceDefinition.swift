@@ -73,6 +73,10 @@ public struct ServiceDefinition: Sendable {
     /// This many failed runs within `crashWindow`: failed for good.
     public var crashLimit = 5
     public var crashWindow: Duration = .seconds(60)
+    /// Why it must not start (a built-in whose settings could not be read):
+    /// it is never started, shows as failed with this reason, and a
+    /// `berth start` or `restart` fails it again with the same one.
+    public var refusal: String?
 
     public init(name: String, command: [String]) {
         self.name = name

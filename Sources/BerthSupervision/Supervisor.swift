@@ -178,6 +178,10 @@ public final class Supervisor {
     private func startWhatCan() {
         guard !stopping else { return }
         for service in services where service.state == .waiting {
+            if let refusal = service.definition.refusal {
+                fail(service, refusal)
+                continue
+            }
             let dependencies = service.definition.dependsOn.compactMap(self.service(named:))
             if let failed = dependencies.first(where: { $0.state == .failed || $0.state == .stopped }) {
                 fail(service, "needs \(failed.name), which \(failed.state == .failed ? "failed" : "stopped")")

@@ -163,6 +163,20 @@ final class BuiltInServicesTests: XCTestCase {
         XCTAssertFalse(plain.errorText.contains("not installed"), plain.errorText)
     }
 
+    func test_a_bad_setting_fails_its_plugins_service_in_one_line_and_berth_runs_the_command() throws {
+        let root = try root()
+        let run = try root.berth(["--", "/testkit", "ids"], environment: [
+            "PATH": "/usr/bin:/bin", "CODE_SERVER_BIND": "127.0.0.1:\(port)\nauth: none", "CODE_SERVER_PASSWORD": "pw", "SUPERVISOR_ENABLED": "0",
+        ])
+        XCTAssertEqual(run.wait(timeout: 60), .exited(0), run.errorText)
+        let lines = run.errorText.split(separator: "\n")
+        let failed = lines.firstIndex { $0 == "berth: code-server: failed: CODE_SERVER_BIND='127.0.0.1:\(port)\\nauth: none': expected HOST:PORT, like 0.0.0.0:8080" }
+        XCTAssertNotNil(failed, "the service fails naming the variable, its newline shown escaped: \(run.errorText)")
+        XCTAssertFalse(lines.contains { $0.hasPrefix("auth: none") }, "the value forged no line of its own: \(run.errorText)")
+        XCTAssertFalse(run.errorText.contains("code-server: started"), run.errorText)
+        XCTAssertTrue(run.outputText.contains("uid=1000 gid=1000 "), "the command ran: \(run.outputText)")
+    }
+
     func test_code_server_answers_http_while_berth_runs_and_can_be_switched_off() throws {
         let root = try root()
         let run = try root.berth([], environment: ["PATH": "/usr/bin:/bin", "CODE_SERVER_BIND": "127.0.0.1:\(port)", "CODE_SERVER_PASSWORD": "pw",
