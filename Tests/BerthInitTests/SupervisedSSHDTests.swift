@@ -38,18 +38,31 @@ final class SupervisedSSHDTests: XCTestCase {
 
     func test_sshd_runs_as_a_service_is_restarted_when_it_dies_and_stops_with_the_container() throws {
         let root = try ThrowawayRoot(withSSH: true)
+        // The image's own sshd_config names a port, as the original
+        // images' `Port 2222` does: SSH_PORT still decides (sshd's -p).
+        let imagePort = String(Int.random(in: 40_000..<50_000))
+        try root.write("/etc/ssh/sshd_config", "Include /etc/ssh/sshd_config.d/*.conf\nUsePAM no\nSubsystem sftp internal-sftp\nPort \(imagePort)\n")
         let publicKey = (readText("\(keys)/id.pub") ?? "").trimmingCharacters(in: .newlines)
         let run = try root.berth([], environment: ["PATH": "/usr/bin:/bin", "SSH_PUBLIC_KEY": publicKey, "SSH_PORT": port])
         XCTAssertTrue(waitFor("berth: sshd: ready", in: run), run.errorText)
         let login = try ssh("/testkit zombies 0")
         XCTAssertEqual(login.status, .exited(0), login.errorText + run.errorText)
         XCTAssertEqual(login.outputText, "zombies 0\n")
+        // Listening sockets (state 0A) by local port, from the kernel's tables.
+        let tables = try XCTUnwrap(readText("/proc/net/tcp"), "/proc/net/tcp") + (readText("/proc/net/tcp6") ?? "")
+        let listening = Set(tables.split(separator: "\n").compactMap { line -> Int? in
+            let fields = line.split(separator: " ")
+            guard fields.count > 3, fields[3] == "0A", let colon = fields[1].lastIndex(of: ":") else { return nil }
+            return Int(fields[1][fields[1].index(after: colon)...], radix: 16)
+        })
+        XCTAssertTrue(listening.contains(Int(port)!), "sshd listens on SSH_PORT \(port): \(listening.sorted())")
+        XCTAssertFalse(listening.contains(Int(imagePort)!), "nothing listens on sshd_config's own Port \(imagePort)")
 
         // The old entrypoint never restarted a crashed sshd.
         let started = run.errorText.components(separatedBy: "berth: sshd: started (pid ").count - 1
         // sshd retitles itself ("sshd: /usr/sbin/sshd -D -e [listener] ..."):
         // find the listener whose root is our throwaway root.
-        let listing = try Subprocess(["pgrep", "-f", "sshd -D -e \\[listener\\]"], environment: ["PATH": "/usr/bin:/bin"])
+        let listing = try Subprocess(["pgrep", "-f", "sshd -D -e -p \(port) \\[listener\\]"], environment: ["PATH": "/usr/bin:/bin"])
         listing.wait()
         let sshdPID = try XCTUnwrap(listing.outputText.split(separator: "\n").compactMap { pid_t($0) }.first { pid in
             var buffer = [CChar](repeating: 0, count: 4096)

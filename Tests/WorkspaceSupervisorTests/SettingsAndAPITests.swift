@@ -237,7 +237,7 @@ final class SettingsAndAPITests: XCTestCase {
         XCTAssertTrue(SSHSessions.isSession("sshd: dev8@notty"))
         XCTAssertTrue(SSHSessions.isSession("sshd-session: dev8@pts/1"))
         XCTAssertFalse(SSHSessions.isSession("sshd: dev8 [priv]"))
-        XCTAssertFalse(SSHSessions.isSession("sshd: /usr/sbin/sshd -D -e [listener] 0 of 10-100 startups"))
+        XCTAssertFalse(SSHSessions.isSession("sshd: /usr/sbin/sshd -D -e -p 2222 [listener] 0 of 10-100 startups"))
         XCTAssertFalse(SSHSessions.isSession("/usr/sbin/sshd -D -e"))
     }
 }

@@ -70,7 +70,7 @@ public final class SSHDStep: ProvisioningStep {
             switch result {
             case .failure(let message): done(.failed(message))
             case .success(let generated):
-                installConfig(config(port: port, user: user.name, hostKeyTypes: types), loop: context.loop) { failure in
+                installConfig(config(user: user.name, hostKeyTypes: types), loop: context.loop) { failure in
                     if let failure { return done(.failed(failure)) }
                     let keys = generated.isEmpty ? "host keys kept" : "host keys generated: \(generated.joined(separator: ", "))"
                     done(.ok("port \(port), \(keys)"))
@@ -94,11 +94,11 @@ public final class SSHDStep: ProvisioningStep {
         return .success(types)
     }
 
-    func config(port: Int, user: String, hostKeyTypes: [String]) -> String {
+    func config(user: String, hostKeyTypes: [String]) -> String {
         let hostKeys = hostKeyTypes.map { "HostKey \(configDirectory)/ssh_host_\($0)_key" }.joined(separator: "\n")
         return """
-        # Written by berth at every start; edit SSH_PORT, SSH_HOST_KEY_TYPES or BERTH_USER instead.
-        Port \(port)
+        # Written by berth at every start; edit SSH_HOST_KEY_TYPES or BERTH_USER instead.
+        # The port is SSH_PORT, given to sshd as -p (which wins over any Port line).
         \(hostKeys)
         PermitRootLogin no
         PasswordAuthentication no

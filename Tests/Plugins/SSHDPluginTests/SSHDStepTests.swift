@@ -37,7 +37,7 @@ final class SSHDStepTests: XCTestCase {
     func test_hardened_config_and_host_keys_then_a_real_key_login() throws {
         let root = try ThrowawayRoot(withSSH: true)
         // sshd as the command needs root: the command runs as the workspace user otherwise.
-        let server = try root.berth(["--", "/usr/sbin/sshd", "-D", "-e"], environment: ["SSHD_ENABLED": "0", "SSH_PUBLIC_KEY": publicKey, "SSH_PORT": port,
+        let server = try root.berth(["--", "/usr/sbin/sshd", "-D", "-e", "-p", port], environment: ["SSHD_ENABLED": "0", "SSH_PUBLIC_KEY": publicKey, "SSH_PORT": port,
                                                                                     "BERTH_COMMAND_USER": "root"])
         defer {
             // docker stop, in effect: SIGTERM to berth, which stops sshd.
@@ -60,10 +60,11 @@ final class SSHDStepTests: XCTestCase {
         XCTAssertEqual(session.outputText, "zombies 0\n")
 
         let config = try XCTUnwrap(root.read("/etc/ssh/sshd_config.d/berth.conf"))
-        for setting in ["Port \(port)", "HostKey /etc/ssh/ssh_host_ed25519_key\nHostKey /etc/ssh/ssh_host_ecdsa_key", "PermitRootLogin no", "PasswordAuthentication no", "KbdInteractiveAuthentication no",
+        for setting in ["HostKey /etc/ssh/ssh_host_ed25519_key\nHostKey /etc/ssh/ssh_host_ecdsa_key", "PermitRootLogin no", "PasswordAuthentication no", "KbdInteractiveAuthentication no",
                         "PubkeyAuthentication yes", "MaxAuthTries 3", "AllowUsers dev8", "X11Forwarding no", "ClientAliveInterval 60"] {
             XCTAssertTrue(config.contains(setting + "\n"), "missing \(setting)")
         }
+        XCTAssertFalse(config.contains("\nPort "), "the port is sshd's -p, not a drop-in line: \(config)")
         for type in ["ed25519", "ecdsa"] {
             let key = try XCTUnwrap(root.status("/etc/ssh/ssh_host_\(type)_key"), type)
             XCTAssertEqual(key.st_mode & 0o7777, 0o600)
@@ -100,7 +101,7 @@ final class SSHDStepTests: XCTestCase {
 
     func test_an_rsa_host_key_when_asked_for_is_what_an_rsa_only_client_gets() throws {
         let root = try ThrowawayRoot(withSSH: true)
-        let server = try root.berth(["--", "/usr/sbin/sshd", "-D", "-e"], environment: [
+        let server = try root.berth(["--", "/usr/sbin/sshd", "-D", "-e", "-p", port], environment: [
             "BERTH_COMMAND_USER": "root",
             "SSHD_ENABLED": "0", "SSH_PUBLIC_KEY": publicKey, "SSH_PORT": port, "SSH_HOST_KEY_TYPES": "rsa, ed25519,rsa",
         ])
