@@ -48,7 +48,7 @@ final class BaseImageContractTests: OriginalImageContract {
         XCTAssertTrue(gh.outputText.hasPrefix("gh version 2."), gh.outputText)
         let port = try documentedCheck("docker run --rm IMAGE grep \"Port 2222\" /etc/ssh/sshd_config")
         XCTAssertEqual(port.status, .exited(0), port.errorText)
-        XCTAssertEqual(port.outputText, "#Port 2222\n", "the port as Debian's file writes defaults: commented")
+        XCTAssertEqual(port.outputText, "Port 2222\n", "the original images' active Port line")
     }
 
     func test_the_base_images_tools_answer_to_their_usual_names() throws {
@@ -69,16 +69,24 @@ final class BaseImageContractTests: OriginalImageContract {
         let lines = settings.outputText.split(separator: "\n").map { $0.split(separator: ":", maxSplits: 1).map(String.init) }
         XCTAssertEqual(lines.first?.last, "Include /etc/ssh/sshd_config.d/*.conf", "the drop-in is read first: \(settings.outputText)")
         XCTAssertEqual(Set(lines.dropFirst().map { $0.last ?? "" }),
-                       ["PermitRootLogin no", "PasswordAuthentication no", "KbdInteractiveAuthentication no", "PubkeyAuthentication yes",
+                       ["Port 2222", "PermitRootLogin no", "PasswordAuthentication no", "KbdInteractiveAuthentication no", "PubkeyAuthentication yes",
                         "MaxAuthTries 3", "X11Forwarding no"], settings.outputText)
 
-        // Another SSH_PORT: sshd listens there only (sshd adds Port lines
-        // up, so an active one in sshd_config would open 2222 as well).
+        // Another SSH_PORT: sshd listens there only (berth gives it as -p,
+        // which replaces the file's Port 2222 rather than adding to it).
         let port = Int.random(in: 20_000..<30_000)
         let (name, _) = try start(["SSH_PUBLIC_KEY": publicKey, "SSH_PORT": "2200"], flags: ["-p", "127.0.0.1:\(port):2200"], port: nil)
         XCTAssertNotNil(try waitForLogin(port, since: now()), (try? docker(["logs", name]).errorText) ?? "")
-        let effective = try exec(name, "sshd -T | grep -E '^(port|listenaddress) '").outputText
-        XCTAssertEqual(Set(effective.split(separator: "\n")), ["port 2200", "listenaddress [::]:2200", "listenaddress 0.0.0.0:2200"], effective)
+        // Listening sockets (state 0A) by local port, from the container's own tables.
+        let tables = try exec(name, "cat /proc/net/tcp /proc/net/tcp6")
+        XCTAssertEqual(tables.status, .exited(0), tables.errorText)
+        let listening = Set(tables.outputText.split(separator: "\n").compactMap { line -> Int? in
+            let fields = line.split(separator: " ")
+            guard fields.count > 3, fields[3] == "0A", let colon = fields[1].lastIndex(of: ":") else { return nil }
+            return Int(fields[1][fields[1].index(after: colon)...], radix: 16)
+        })
+        XCTAssertTrue(listening.contains(2200), "sshd listens on SSH_PORT: \(listening.sorted())")
+        XCTAssertFalse(listening.contains(2222), "the file's Port 2222 opened no listener: \(listening.sorted())")
         XCTAssertFalse(try docker(["logs", name]).errorText.contains("Bind to port"), "sshd bound each port once")
     }
 
@@ -106,12 +114,20 @@ final class WorkspaceImageContractTests: OriginalImageContract {
         ("docker run --rm IMAGE aws --version", "aws", "aws-cli/2."),
         ("docker run --rm IMAGE az version", "az", "{"),
     ]
+    /// The other tools only their upstreams carry, by the same rule.
+    static let upstreamTools: [(line: String, tool: String, prefix: String)] = [
+        ("docker run --rm IMAGE pnpm --version", "pnpm", ""),
+        ("docker run --rm IMAGE rust-analyzer --version", "rust-analyzer", "rust-analyzer "),
+        ("docker run --rm IMAGE claude --version", "ai-clis", ""),
+        ("docker run --rm IMAGE codex --version", "ai-clis", ""),
+    ]
 
     func test_the_workspace_images_documented_checks_pass_as_written_or_the_label_names_the_tool_left_out() throws {
         let leftOut = try label("dev.berth.left-out").split(separator: " ").map(String.init)
-        XCTAssertFalse(try label("dev.berth.left-out.why").isEmpty, "the image says why")
-        XCTAssertTrue(leftOut.contains("bun"), "this Dockerfile never installs Bun: \(leftOut)")
-        for check in Self.documentedChecks {
+        let why = try label("dev.berth.left-out.why")
+        XCTAssertTrue(leftOut.isEmpty || !why.isEmpty, "the image says why")
+        XCTAssertEqual(Set(leftOut).subtracting(["code-server", "bun", "rust-analyzer", "pnpm", "ai-clis"]), [], "names only upstream tools: \(leftOut)")
+        for check in Self.documentedChecks + Self.upstreamTools {
             let run = try documentedCheck(check.line)
             if leftOut.contains(check.tool) {
                 XCTAssertEqual(run.status, .exited(127), "\(check.tool) is named left out, so it must be absent: \(run.outputText)")
