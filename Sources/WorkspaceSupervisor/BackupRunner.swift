@@ -42,6 +42,11 @@ public final class BackupRunner {
     public private(set) var snapshots: [ResticSnapshot] = []
     /// Repositories known to exist (`restic init` done or not needed).
     var initialized: Set<String> = []
+    /// When each repository (by location) was last checked, and how it went.
+    var lastChecks: [String: UInt64] = [:]
+    /// The latest check's line per repository, and this backup's checks.
+    public private(set) var checks: [String] = []
+    public private(set) var checkedNow: [String] = []
     /// `prepare` is at work; the one backup asked for meanwhile.
     var preparing = false
     var waitingStart: (() -> Void)?
@@ -166,14 +171,17 @@ public final class BackupRunner {
                 switch result {
                 case .failure(let failure): finish(.failed(failure.message))
                 case .success(let (summary, removed)):
-                    guard repositories.count > 1, !aborted else { return finish(.created(summary, removed: removed)) }
+                    let created = { [self] in
+                        checkIfDue(repositories) { finish(.created(summary, removed: removed)) }
+                    }
+                    guard repositories.count > 1, !aborted else { return created() }
                     let remote = repositories[1]
                     snapshot(remote, fingerprint: print) { result in
                         switch result {
                         case .success: remoteLines = ["\(remote.kind.rawValue) ok"]
                         case .failure(let failure): remoteLines = ["\(remote.kind.rawValue) failed: \(failure.message)"]
                         }
-                        finish(.created(summary, removed: removed))
+                        created()
                     }
                 }
             }
@@ -206,6 +214,34 @@ public final class BackupRunner {
                 }
             }
         }
+    }
+
+    /// `restic check` of each repository not checked for
+    /// SUPERVISOR_BACKUP_CHECK_INTERVAL (nor since the daemon started):
+    /// restic reads the structure and the index, not every pack. `checks`
+    /// holds the latest line per repository ("local: ok", "s3: failed: ...").
+    private func checkIfDue(_ repositories: [ResticRepository], done: @escaping () -> Void) {
+        let due = repositories.filter { repository in
+            lastChecks[repository.location].map { MonotonicClock.now() - $0 >= UInt64(settings.checkInterval.components.seconds) * 1_000_000_000 } ?? true
+        }
+        var lines = checks
+        checkedNow = []
+        func next(_ index: Int) {
+            guard index < due.count, !aborted else {
+                checks = lines
+                return done()
+            }
+            let repository = due[index]
+            run(repository, ["check"], timeout: .seconds(6 * 3600), background: true) { [self] result in
+                lastChecks[repository.location] = MonotonicClock.now()
+                let line = "\(repository.kind.rawValue): " + (result.succeeded ? "ok" : "failed: \(ResticRepository.failure(result))")
+                lines.removeAll { $0.hasPrefix(repository.kind.rawValue + ": ") }
+                lines.append(line)
+                checkedNow.append(line)
+                next(index + 1)
+            }
+        }
+        next(0)
     }
 
     /// `restic init` where there is no repository yet: the mount's is looked

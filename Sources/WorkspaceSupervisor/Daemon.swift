@@ -121,7 +121,8 @@ public final class Daemon {
                 log("backup \(summary.snapshotID) (\(reason)): \(summary.dataAdded) bytes added, \(summary.filesNew) new, "
                     + "\(summary.filesChanged) changed, \(summary.filesUnmodified) unchanged files"
                     + (removed == 0 ? "" : "; removed \(removed) older")
-                    + (remote.isEmpty ? "" : "; " + remote.joined(separator: ", ")))
+                    + (remote.isEmpty ? "" : "; " + remote.joined(separator: ", "))
+                    + (backups.checkedNow.isEmpty ? "" : "; check " + backups.checkedNow.joined(separator: ", ")))
             case .skipped(let why):
                 log("backup skipped (\(reason)): \(why)")
             case .failed(let why):
@@ -209,6 +210,7 @@ public final class Daemon {
             let snapshots = backups.snapshots
             backup = "{\"running\": \(backups.running), \"mountPath\": \(JSON.quote(backups.settings.mountPath)), \"snapshots\": \(snapshots.count), "
                 + "\"latest\": \(snapshots.last.map { JSON.quote($0.shortID) } ?? "null"), \"last\": \(last), "
+                + "\"checks\": [\(backups.checks.map(JSON.quote).joined(separator: ", "))], "
                 + "\"storeError\": \(backups.storeError.map(JSON.quote) ?? "null")}"
         }
         var agent = "null"

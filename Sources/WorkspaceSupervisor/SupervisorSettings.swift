@@ -35,6 +35,9 @@ public struct SupervisorSettings: Sendable {
         public var syncOnActivity: Bool
         public var keepLast: Int
         public var maxAge: Duration?
+        /// How often the repositories' integrity is checked (`restic check`),
+        /// after a backup.
+        public var checkInterval: Duration = .seconds(86_400)
         /// SUPERVISOR_BACKUP_PASSWORD: the repositories' password; nil:
         /// the mount's generated one (mount-only).
         public var password: Secret?
@@ -141,6 +144,7 @@ public struct SupervisorSettings: Sendable {
                                    maxAge: try settings.value("SUPERVISOR_BACKUP_MAX_AGE").map { text throws(SettingError) in
                                        try parse(text, "SUPERVISOR_BACKUP_MAX_AGE")
                                    })
+            loaded.backup?.checkInterval = try duration(settings, "SUPERVISOR_BACKUP_CHECK_INTERVAL", default: .seconds(86_400))
             loaded.backup?.remote = try remoteRepository(settings, warnings: &warnings)
             loaded.backup?.password = try secret(settings, .backupPassword, warnings: &warnings)
             if let remote = loaded.backup?.remote, loaded.backup?.password == nil {

@@ -205,6 +205,23 @@ final class BackupTests: XCTestCase {
         XCTAssertEqual(run.process.wait(timeout: 5), .exited(0))
     }
 
+    func test_each_repository_is_checked_after_the_first_backup_and_then_at_the_interval() throws {
+        let run = try SupervisorRun(environment(["SUPERVISOR_BACKUP_CHECK_INTERVAL": "1h"]))
+        let port = try run.apiReady()
+        for round in 1...2 {
+            if round == 2 { _ = try scratch.sh("printf 'more\\n' >> workspace/README.md") }
+            XCTAssertEqual(try http(port, "POST", "/backup").status, 202)
+            XCTAssertTrue(run.waitFor("(POST /backup): ", timeout: 60, after: run.log.count - 1)
+                          && run.log.components(separatedBy: "(POST /backup): ").count - 1 == round, run.log)
+        }
+        let lines = run.log.split(separator: "\n").filter { $0.contains("(POST /backup): ") }
+        XCTAssertEqual(lines.map { $0.hasSuffix("; check local: ok") }, [true, false], "checked once, not again within the hour: \(lines)")
+        let status = try jsonObject(try http(port, "GET", "/status").body)
+        XCTAssertEqual((status["backup"] as? [String: Any])?["checks"] as? [String], ["local: ok"])
+        run.process.signal(SIGTERM)
+        XCTAssertEqual(run.process.wait(timeout: 5), .exited(0))
+    }
+
     /// The pids of restic backups working in the workspace.
     func resticBackups() -> [pid_t] {
         ((try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []).compactMap { entry in

@@ -86,6 +86,9 @@ final class HardeningTests: XCTestCase {
         _ = try run.apiReady()
         run.process.signal(SIGUSR1)
         var seen: [String: String] = [:]
+        /// restic backups' scheduling: nice value (stat's 19th field) and
+        /// I/O class as ionice reads it.
+        var priorities: Set<String> = []
         // The local backup, then the S3 repository (its endpoint refuses:
         // restic retries, and is caught at it).
         let deadline = now() + 20
@@ -93,6 +96,12 @@ final class HardeningTests: XCTestCase {
             for pid in descendants(of: run.process.pid) {
                 guard let command = readText("/proc/\(pid)/cmdline"), !command.isEmpty, let environ = readText("/proc/\(pid)/environ") else { continue }
                 seen[command.replacingOccurrences(of: "\0", with: " ")] = environ
+                if command.hasPrefix("restic\0"), command.contains("\0backup\0"),
+                   let nice = readText("/proc/\(pid)/stat")?.split(separator: ")").last?.split(separator: " ")[16],
+                   let io = try? Subprocess(["ionice", "-p", "\(pid)"], environment: ["PATH": "/usr/bin:/bin"]) {
+                    io.wait(timeout: 5)
+                    if io.status == .exited(0) { priorities.insert("nice \(nice), \(io.outputText.trimmingWhitespace())") }
+                }
             }
             _ = run.process.readLine(timeout: 0.01)
         }
@@ -100,6 +109,7 @@ final class HardeningTests: XCTestCase {
         let remote = seen.filter { $0.key.hasPrefix("restic ") && $0.key.contains(" s3:") }
         XCTAssertFalse(local.isEmpty, "restic's local backup caught: \(seen.keys)")
         XCTAssertFalse(remote.isEmpty, "restic on the S3 repository caught: \(seen.keys)")
+        XCTAssertEqual(priorities, ["nice 19, best-effort: prio 7"], "backups yield the CPU and the disk to the user")
         for (command, environ) in seen {
             XCTAssertEqual(leaked(command), [], "\(command) carries a credential in its arguments")
             let allowed = remote[command] != nil ? ["AWS_SECRET_ACCESS_KEY"] : []

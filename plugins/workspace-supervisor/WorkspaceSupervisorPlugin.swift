@@ -44,6 +44,9 @@ public struct WorkspaceSupervisorPlugin: Plugin {
             PluginVariable("SUPERVISOR_BACKUP_SYNC_ON_ACTIVITY", .option, default: "true", "also back up when the last connection closes"),
             PluginVariable("SUPERVISOR_BACKUP_KEEP", .option, default: "7", "snapshots kept (restic's `forget --keep-last`, in each repository)"),
             PluginVariable("SUPERVISOR_BACKUP_MAX_AGE", .option, "drop snapshots older than this, to the hour (the newest always stays)"),
+            PluginVariable("SUPERVISOR_BACKUP_CHECK_INTERVAL", .option, default: "24h", """
+                how often each repository's integrity is checked (`restic check`, after a backup; also the first backup after a start)
+                """),
             PluginVariable("SUPERVISOR_BACKUP_S3_URL", .option, "`ENDPOINT/BUCKET[/PREFIX]`: a restic repository in S3 or an S3-compatible store"),
             PluginVariable("AWS_S3_BUCKET", .option, """
                 the original images' bucket: the same as `SUPERVISOR_BACKUP_S3_URL=https://s3.REGION.amazonaws.com/BUCKET` (set one of them)
