@@ -202,18 +202,8 @@ def remote_restore(workspace, scratch, python):
                 break
             except OSError:
                 time.sleep(0.2)
-        setup = subprocess.run([python, "-c", """
-import boto3, json, sys
-kw = dict(endpoint_url=sys.argv[1], region_name="us-east-1", aws_access_key_id="AKIASETUP", aws_secret_access_key="x")
-iam = boto3.client("iam", **kw)
-iam.create_user(UserName="bench")
-key = iam.create_access_key(UserName="bench")["AccessKey"]
-iam.put_user_policy(UserName="bench", PolicyName="s3", PolicyDocument=json.dumps(
-    {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:*", "Resource": "*"}]}))
-kw.update(aws_access_key_id=key["AccessKeyId"], aws_secret_access_key=key["SecretAccessKey"])
-boto3.client("s3", **kw).create_bucket(Bucket="bench")
-print(key["AccessKeyId"], key["SecretAccessKey"])
-""", url], env=env, stdout=subprocess.PIPE, check=True)
+        fixture = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "Tests", "Fixtures", "moto_s3_user.py")
+        setup = subprocess.run([python, fixture, url, "bench"], env=env, stdout=subprocess.PIPE, check=True)
         key_id, secret = setup.stdout.decode().split()
         aws = {"AWS_ACCESS_KEY_ID": key_id, "AWS_SECRET_ACCESS_KEY": secret, "AWS_DEFAULT_REGION": "us-east-1"}
         renv = restic_env(f"s3:{url}/bench/ws", aws)

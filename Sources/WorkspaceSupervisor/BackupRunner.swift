@@ -171,17 +171,21 @@ public final class BackupRunner {
                 switch result {
                 case .failure(let failure): finish(.failed(failure.message))
                 case .success(let (summary, removed)):
-                    let created = { [self] in
-                        checkIfDue(repositories) { finish(.created(summary, removed: removed)) }
+                    // Checked: the repositories this backup reached.
+                    let created = { [self] (reached: [ResticRepository]) in
+                        checkIfDue(reached) { finish(.created(summary, removed: removed)) }
                     }
-                    guard repositories.count > 1, !aborted else { return created() }
+                    guard repositories.count > 1, !aborted else { return created([local]) }
                     let remote = repositories[1]
                     snapshot(remote, fingerprint: print) { result in
                         switch result {
-                        case .success: remoteLines = ["\(remote.kind.rawValue) ok"]
-                        case .failure(let failure): remoteLines = ["\(remote.kind.rawValue) failed: \(failure.message)"]
+                        case .success:
+                            remoteLines = ["\(remote.kind.rawValue) ok"]
+                            created([local, remote])
+                        case .failure(let failure):
+                            remoteLines = ["\(remote.kind.rawValue) failed: \(failure.message)"]
+                            created([local])
                         }
-                        created()
                     }
                 }
             }

@@ -68,18 +68,9 @@ final class RemoteRepositoryTests: XCTestCase {
         // moto checks signatures once its free actions are used: the probe
         // that it is up, an IAM user, its key and its policy.
         let (server, url) = try moto(freeActions: 4)
-        let setup = try script("""
-        import boto3, json, sys
-        kw = dict(endpoint_url=sys.argv[1], region_name="us-east-1", aws_access_key_id="AKIASETUP", aws_secret_access_key="x")
-        iam = boto3.client("iam", **kw)
-        iam.create_user(UserName="berth")
-        key = iam.create_access_key(UserName="berth")["AccessKey"]
-        iam.put_user_policy(UserName="berth", PolicyName="s3", PolicyDocument=json.dumps(
-            {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:*", "Resource": "*"}]}))
-        kw.update(aws_access_key_id=key["AccessKeyId"], aws_secret_access_key=key["SecretAccessKey"])
-        boto3.client("s3", **kw).create_bucket(Bucket=sys.argv[2])
-        print(key["AccessKeyId"], key["SecretAccessKey"])
-        """, [url, bucket])
+        let fixture = String(#filePath[..<(#filePath.range(of: "/WorkspaceSupervisorTests/")?.lowerBound ?? #filePath.startIndex)]) + "/Fixtures/moto_s3_user.py"
+        let setup = try Subprocess(python + [fixture, url, bucket], environment: ["PATH": runnerPath, "HOME": "/tmp"])
+        setup.wait(timeout: 60)
         guard setup.status == .exited(0) else { throw TestFailure("moto setup: \(setup.errorText)") }
         let words = setup.outputText.split(separator: " ").map { $0.trimmingWhitespace() }
         guard words.count == 2 else { throw TestFailure("no key: \(setup.outputText)") }
