@@ -64,6 +64,10 @@ public final class HelperHandle {
     fileprivate init(_ run: HelperRun) { self.run = run }
 
     public func kill() { run?.killGroup() }
+
+    /// `number` to the helper (its group, as `kill`), to let it end in its
+    /// own way (restic removes its repository lock on SIGINT).
+    public func signal(_ number: Int32) { run?.signalGroup(number) }
 }
 
 private final class HelperRun {
@@ -89,8 +93,10 @@ private final class HelperRun {
     /// Its process group, or itself when it shares its caller's group.
     var target: pid_t { command.request.isolation == .sameGroup ? pid : -pid }
 
-    func killGroup() {
-        if pid > 0 && !finished { kill(target, SIGKILL) }
+    func killGroup() { signalGroup(SIGKILL) }
+
+    func signalGroup(_ number: Int32) {
+        if pid > 0 && !finished { kill(target, number) }
     }
 
     func start() {

@@ -11,12 +11,14 @@ public enum PlatformCredential: String, CaseIterable, Sendable {
     /// The original images' Azure account key (Shared Key signatures).
     case azureAccountKey = "AZURE_BLOB_ACCOUNT_KEY"
     case httpToken = "SUPERVISOR_HTTP_TOKEN"
+    /// The backup repositories' password (restic's).
+    case backupPassword = "SUPERVISOR_BACKUP_PASSWORD"
 
     /// The variables' names. Spelled out rather than `allCases.map`: every
     /// start asks for them, and the first array of this enum costs the
     /// Swift runtime ~14,000 instructions of metadata (callgrind); a test
     /// keeps the two equal.
     public static let names = [
-        agentAPIKey.rawValue, awsSecretAccessKey.rawValue, azureSASURL.rawValue, azureAccountKey.rawValue, httpToken.rawValue,
+        agentAPIKey.rawValue, awsSecretAccessKey.rawValue, azureSASURL.rawValue, azureAccountKey.rawValue, httpToken.rawValue, backupPassword.rawValue,
     ]
 }

@@ -1,12 +1,16 @@
 import BerthCore
 import Glibc
 
-/// Takes snapshots on the loop with tar, gzip and sha256sum as helper
-/// processes (the loop never waits on the disk). One at a time; `abort`
-/// kills the running helper and removes the partial snapshot.
+/// Takes snapshots of the workspace with restic, a helper process at low
+/// CPU and I/O priority (the loop never waits on the disk or the network):
+/// into the repository on the backup mount, then into the remote one (S3
+/// or Azure) when one is set, each followed by restic's own retention
+/// (`forget --prune`). One at a time; `abort` asks restic to stop (it
+/// removes its lock), and the repository keeps only whole snapshots.
 public final class BackupRunner {
     public enum Outcome: Sendable, Equatable {
-        case created(SnapshotManifest, removed: [String])
+        /// The local snapshot, and how many older ones retention removed.
+        case created(ResticBackupSummary, removed: Int)
         case skipped(String)
         case failed(String)
     }
@@ -16,7 +20,7 @@ public final class BackupRunner {
         public var milliseconds: Int64
         public var reason: String
         public var outcome: Outcome
-        /// Copies in object storage: "s3 ok", "azure failed: ...".
+        /// The remote repository's line: "s3 ok", "azure failed: ...".
         public var remote: [String]
     }
 
@@ -28,27 +32,34 @@ public final class BackupRunner {
     public private(set) var store: BackupStore?
     public private(set) var storeError: String?
     var current: HelperHandle?
-    let remote: RemoteCopies
-    var remoteResult: [String] = []
-    /// `.partial-ID` and its open descriptor while a backup builds it.
-    var partial: (id: String, fd: Int32)?
     var aborted = false
     public private(set) var running = false
     public private(set) var lastRun: LastRun?
     public private(set) var created = 0
     public private(set) var failures = 0
     public private(set) var skips = 0
+    /// The local repository's snapshots, oldest first, as last listed.
+    public private(set) var snapshots: [ResticSnapshot] = []
+    /// Repositories known to exist (`restic init` done or not needed).
+    var initialized: Set<String> = []
+    /// When each repository (by location) was last checked, and how it went.
+    var lastChecks: [String: UInt64] = [:]
+    /// The latest check's line per repository, and this backup's checks.
+    public private(set) var checks: [String] = []
+    public private(set) var checkedNow: [String] = []
+    /// `prepare` is at work; the one backup asked for meanwhile.
+    var preparing = false
+    var waitingStart: (() -> Void)?
 
     public init(loop: EventLoop, settings: SupervisorSettings.Backup, workspace: String) {
         self.loop = loop
         self.settings = settings
         self.workspace = workspace
-        self.remote = RemoteCopies(loop: loop, settings: settings)
         openStore()
     }
 
     /// The daemon trusts a store of its own uid or root's only: another
-    /// owner (the workspace user) could rewrite the snapshots restore reads.
+    /// owner (the workspace user) could rewrite the repository restore reads.
     /// An open store is checked again (an operator's chmod), never reopened
     /// by path while it passes.
     @discardableResult
@@ -68,24 +79,65 @@ public final class BackupRunner {
         return store
     }
 
+    /// The repositories, local first; nil and `storeError` when the store
+    /// is refused or its password cannot be had.
+    func repositories() -> [ResticRepository]? {
+        guard let store = openStore() else { return nil }
+        let password: Secret
+        do {
+            if let given = settings.password { password = given } else { password = try store.password(create: true) }
+        } catch {
+            storeError = error.description
+            return nil
+        }
+        var all = [ResticRepository(kind: .local, location: store.repositoryPath, password: password)]
+        if let remote = settings.remote {
+            all.append(ResticRepository(kind: remote.kind, location: remote.location, credentials: remote.credentials, password: password,
+                                        cacheDirectory: store.cachePath))
+        }
+        return all
+    }
+
+    /// At the daemon's start: locks a killed run left in the local
+    /// repository go (the daemon is its only writer), and the snapshot list
+    /// is read for the status and the unchanged-since check.
+    /// A backup asked for meanwhile waits for it (it must not meet the lock).
+    public func prepare() {
+        guard let local = repositories()?.first, localRepositoryExists() else { return }
+        initialized.insert(local.location)
+        preparing = true
+        run(local, ["unlock", "--remove-all"], timeout: .seconds(60)) { [self] _ in
+            run(local, ["snapshots", "--json", "--tag", ResticSnapshot.tag], timeout: .seconds(300)) { [self] result in
+                if result.succeeded, let list = ResticSnapshot.parseList(result.standardOutput) { snapshots = list }
+                preparing = false
+                current = nil
+                if let waiting = waitingStart {
+                    waitingStart = nil
+                    waiting()
+                }
+            }
+        }
+    }
+
+    func localRepositoryExists() -> Bool { store?.hasRepository ?? false }
+
     /// `force`: take it even when nothing changed (POST /backup, SIGUSR1).
     /// `activeSinceLast`: the workspace was used since the last snapshot.
     /// false when one is already running.
     @discardableResult
     public func start(reason: String, force: Bool, activeSinceLast: Bool, done: @escaping (Outcome) -> Void = { _ in }) -> Bool {
-        guard !running else { return false }
+        guard !running, waitingStart == nil else { return false }
+        if preparing {
+            waitingStart = { [self] in start(reason: reason, force: force, activeSinceLast: activeSinceLast, done: done) }
+            return true
+        }
         running = true
         aborted = false
-        remoteResult = []
+        var remoteLines: [String] = []
         let started = WallTime.now()
         let finish: (Outcome) -> Void = { [self] outcome in
             running = false
             current = nil
-            if let partial {
-                close(partial.fd)
-                store?.removeFlatDirectory(".partial-" + partial.id)
-            }
-            partial = nil
             switch outcome {
             case .created: created += 1
             case .skipped: skips += 1
@@ -93,10 +145,10 @@ public final class BackupRunner {
             }
             let now = WallTime.now()
             lastRun = LastRun(finishedAt: now, milliseconds: now.milliseconds - started.milliseconds, reason: reason, outcome: outcome,
-                              remote: remoteResult)
+                              remote: remoteLines)
             done(outcome)
         }
-        guard let store = openStore() else {
+        guard let repositories = repositories() else {
             finish(.failed(storeError ?? "SUPERVISOR_BACKUP_MOUNT_PATH=\(settings.mountPath): refused"))
             return true
         }
@@ -104,125 +156,173 @@ public final class BackupRunner {
             finish(.failed("WORKSPACE_DIR=\(workspace): cannot read: \(String(cString: strerror(errno)))"))
             return true
         }
-        store.removeIncomplete()
         // The listing the fingerprint is made of: names, types, sizes,
         // modification times, modes and link targets.
-        run(["find", ".", "-printf", "%P\\t%y\\t%s\\t%T@\\t%m\\t%l\\n"], directory: workspace, timeout: .seconds(600)) { [self] result in
+        let listing = HelperCommand(arguments: ["find", ".", "-printf", "%P\\t%y\\t%s\\t%T@\\t%m\\t%l\\n"], timeout: .seconds(600))
+        helper(listing, directory: workspace) { [self] result in
             guard !aborted else { return finish(.failed("aborted")) }
             guard result.succeeded else { return finish(.failed("listing \(workspace) failed: \(Self.firstLine(result))")) }
             let print = fingerprint(result.standardOutput)
-            let last = store.snapshots().last
-            if !force, !activeSinceLast, let last, last.fingerprint == print {
-                return finish(.skipped("idle and unchanged since \(last.id)"))
+            if !force, !activeSinceLast, let last = snapshots.last, last.fingerprint == print {
+                return finish(.skipped("idle and unchanged since \(last.shortID)"))
             }
-            let id = store.newID(at: .now())
-            let directory: Int32
-            do {
-                directory = try store.makePartial(id)
-            } catch {
-                return finish(.failed("\(error)"))
-            }
-            partial = (id, directory)
-            archive(id: id, into: directory, fingerprint: print, finish: finish)
-        }
-        return true
-    }
-
-    /// Every helper starts in the partial snapshot's open directory and
-    /// names the archive relative to it: no path into the store is resolved
-    /// twice.
-    private func archive(id: String, into directory: Int32, fingerprint print: String, finish: @escaping (Outcome) -> Void) {
-        let archive = SnapshotManifest.archiveName
-        var tar = ["tar", "--create", "--gzip", "--file", archive, "--numeric-owner", "--warning=no-file-changed", "--warning=no-file-removed"]
-        tar += settings.excludes.map { "--exclude=" + $0 }
-        tar += ["--directory", workspace, "."]
-        run(tar, in: directory, timeout: .seconds(3600)) { [self] result in
-            guard !aborted else { return finish(.failed("aborted")) }
-            // 1: a file changed while it was read; the archive is whole.
-            guard result.status == .exited(0) || result.status == .exited(1), !result.timedOut else {
-                return finish(.failed("tar failed: \(Self.firstLine(result))"))
-            }
-            run(["sha256sum", archive], in: directory, timeout: .seconds(600)) { [self] sum in
-                guard !aborted else { return finish(.failed("aborted")) }
-                guard sum.succeeded, let hex = String(decoding: sum.standardOutput, as: UTF8.self).split(separator: " ").first, hex.count == 64 else {
-                    return finish(.failed("sha256sum failed: \(Self.firstLine(sum))"))
-                }
-                // Read back before it counts: a truncated archive fails here.
-                run(["tar", "--list", "--gzip", "--file", archive], in: directory, timeout: .seconds(3600)) { [self] list in
-                    guard !aborted else { return finish(.failed("aborted")) }
-                    guard list.succeeded else { return finish(.failed("the archive does not read back: \(Self.firstLine(list))")) }
-                    var info = stat()
-                    fstatat(directory, archive, &info, AT_SYMLINK_NOFOLLOW)
-                    let manifest = SnapshotManifest(id: id, createdAt: .now(), workspace: workspace, excludes: settings.excludes, sha256: String(hex),
-                                                    bytes: Int(info.st_size), entries: list.standardOutput.filter { $0 == 10 }.count,
-                                                    fingerprint: print)
-                    // Flushing a large archive can take seconds: a helper's
-                    // wait, not the loop's.
-                    run(["sync", archive], in: directory, timeout: .seconds(600)) { [self] synced in
-                        guard !aborted else { return finish(.failed("aborted")) }
-                        guard synced.succeeded else { return finish(.failed("sync failed: \(Self.firstLine(synced))")) }
-                        publish(manifest, from: directory, finish: finish)
+            let local = repositories[0]
+            snapshot(local, fingerprint: print) { [self] result in
+                switch result {
+                case .failure(let failure): finish(.failed(failure.message))
+                case .success(let (summary, removed)):
+                    // Checked: the repositories this backup reached.
+                    let created = { [self] (reached: [ResticRepository]) in
+                        checkIfDue(reached) { finish(.created(summary, removed: removed)) }
+                    }
+                    guard repositories.count > 1, !aborted else { return created([local]) }
+                    let remote = repositories[1]
+                    snapshot(remote, fingerprint: print) { result in
+                        switch result {
+                        case .success:
+                            remoteLines = ["\(remote.kind.rawValue) ok"]
+                            created([local, remote])
+                        case .failure(let failure):
+                            remoteLines = ["\(remote.kind.rawValue) failed: \(failure.message)"]
+                            created([local])
+                        }
                     }
                 }
             }
         }
+        return true
     }
 
-    /// The manifest (synced with the file), then the rename that makes the
-    /// snapshot whole, retention, and the remote copies.
-    private func publish(_ manifest: SnapshotManifest, from directory: Int32, finish: @escaping (Outcome) -> Void) {
-        guard let store else { return finish(.failed("SUPERVISOR_BACKUP_MOUNT_PATH=\(settings.mountPath): closed")) }
-        let file = openat(directory, "manifest.json", O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600)
-        let bytes = Array(manifest.json.utf8)
-        var failure = file >= 0 ? 0 : errno
-        var written = -1
-        if file >= 0 {
-            do {
-                written = try retryingOnInterrupt { bytes.withUnsafeBytes { write(file, $0.baseAddress, $0.count) } }
-            } catch {
-                failure = error.rawValue
+    struct Failure: Error { let message: String }
+
+    /// init when needed, backup, forget --prune, and (local) the list again.
+    private func snapshot(_ repository: ResticRepository, fingerprint print: String,
+                          done: @escaping (Result<(ResticBackupSummary, Int), Failure>) -> Void) {
+        ensureInitialized(repository) { [self] failure in
+            guard !aborted else { return done(.failure(Failure(message: "aborted"))) }
+            if let failure { return done(.failure(Failure(message: failure))) }
+            var arguments = ["backup", "--json", "--host", "workspace", "--tag", ResticSnapshot.tag, "--tag", ResticSnapshot.fingerprintTag + print]
+            arguments += settings.excludes.flatMap { ["--exclude", $0] }
+            arguments.append(".")
+            run(repository, arguments, timeout: .seconds(6 * 3600), directory: workspace, background: true) { [self] result in
+                guard !aborted else { return done(.failure(Failure(message: "aborted"))) }
+                // 3: the snapshot is made, but some files could not be read.
+                guard result.status == .exited(0) || result.status == .exited(3), !result.timedOut,
+                      let summary = ResticBackupSummary.parse(result.standardOutput) else {
+                    return done(.failure(Failure(message: "restic backup: \(ResticRepository.failure(result))")))
+                }
+                forget(repository) { [self] kept, removed in
+                    // What retention kept is the local repository's list now.
+                    if repository.kind == .local, let kept { snapshots = kept }
+                    done(.success((summary, removed)))
+                }
             }
-            fsync(file)
-            close(file)
-        }
-        guard written == bytes.count else {
-            return finish(.failed("\(settings.mountPath)/.partial-\(manifest.id)/manifest.json: cannot write: \(String(cString: strerror(failure)))"))
-        }
-        fsync(directory)
-        do {
-            try store.publish(manifest.id)
-        } catch {
-            return finish(.failed(error.description))
-        }
-        close(directory)
-        partial = nil
-        let removed = store.prune(keepLast: settings.keepLast, maxAge: settings.maxAge, now: .now())
-        guard remote.configured else { return finish(.created(manifest, removed: removed)) }
-        // Whole locally first; a failed copy leaves it that way.
-        remote.upload(manifest, store: store) { [self] lines in
-            remoteResult = lines
-            finish(.created(manifest, removed: removed))
         }
     }
 
-    /// Ends a running backup: its helper is killed, the partial snapshot
-    /// removed when the helper's exit comes back; earlier ones untouched.
+    /// `restic check` of each repository not checked for
+    /// SUPERVISOR_BACKUP_CHECK_INTERVAL (nor since the daemon started):
+    /// restic reads the structure and the index, not every pack. `checks`
+    /// holds the latest line per repository ("local: ok", "s3: failed: ...").
+    private func checkIfDue(_ repositories: [ResticRepository], done: @escaping () -> Void) {
+        let due = repositories.filter { repository in
+            lastChecks[repository.location].map { MonotonicClock.now() - $0 >= UInt64(settings.checkInterval.components.seconds) * 1_000_000_000 } ?? true
+        }
+        var lines = checks
+        checkedNow = []
+        func next(_ index: Int) {
+            guard index < due.count, !aborted else {
+                checks = lines
+                return done()
+            }
+            let repository = due[index]
+            run(repository, ["check"], timeout: .seconds(6 * 3600), background: true) { [self] result in
+                lastChecks[repository.location] = MonotonicClock.now()
+                let line = "\(repository.kind.rawValue): " + (result.succeeded ? "ok" : "failed: \(ResticRepository.failure(result))")
+                lines.removeAll { $0.hasPrefix(repository.kind.rawValue + ": ") }
+                lines.append(line)
+                checkedNow.append(line)
+                next(index + 1)
+            }
+        }
+        next(0)
+    }
+
+    /// `restic init` where there is no repository yet: the mount's is looked
+    /// at, a remote one asked once (`cat config`).
+    private func ensureInitialized(_ repository: ResticRepository, done: @escaping (String?) -> Void) {
+        guard !initialized.contains(repository.location) else { return done(nil) }
+        let initialize = { [self] in
+            run(repository, ["init"], timeout: .seconds(300)) { [self] made in
+                guard made.succeeded else { return done("restic init: \(ResticRepository.failure(made))") }
+                initialized.insert(repository.location)
+                done(nil)
+            }
+        }
+        guard repository.kind != .local else {
+            if localRepositoryExists() {
+                initialized.insert(repository.location)
+                return done(nil)
+            }
+            return initialize()
+        }
+        run(repository, ["cat", "config"], timeout: .seconds(300)) { [self] exists in
+            if exists.succeeded {
+                initialized.insert(repository.location)
+                return done(nil)
+            }
+            guard ResticRepository.isMissing(exists) else { return done("restic: \(ResticRepository.failure(exists))") }
+            initialize()
+        }
+    }
+
+    /// restic's retention over the daemon's snapshots: the newest
+    /// SUPERVISOR_BACKUP_KEEP, and of those only what is younger than
+    /// SUPERVISOR_BACKUP_MAX_AGE (the newest always stays). restic keeps
+    /// what any one rule keeps, so the two rules are two forgets, one after
+    /// the other, and the last prunes; `done` hears how many snapshots went.
+    private func forget(_ repository: ResticRepository, done: @escaping ([ResticSnapshot]?, Int) -> Void) {
+        var policies = [["--keep-last", "\(settings.keepLast)"]]
+        if let maxAge = settings.maxAge {
+            // restic's finest unit for it is the hour.
+            let hours = max(1, (maxAge.components.seconds + 3599) / 3600)
+            policies.append(["--keep-within", "\(hours)h", "--keep-last", "1"])
+        }
+        var removed = 0
+        func next(_ index: Int, kept: [ResticSnapshot]?) {
+            guard index < policies.count else { return done(kept, removed) }
+            let prune = index == policies.count - 1 ? ["--prune"] : []
+            // --group-by '': one history, whatever host or path a snapshot has.
+            run(repository, ["forget", "--json", "--group-by", "", "--tag", ResticSnapshot.tag] + policies[index] + prune, timeout: .seconds(3600),
+                background: true) { result in
+                let answer = ResticSnapshot.parseForget(result.standardOutput)
+                removed += answer?.removed ?? 0
+                next(index + 1, kept: answer?.kept)
+            }
+        }
+        next(0, kept: nil)
+    }
+
+    /// Ends a running backup: restic hears SIGINT (it removes its lock and
+    /// leaves only whole snapshots); the completion follows its exit.
     public func abort() {
         guard running else { return }
         aborted = true
-        current?.kill()
-        remote.cancel()
+        current?.signal(SIGINT)
     }
 
-    private func run(_ arguments: [String], directory: String? = nil, in directoryFD: Int32 = -1, timeout: Duration,
+    private func run(_ repository: ResticRepository, _ arguments: [String], timeout: Duration, directory: String? = nil, background: Bool = false,
                      completion: @escaping (HelperResult) -> Void) {
-        var command = HelperCommand(arguments: arguments, timeout: timeout)
-        command.request.workingDirectory = directory
-        command.request.workingDirectoryFD = directoryFD
+        helper(repository.command(arguments, timeout: timeout, background: background), directory: directory, completion: completion)
+    }
+
+    private func helper(_ command: HelperCommand, directory: String?, completion: @escaping (HelperResult) -> Void) {
+        var command = command
+        command.request.workingDirectory = directory ?? "/"
         // In the daemon's own group: when its supervisor kills that group,
-        // tar goes with it instead of writing on as an orphan.
+        // restic goes with it instead of writing on as an orphan.
         command.request.isolation = .sameGroup
-        command.outputLimit = 256 << 20
+        command.outputLimit = 64 << 20
         current = loop.runHelper(command, completion: completion)
     }
 

@@ -1,64 +1,20 @@
 import BerthCore
 import Glibc
 
-/// One complete snapshot: `<root>/<id>/workspace.tar.gz` and its
-/// `manifest.json`. A snapshot is built in `<root>/.partial-<id>` and only
-/// renamed to its id once the archive is written, checksummed, read back
-/// and the manifest synced, so a directory without a dot is always whole.
-public struct SnapshotManifest: Sendable, Equatable {
-    public var id: String
-    public var createdAt: WallTime
-    public var workspace: String
-    public var excludes: [String]
-    public var sha256: String
-    public var bytes: Int
-    public var entries: Int
-    /// Of the tree's names, types, sizes, times and modes: "unchanged since".
-    public var fingerprint: String
-    public static let archiveName = "workspace.tar.gz"
-
-    public var json: String {
-        "{\n  \"format\": 1,\n  \"id\": \(JSON.quote(id)),\n  \"createdAt\": \(JSON.quote(createdAt.iso8601)),\n"
-            + "  \"createdAtMs\": \(createdAt.milliseconds),\n  \"workspace\": \(JSON.quote(workspace)),\n"
-            + "  \"excludes\": [\(excludes.map(JSON.quote).joined(separator: ", "))],\n  \"archive\": \(JSON.quote(Self.archiveName)),\n"
-            + "  \"sha256\": \(JSON.quote(sha256)),\n  \"bytes\": \(bytes),\n  \"entries\": \(entries),\n  \"fingerprint\": \(JSON.quote(fingerprint))\n}\n"
-    }
-
-    public init(id: String, createdAt: WallTime, workspace: String, excludes: [String], sha256: String, bytes: Int, entries: Int, fingerprint: String) {
-        self.id = id
-        self.createdAt = createdAt
-        self.workspace = workspace
-        self.excludes = excludes
-        self.sha256 = sha256
-        self.bytes = bytes
-        self.entries = entries
-        self.fingerprint = fingerprint
-    }
-
-    public init?(json text: String) {
-        guard let value = try? JSON.parse(text), value["format"]?.intValue == 1,
-              let id = value["id"]?.stringValue, let created = value["createdAtMs"]?.intValue,
-              let sha = value["sha256"]?.stringValue, let bytes = value["bytes"]?.intValue else { return nil }
-        var excludes: [String] = []
-        if case .array(let items)? = value["excludes"] { excludes = items.compactMap(\.stringValue) }
-        self.init(id: id, createdAt: WallTime(milliseconds: Int64(created)), workspace: value["workspace"]?.stringValue ?? "",
-                  excludes: excludes, sha256: sha, bytes: bytes, entries: value["entries"]?.intValue ?? 0,
-                  fingerprint: value["fingerprint"]?.stringValue ?? "")
-    }
-}
-
 /// Why the snapshot store (or a snapshot in it) is not used.
 public struct BackupStoreError: Error, CustomStringConvertible, Sendable {
     public let description: String
     public init(_ description: String) { self.description = description }
 }
 
-/// The snapshots under SUPERVISOR_BACKUP_MOUNT_PATH, through one directory
+/// The backup mount, SUPERVISOR_BACKUP_MOUNT_PATH: restic's repository
+/// (`restic`), its generated password when none is given, and restic's
+/// cache for a remote repository; through one directory
 /// descriptor opened without following a symlink and checked: owned by a
 /// trusted uid and writable by nobody else. Whoever can write the store can
-/// swap an archive for one restore will unpack, so every later access is
-/// relative to that descriptor (openat, mkdirat, renameat, unlinkat) and a
-/// path swapped after the check changes nothing.
+/// rewrite what restore unpacks (and read the generated password), so the
+/// daemon's own accesses are relative to that descriptor; restic goes by the
+/// path, below a directory only a trusted uid can change.
 public final class BackupStore {
     public let root: String
     let fd: Int32
@@ -120,98 +76,74 @@ public final class BackupStore {
         return nil
     }
 
-    /// Complete snapshots, oldest first. A snapshot's id is its directory's
-    /// name (what restore and retention act on), whatever a copied
-    /// manifest says.
-    public func snapshots() -> [SnapshotManifest] {
-        entries().filter { !$0.hasPrefix(".") }.compactMap { name -> SnapshotManifest? in
-            guard var manifest = readManifest(name) else { return nil }
-            manifest.id = name
-            return manifest
-        }.filter { hasArchive($0.id) }.sorted { ($0.createdAt, $0.id) < ($1.createdAt, $1.id) }
-    }
+    /// restic's repository on the mount (`restic`), made by `restic init`.
+    public var repositoryPath: String { root + "/restic" }
+    /// restic's cache for a remote repository, beside it.
+    public var cachePath: String { root + "/.restic-cache" }
+    static let passwordFile = "restic-password"
 
-    func readManifest(_ id: String) -> SnapshotManifest? {
-        let directory = openat(fd, id, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
-        guard directory >= 0 else { return nil }
-        defer { close(directory) }
-        let file = openat(directory, "manifest.json", O_RDONLY | O_NOFOLLOW | O_CLOEXEC)
-        guard file >= 0 else { return nil }
-        defer { close(file) }
-        return readAll(file, limit: 1 << 20).flatMap { SnapshotManifest(json: String(decoding: $0, as: UTF8.self)) }
-    }
-
-    func hasArchive(_ id: String) -> Bool {
+    /// The repository has its config file: `restic init` made it.
+    public var hasRepository: Bool {
         var info = stat()
-        return fstatat(fd, id + "/" + SnapshotManifest.archiveName, &info, AT_SYMLINK_NOFOLLOW) == 0 && info.st_mode & S_IFMT == S_IFREG
+        return fstatat(fd, "restic/config", &info, AT_SYMLINK_NOFOLLOW) == 0
     }
 
-    /// A path to `name` in snapshot `id` that goes through the store's
-    /// descriptor, for code that wants a path (libcurl's upload file).
-    public func path(of id: String, _ name: String) -> String { "/proc/self/fd/\(fd)/\(id)/\(name)" }
-
-    /// What a SIGKILL mid-backup left behind.
-    public func removeIncomplete() {
-        for name in entries() where name.hasPrefix(".partial-") || name.hasPrefix(".removing-") { removeFlatDirectory(name) }
-    }
-
-    /// Keeps the newest `keepLast`, and of those only the ones younger than
-    /// `maxAge`, but never the newest one. Returns the ids removed.
-    public func prune(keepLast: Int, maxAge: Duration?, now: WallTime) -> [String] {
-        let all = snapshots()
-        var removed: [String] = []
-        for (index, snapshot) in all.enumerated() where index < all.count - 1 {
-            let fromNewest = all.count - index
-            let tooMany = fromNewest > keepLast
-            let tooOld = maxAge.map { now.milliseconds - snapshot.createdAt.milliseconds > Int64($0.components.seconds) * 1000 } ?? false
-            guard tooMany || tooOld else { continue }
-            // Renamed first: a half-removed snapshot never looks complete.
-            let doomed = ".removing-" + snapshot.id
-            guard renameat(fd, snapshot.id, fd, doomed) == 0 else { continue }
-            removeFlatDirectory(doomed)
-            removed.append(snapshot.id)
+    /// nil when the repository's top directory (if there is one yet) is a
+    /// directory of a trusted uid that nobody else may write: what restore
+    /// reads must be what the daemon wrote.
+    public func repositoryProblem() -> String? {
+        let directory = openat(fd, "restic", O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+        if directory < 0 {
+            return errno == ENOENT ? nil : "\(repositoryPath): \(errno == ENOTDIR || errno == ELOOP ? "not a directory" : String(cString: strerror(errno)))"
         }
-        return removed
+        defer { close(directory) }
+        return Self.problem(directory, trustedOwners).map { "\(repositoryPath): \($0); \(Self.expectation(trustedOwners))" }
     }
 
-    /// A fresh id from the time, made unique.
-    public func newID(at time: WallTime) -> String {
-        let base = time.compact
-        var id = base
-        var suffix = 2
-        let existing = Set(entries())
-        while existing.contains(id) || existing.contains(".partial-" + id) {
-            id = base + "-\(suffix)"
-            suffix += 1
+    /// The mount-only repository's password: read from `restic-password` in
+    /// the store, or made once (32 random bytes, hex) when `create` and there
+    /// is none. Through the store's descriptor, never followed through a
+    /// link, mode 0400. Whoever holds the volume holds the key beside the
+    /// repository: SUPERVISOR_BACKUP_PASSWORD keeps it elsewhere.
+    public func password(create: Bool) throws(BackupStoreError) -> Secret {
+        let name = "\(root)/\(Self.passwordFile)"
+        var file = openat(fd, Self.passwordFile, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)
+        if file < 0 && errno == ENOENT && create {
+            // SystemRandomNumberGenerator: getrandom(2), the kernel's CSPRNG.
+            var generator = SystemRandomNumberGenerator()
+            let text = Array((0..<4).map { _ in
+                let word = String(generator.next() as UInt64, radix: 16)
+                return String(repeating: "0", count: 16 - word.count) + word
+            }.joined().utf8)
+            // Written under another name and linked in whole (link never
+            // replaces): a reader never sees half a password, and a password
+            // another start made first is the one kept.
+            let partial = ".\(Self.passwordFile)-\(getpid())"
+            unlinkat(fd, partial, 0)
+            let made = openat(fd, partial, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o400)
+            guard made >= 0 else { throw BackupStoreError("\(name): cannot create: \(String(cString: strerror(errno)))") }
+            let written = text.withUnsafeBytes { write(made, $0.baseAddress, $0.count) }
+            fsync(made)
+            close(made)
+            guard written == text.count, linkat(fd, partial, fd, Self.passwordFile, 0) == 0 || errno == EEXIST else {
+                let failure = errno
+                unlinkat(fd, partial, 0)
+                throw BackupStoreError("\(name): cannot write: \(String(cString: strerror(failure)))")
+            }
+            unlinkat(fd, partial, 0)
+            fsync(fd)
+            file = openat(fd, Self.passwordFile, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)
         }
-        return id
-    }
-
-    /// `.partial-ID`, made private and opened; the caller closes it.
-    func makePartial(_ id: String) throws(BackupStoreError) -> Int32 {
-        let name = ".partial-" + id
-        guard mkdirat(fd, name, 0o700) == 0 else { throw BackupStoreError("\(root)/\(name): cannot create: \(String(cString: strerror(errno)))") }
-        let directory = openat(fd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
-        guard directory >= 0 else { throw BackupStoreError("\(root)/\(name): cannot open: \(String(cString: strerror(errno)))") }
-        return directory
-    }
-
-    /// The rename that makes `.partial-ID` a whole snapshot, then synced.
-    func publish(_ id: String) throws(BackupStoreError) {
-        guard renameat(fd, ".partial-" + id, fd, id) == 0 else {
-            throw BackupStoreError("\(root)/.partial-\(id): cannot rename: \(String(cString: strerror(errno)))")
+        guard file >= 0 else {
+            throw BackupStoreError("\(name): cannot read: \(String(cString: strerror(errno))); set SUPERVISOR_BACKUP_PASSWORD to the repository's password")
         }
-        fsync(fd)
-    }
-
-    /// Snapshot directories hold files only.
-    func removeFlatDirectory(_ name: String) {
-        let directory = openat(fd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
-        if directory >= 0 {
-            for entry in directoryNames(in: directory) { unlinkat(directory, entry, 0) }
-            close(directory)
+        defer { close(file) }
+        var info = stat()
+        guard fstat(file, &info) == 0, info.st_mode & S_IFMT == S_IFREG, trustedOwners.contains(info.st_uid), info.st_mode & 0o077 == 0 else {
+            throw BackupStoreError("\(name): not a private file of the supervisor's user (mode 0400)")
         }
-        unlinkat(fd, name, AT_REMOVEDIR)
+        guard let bytes = readAll(file, limit: 4096), !bytes.isEmpty else { throw BackupStoreError("\(name): empty or unreadable") }
+        return Secret(bytes.last == 10 ? Array(bytes.dropLast()) : bytes)
     }
 
     func entries() -> [String] { directoryNames(in: fd) }

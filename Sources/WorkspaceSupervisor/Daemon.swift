@@ -4,7 +4,8 @@ import Glibc
 
 /// The workspace supervisor: polls activity, reports it, serves its status
 /// and takes backups, all on one event loop. SIGTERM/SIGINT abort a running
-/// backup (its partial snapshot removed) and exit 0; SIGUSR1 takes a backup.
+/// backup (restic stops; earlier snapshots stay whole) and exit 0; SIGUSR1
+/// takes a backup.
 public final class Daemon {
     let settings: SupervisorSettings
     let loop: EventLoop
@@ -26,8 +27,8 @@ public final class Daemon {
 
     /// Runs until SIGTERM/SIGINT; the exit status (2: the API address is unusable).
     public func run() -> Int32 {
-        // Snapshots hold the workspace: what tar and the daemon write is
-        // the user's alone, whatever umask the daemon was started with.
+        // The repository holds the workspace: what restic and the daemon
+        // write is the supervisor's alone, whatever umask it was started with.
         umask(0o077)
         if let agent = settings.agent {
             reporter = ActivityReporter(loop: loop, agent: agent) { [unowned self] in activity }
@@ -35,7 +36,7 @@ public final class Daemon {
         if let backup = settings.backup {
             let runner = BackupRunner(loop: loop, settings: backup, workspace: settings.workspaceDirectory)
             if let error = runner.storeError { log("backups refused: \(error)") }
-            runner.store?.removeIncomplete()
+            runner.prepare()
             backups = runner
             scheduleBackup(after: backup.interval)
         }
@@ -79,8 +80,8 @@ public final class Daemon {
         reporter?.stop()
         guard let backups, backups.running else { return loop.stop() }
         log("aborting the running backup")
-        // Its completion (the killed helper reaped, the partial snapshot
-        // removed) stops the loop; bounded in case it never comes.
+        // Its completion (restic ended, its lock removed) stops the loop;
+        // bounded in case it never comes.
         backups.abort()
         _ = loop.schedule(after: .seconds(3)) { [unowned self] in loop.stop() }
     }
@@ -114,12 +115,14 @@ public final class Daemon {
         let active = activeSinceLastBackup || activity.isActive
         return backups.start(reason: reason, force: force, activeSinceLast: active) { [unowned self] outcome in
             switch outcome {
-            case .created(let manifest, let removed):
+            case .created(let summary, let removed):
                 activeSinceLastBackup = activity.isActive
                 let remote = backups.lastRun?.remote ?? []
-                log("backup \(manifest.id) (\(reason)): \(manifest.bytes) bytes, \(manifest.entries) entries"
-                    + (removed.isEmpty ? "" : "; removed \(removed.joined(separator: ", "))")
-                    + (remote.isEmpty ? "" : "; " + remote.joined(separator: ", ")))
+                log("backup \(summary.snapshotID) (\(reason)): \(summary.dataAdded) bytes added, \(summary.filesNew) new, "
+                    + "\(summary.filesChanged) changed, \(summary.filesUnmodified) unchanged files"
+                    + (removed == 0 ? "" : "; removed \(removed) older")
+                    + (remote.isEmpty ? "" : "; " + remote.joined(separator: ", "))
+                    + (backups.checkedNow.isEmpty ? "" : "; check " + backups.checkedNow.joined(separator: ", ")))
             case .skipped(let why):
                 log("backup skipped (\(reason)): \(why)")
             case .failed(let why):
@@ -196,7 +199,7 @@ public final class Daemon {
             if let run = backups.lastRun {
                 let (result, detail): (String, String)
                 switch run.outcome {
-                case .created(let manifest, _): (result, detail) = ("created", manifest.id)
+                case .created(let summary, _): (result, detail) = ("created", summary.snapshotID)
                 case .skipped(let why): (result, detail) = ("skipped", why)
                 case .failed(let why): (result, detail) = ("failed", why)
                 }
@@ -204,9 +207,10 @@ public final class Daemon {
                     + "\"detail\": \(JSON.quote(detail)), \"durationMs\": \(run.milliseconds), "
                     + "\"remote\": [\(run.remote.map(JSON.quote).joined(separator: ", "))]}"
             }
-            let snapshots = backups.store?.snapshots() ?? []
+            let snapshots = backups.snapshots
             backup = "{\"running\": \(backups.running), \"mountPath\": \(JSON.quote(backups.settings.mountPath)), \"snapshots\": \(snapshots.count), "
-                + "\"latest\": \(snapshots.last.map { JSON.quote($0.id) } ?? "null"), \"last\": \(last), "
+                + "\"latest\": \(snapshots.last.map { JSON.quote($0.shortID) } ?? "null"), \"last\": \(last), "
+                + "\"checks\": [\(backups.checks.map(JSON.quote).joined(separator: ", "))], "
                 + "\"storeError\": \(backups.storeError.map(JSON.quote) ?? "null")}"
         }
         var agent = "null"
@@ -239,7 +243,7 @@ public final class Daemon {
             metric("workspace_supervisor_backups_total", "counter", "Backups by result.",
                    [("{result=\"created\"}", "\(backups.created)"), ("{result=\"skipped\"}", "\(backups.skips)"), ("{result=\"failed\"}", "\(backups.failures)")])
             metric("workspace_supervisor_backup_running", "gauge", "1 while a backup runs.", [("", backups.running ? "1" : "0")])
-            metric("workspace_supervisor_snapshots", "gauge", "Complete snapshots kept.", [("", "\((backups.store?.snapshots() ?? []).count)")])
+            metric("workspace_supervisor_snapshots", "gauge", "Complete snapshots kept.", [("", "\(backups.snapshots.count)")])
         }
         if let reporter {
             metric("workspace_supervisor_reports_total", "counter", "Activity reports by result.",

@@ -35,28 +35,26 @@ public struct SupervisorSettings: Sendable {
         public var syncOnActivity: Bool
         public var keepLast: Int
         public var maxAge: Duration?
-        public var s3: S3Target?
-        /// A container SAS URL: https://ACCOUNT.blob.core.windows.net/CONTAINER?SAS
-        public var azureSASURL: Secret?
-        public var azureSharedKey: AzureSharedKey?
+        /// How often the repositories' integrity is checked (`restic check`),
+        /// after a backup.
+        public var checkInterval: Duration = .seconds(86_400)
+        /// SUPERVISOR_BACKUP_PASSWORD: the repositories' password; nil:
+        /// the mount's generated one (mount-only).
+        public var password: Secret?
+        /// The repository in object storage, when one is set.
+        public var remote: RemoteRepository?
     }
 
-    /// The original images' Azure settings: the account's name and key,
-    /// requests signed with Shared Key (the key itself never travels).
-    public struct AzureSharedKey: Sendable {
-        public var account: String
-        public var key: Secret
-        public var container: String
-        /// https://ACCOUNT.blob.core.windows.net, or an emulator's.
-        public var endpoint: String
-    }
-
-    /// Path-style S3 (AWS or compatible): URL is ENDPOINT/BUCKET[/PREFIX].
-    public struct S3Target: Sendable {
-        public var url: String
-        public var region: String
-        public var accessKeyID: String
-        public var secretAccessKey: Secret
+    /// S3 (or an S3-compatible store) or Azure Blob Storage, as restic
+    /// names it, with what restic needs to reach it.
+    public struct RemoteRepository: Sendable {
+        public var kind: ResticRepository.Kind
+        /// `s3:ENDPOINT/BUCKET[/PREFIX]` or `azure:CONTAINER:/`.
+        public var location: String
+        /// The variable it came from, for errors.
+        public var source: String
+        /// restic's environment: AWS_* or AZURE_* (with keys).
+        public var credentials: [String]
     }
 
     public init() {}
@@ -146,79 +144,125 @@ public struct SupervisorSettings: Sendable {
                                    maxAge: try settings.value("SUPERVISOR_BACKUP_MAX_AGE").map { text throws(SettingError) in
                                        try parse(text, "SUPERVISOR_BACKUP_MAX_AGE")
                                    })
-            if let (url, source) = try s3URL(settings) {
-                let trimmed = url.hasSuffix("/") ? String(url.dropLast()) : url
-                guard trimmed.hasPrefix("http://") || trimmed.hasPrefix("https://"), trimmed.split(separator: "/").count >= 3, !trimmed.contains("?") else {
-                    throw SettingError("SUPERVISOR_BACKUP_S3_URL='\(url)': expected ENDPOINT/BUCKET[/PREFIX], like https://s3.eu-west-1.amazonaws.com/my-bucket/workspaces")
-                }
-                guard let id = settings.value("AWS_ACCESS_KEY_ID"), !id.isEmpty else {
-                    throw SettingError("AWS_ACCESS_KEY_ID is not set: \(source) needs credentials")
-                }
-                guard let awsSecret = try secret(settings, .awsSecretAccessKey, warnings: &warnings) else {
-                    throw SettingError("AWS_SECRET_ACCESS_KEY is not set: \(source) needs credentials")
-                }
-                let region = settings.value("SUPERVISOR_BACKUP_S3_REGION") ?? settings.value("AWS_REGION") ?? "us-east-1"
-                guard !region.isEmpty, region.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "-" }) else {
-                    throw SettingError("SUPERVISOR_BACKUP_S3_REGION='\(region)': expected a region name like eu-west-1")
-                }
-                loaded.backup?.s3 = S3Target(url: trimmed, region: region, accessKeyID: id, secretAccessKey: awsSecret)
-            }
-            if let sas = try secret(settings, .azureSASURL, warnings: &warnings) {
-                let text = String(decoding: sas.bytes, as: UTF8.self)
-                guard text.hasPrefix("https://") || text.hasPrefix("http://"), text.contains("?"), !text.contains(where: { $0 == " " || $0 == "\n" }) else {
-                    throw SettingError("SUPERVISOR_BACKUP_AZURE_SAS_URL: expected a container SAS URL, https://ACCOUNT.blob.core.windows.net/CONTAINER?sv=...")
-                }
-                loaded.backup?.azureSASURL = sas
-            }
-            loaded.backup?.azureSharedKey = try azureSharedKey(settings, warnings: &warnings)
-            if loaded.backup?.azureSASURL != nil && loaded.backup?.azureSharedKey != nil {
-                throw SettingError("SUPERVISOR_BACKUP_AZURE_SAS_URL and AZURE_BLOB_ACCOUNT_NAME are both set: set one way to reach Azure")
+            loaded.backup?.checkInterval = try duration(settings, "SUPERVISOR_BACKUP_CHECK_INTERVAL", default: .seconds(86_400))
+            loaded.backup?.remote = try remoteRepository(settings, warnings: &warnings)
+            loaded.backup?.password = try secret(settings, .backupPassword, warnings: &warnings)
+            if let remote = loaded.backup?.remote, loaded.backup?.password == nil {
+                throw SettingError("SUPERVISOR_BACKUP_PASSWORD is not set: the repository \(remote.source) names is encrypted with it, "
+                                   + "and it must not live beside the copy (set it, or SUPERVISOR_BACKUP_PASSWORD_FILE)")
             }
         }
         loaded.warnings = warnings
         return loaded
     }
 
-    /// SUPERVISOR_BACKUP_S3_URL, or the original images' AWS_S3_BUCKET (in
-    /// AWS_REGION, or us-east-1) as its path-style URL, with the variable
-    /// it came from; nil when neither is set.
-    static func s3URL(_ settings: Settings) throws(SettingError) -> (url: String, source: String)? {
-        let url = settings.value("SUPERVISOR_BACKUP_S3_URL")
-        guard let bucket = settings.value("AWS_S3_BUCKET") else { return url.map { ($0, "SUPERVISOR_BACKUP_S3_URL") } }
-        guard url == nil else { throw SettingError("SUPERVISOR_BACKUP_S3_URL and AWS_S3_BUCKET are both set: set one of them") }
-        guard (3...63).contains(bucket.count), bucket.allSatisfy({ ("a"..."z").contains($0) || ("0"..."9").contains($0) || $0 == "-" || $0 == "." }) else {
-            throw SettingError("AWS_S3_BUCKET='\(bucket)': expected an S3 bucket name (3 to 63 of a-z, 0-9, '-' and '.')")
+    /// The remote repository: S3 (SUPERVISOR_BACKUP_S3_URL, or the original
+    /// images' AWS_S3_BUCKET) or Azure (a container SAS URL, or the original
+    /// images' account name, key and container); at most one.
+    static func remoteRepository(_ settings: Settings, warnings: inout [String]) throws(SettingError) -> RemoteRepository? {
+        var found: [RemoteRepository] = []
+        if let s3 = try s3Repository(settings, warnings: &warnings) { found.append(s3) }
+        if let azure = try azureRepository(settings, warnings: &warnings) { found.append(azure) }
+        guard found.count < 2 else {
+            throw SettingError("\(found.map(\.source).joined(separator: " and ")) are both set: backups go to one remote repository; set one")
         }
-        let region = settings.value("SUPERVISOR_BACKUP_S3_REGION") ?? settings.value("AWS_REGION") ?? "us-east-1"
-        return ("https://s3.\(region).amazonaws.com/\(bucket)", "AWS_S3_BUCKET")
+        return found.first
     }
 
-    /// AZURE_BLOB_ACCOUNT_NAME, AZURE_BLOB_ACCOUNT_KEY and AZURE_BLOB_CONTAINER
-    /// together (the original images' names), or none of them.
-    static func azureSharedKey(_ settings: Settings, warnings: inout [String]) throws(SettingError) -> AzureSharedKey? {
+    /// SUPERVISOR_BACKUP_S3_URL (ENDPOINT/BUCKET[/PREFIX]), or AWS_S3_BUCKET
+    /// in AWS_REGION (us-east-1 by default), with the AWS credentials.
+    static func s3Repository(_ settings: Settings, warnings: inout [String]) throws(SettingError) -> RemoteRepository? {
+        let region = settings.value("SUPERVISOR_BACKUP_S3_REGION") ?? settings.value("AWS_REGION") ?? "us-east-1"
+        let url: String
+        let source: String
+        switch (settings.value("SUPERVISOR_BACKUP_S3_URL"), settings.value("AWS_S3_BUCKET")) {
+        case (nil, nil): return nil
+        case (.some, .some): throw SettingError("SUPERVISOR_BACKUP_S3_URL and AWS_S3_BUCKET are both set: set one of them")
+        case (let given?, nil):
+            // Never echoed with a user:password@ in it: that is a credential.
+            guard !given.contains("@") else {
+                throw SettingError("SUPERVISOR_BACKUP_S3_URL: holds '@' (credentials in a URL are refused; set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY)")
+            }
+            let trimmed = given.hasSuffix("/") ? String(given.dropLast()) : given
+            guard trimmed.hasPrefix("http://") || trimmed.hasPrefix("https://"), trimmed.split(separator: "/").count >= 3,
+                  !trimmed.contains(where: { $0 == "?" || $0 == " " || $0 == "\n" }) else {
+                throw SettingError("SUPERVISOR_BACKUP_S3_URL='\(given)': expected ENDPOINT/BUCKET[/PREFIX], like https://s3.eu-west-1.amazonaws.com/my-bucket/workspaces")
+            }
+            (url, source) = (trimmed, "SUPERVISOR_BACKUP_S3_URL")
+        case (nil, let bucket?):
+            guard (3...63).contains(bucket.count), bucket.allSatisfy({ ("a"..."z").contains($0) || ("0"..."9").contains($0) || $0 == "-" || $0 == "." }) else {
+                throw SettingError("AWS_S3_BUCKET='\(bucket)': expected an S3 bucket name (3 to 63 of a-z, 0-9, '-' and '.')")
+            }
+            (url, source) = ("https://s3.\(region).amazonaws.com/\(bucket)", "AWS_S3_BUCKET")
+        }
+        guard let id = settings.value("AWS_ACCESS_KEY_ID"), !id.isEmpty else {
+            throw SettingError("AWS_ACCESS_KEY_ID is not set: \(source) needs credentials")
+        }
+        guard let key = try secret(settings, .awsSecretAccessKey, warnings: &warnings) else {
+            throw SettingError("AWS_SECRET_ACCESS_KEY is not set: \(source) needs credentials")
+        }
+        guard !region.isEmpty, region.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "-" }) else {
+            throw SettingError("SUPERVISOR_BACKUP_S3_REGION='\(region)': expected a region name like eu-west-1")
+        }
+        return RemoteRepository(kind: .s3, location: "s3:" + url, source: source,
+                                credentials: ["AWS_ACCESS_KEY_ID=" + id, "AWS_SECRET_ACCESS_KEY=" + key.text, "AWS_DEFAULT_REGION=" + region])
+    }
+
+    /// A container SAS URL (SUPERVISOR_BACKUP_AZURE_SAS_URL), or the
+    /// original images' AZURE_BLOB_ACCOUNT_NAME, AZURE_BLOB_ACCOUNT_KEY and
+    /// AZURE_BLOB_CONTAINER (all three). restic reaches the account at
+    /// ACCOUNT.blob.core.windows.net and nowhere else.
+    static func azureRepository(_ settings: Settings, warnings: inout [String]) throws(SettingError) -> RemoteRepository? {
+        if let endpoint = settings.value("SUPERVISOR_BACKUP_AZURE_ENDPOINT") {
+            throw SettingError("SUPERVISOR_BACKUP_AZURE_ENDPOINT='\(endpoint)': the backup engine (restic) reaches Azure at ACCOUNT.blob.core.windows.net only; unset it")
+        }
         let names = ["AZURE_BLOB_ACCOUNT_NAME", "AZURE_BLOB_ACCOUNT_KEY", "AZURE_BLOB_CONTAINER"]
         let given = names.filter(settings.isSet)
+        let sas = try secret(settings, .azureSASURL, warnings: &warnings)
+        if let sas {
+            guard given.isEmpty else { throw SettingError("SUPERVISOR_BACKUP_AZURE_SAS_URL and AZURE_BLOB_ACCOUNT_NAME are both set: set one way to reach Azure") }
+            let text = sas.text
+            let problem = SettingError("SUPERVISOR_BACKUP_AZURE_SAS_URL: expected a container SAS URL, https://ACCOUNT.blob.core.windows.net/CONTAINER?sv=...")
+            guard text.hasPrefix("https://"), let question = text.firstIndex(of: "?"), !text.contains(where: { $0 == " " || $0 == "\n" }) else { throw problem }
+            let parts = text[text.index(text.startIndex, offsetBy: 8)..<question].split(separator: "/")
+            guard parts.count == 1 || parts.count == 2, let host = parts.first, host.hasSuffix(".blob.core.windows.net"),
+                  let account = host.split(separator: ".").first, isAccountName(account), parts.count == 2, isContainerName(parts[1]) else { throw problem }
+            return RemoteRepository(kind: .azure, location: "azure:\(parts[1]):/", source: "SUPERVISOR_BACKUP_AZURE_SAS_URL",
+                                    credentials: ["AZURE_ACCOUNT_NAME=\(account)", "AZURE_ACCOUNT_SAS=" + String(text[text.index(after: question)...])])
+        }
         guard !given.isEmpty else { return nil }
         guard given.count == names.count else {
-            throw SettingError("\(names.filter { !given.contains($0) }.joined(separator: ", ")) not set: Azure Shared Key needs all of \(names.joined(separator: ", "))")
+            throw SettingError("\(names.filter { !given.contains($0) }.joined(separator: ", ")) not set: Azure needs all of \(names.joined(separator: ", "))")
         }
         let account = settings.value("AZURE_BLOB_ACCOUNT_NAME") ?? ""
-        guard (3...24).contains(account.count), account.allSatisfy({ ("a"..."z").contains($0) || ("0"..."9").contains($0) }) else {
+        guard isAccountName(Substring(account)) else {
             throw SettingError("AZURE_BLOB_ACCOUNT_NAME='\(account)': expected a storage account name (3 to 24 of a-z and 0-9)")
         }
         let container = settings.value("AZURE_BLOB_CONTAINER") ?? ""
-        guard (3...63).contains(container.count), container.allSatisfy({ ("a"..."z").contains($0) || ("0"..."9").contains($0) || $0 == "-" }) else {
+        guard isContainerName(Substring(container)) else {
             throw SettingError("AZURE_BLOB_CONTAINER='\(container)': expected a container name (3 to 63 of a-z, 0-9 and '-')")
         }
-        guard let encoded = try secret(settings, .azureAccountKey, warnings: &warnings), let key = Base64.decode(encoded.bytes), !key.isEmpty else {
+        guard let key = try secret(settings, .azureAccountKey, warnings: &warnings), isBase64(key.bytes) else {
             throw SettingError("AZURE_BLOB_ACCOUNT_KEY: expected the account key as Azure shows it (base64)")
         }
-        var endpoint = settings.value("SUPERVISOR_BACKUP_AZURE_ENDPOINT") ?? "https://\(account).blob.core.windows.net"
-        while endpoint.hasSuffix("/") { endpoint.removeLast() }
-        guard endpoint.hasPrefix("https://") || endpoint.hasPrefix("http://"), !endpoint.contains(where: { $0 == "?" || $0 == " " }) else {
-            throw SettingError("SUPERVISOR_BACKUP_AZURE_ENDPOINT='\(endpoint)': expected an http(s) URL, like https://ACCOUNT.blob.core.windows.net")
-        }
-        return AzureSharedKey(account: account, key: Secret(key), container: container, endpoint: endpoint)
+        return RemoteRepository(kind: .azure, location: "azure:\(container):/", source: "AZURE_BLOB_ACCOUNT_NAME",
+                                credentials: ["AZURE_ACCOUNT_NAME=" + account, "AZURE_ACCOUNT_KEY=" + key.text])
+    }
+
+    static func isAccountName(_ name: Substring) -> Bool {
+        (3...24).contains(name.count) && name.allSatisfy { ("a"..."z").contains($0) || ("0"..."9").contains($0) }
+    }
+
+    static func isContainerName(_ name: Substring) -> Bool {
+        (3...63).contains(name.count) && name.allSatisfy { ("a"..."z").contains($0) || ("0"..."9").contains($0) || $0 == "-" }
+    }
+
+    /// Padded base64 of at least one byte.
+    static func isBase64(_ bytes: [UInt8]) -> Bool {
+        let digits = bytes.prefix { $0 != UInt8(ascii: "=") }
+        return !bytes.isEmpty && bytes.count % 4 == 0 && bytes.count - digits.count <= 2
+            && bytes[digits.count...].allSatisfy { $0 == UInt8(ascii: "=") }
+            && digits.allSatisfy { isalnum(Int32($0)) != 0 || $0 == UInt8(ascii: "+") || $0 == UInt8(ascii: "/") }
     }
 
     static func duration(_ settings: Settings, _ name: String, default fallback: Duration) throws(SettingError) -> Duration {

@@ -4,9 +4,10 @@ import Glibc
 import WorkspaceSupervisor
 
 // workspace-supervisor               the daemon (berth supervises it)
-// workspace-supervisor list          the snapshots in SUPERVISOR_BACKUP_MOUNT_PATH
-// workspace-supervisor restore SNAPSHOT [DIR]
-//                                    checks SNAPSHOT's store, checksum and
+// workspace-supervisor list          the snapshots in the repositories (the
+//                                    mount's, then the remote one)
+// workspace-supervisor restore SNAPSHOT|latest [DIR]
+//                                    checks the mount and the snapshot's
 //                                    listing, then unpacks it into DIR (default
 //                                    WORKSPACE_DIR), as BERTH_USER when root
 
@@ -50,42 +51,35 @@ case nil:
     let daemon = Daemon(settings: settings, loop: loop) { StandardError.write("workspace-supervisor: \($0)\n") }
     exit(daemon.run())
 
-case "list":
-    guard let backup = settings.backup else { fail("SUPERVISOR_BACKUP_MOUNT_PATH is not set: no snapshots to list") }
-    let store: BackupStore
+case "list", "restore":
+    guard let backup = settings.backup else { fail("SUPERVISOR_BACKUP_MOUNT_PATH is not set: no backups") }
+    let commands: RepositoryCommands
     do {
-        store = try BackupStore(opening: backup.mountPath, trustedOwners: BackupStore.ownersTrustedByCommands(environment: environment), create: false)
+        commands = try RepositoryCommands.plan(backup, environment: environment, restoring: arguments[0] == "restore")
     } catch {
         fail(error.description, status: 1)
     }
-    print("ID                    CREATED                   BYTES       ENTRIES  SHA256")
-    for snapshot in store.snapshots().reversed() {
+    if arguments[0] == "list" {
+        guard arguments.count == 1 else { fail("usage: workspace-supervisor list") }
         func pad(_ text: String, _ width: Int) -> String { text + String(repeating: " ", count: max(1, width - text.count)) }
-        print(pad(snapshot.id, 22) + pad(snapshot.createdAt.iso8601, 26) + pad(String(snapshot.bytes), 12) + pad(String(snapshot.entries), 9)
-              + String(snapshot.sha256.prefix(16)))
+        print("ID        TIME                            REPOSITORY")
+        var failed = false
+        for (repository, listed) in commands.list() {
+            switch listed {
+            case .success(let snapshots):
+                for snapshot in snapshots.reversed() { print(pad(snapshot.shortID, 10) + pad(snapshot.time, 32) + repository.kind.rawValue) }
+            case .failure(let failure):
+                StandardError.write("workspace-supervisor: \(failure)\n")
+                failed = true
+            }
+        }
+        exit(failed ? 1 : 0)
     }
-    exit(0)
-
-case "restore":
-    guard arguments.count == 2 || arguments.count == 3 else { fail("usage: workspace-supervisor restore SNAPSHOT [DIR]") }
-    let name = arguments[1]
-    let store: String, id: String
-    if name.contains("/") {
-        var path = name
-        while path.count > 1 && path.hasSuffix("/") { path.removeLast() }
-        guard let slash = path.lastIndex(of: "/") else { fail("\(name): not a snapshot path") }
-        store = slash == path.startIndex ? "/" : String(path[..<slash])
-        id = String(path[path.index(after: slash)...])
-    } else {
-        guard let backup = settings.backup else { fail("SUPERVISOR_BACKUP_MOUNT_PATH is not set: give SNAPSHOT as a path") }
-        store = backup.mountPath
-        id = name
-    }
+    guard arguments.count == 2 || arguments.count == 3 else { fail("usage: workspace-supervisor restore SNAPSHOT|latest [DIR]") }
     let target = arguments.count == 3 ? arguments[2] : settings.workspaceDirectory
     do {
-        let restore = try Restore.plan(store: store, snapshot: id, target: target, environment: environment)
-        let manifest = try restore.run()
-        print("restored \(id) (\(manifest.entries) entries) into \(target)" + (restore.extractAs.map { " as \($0.name)" } ?? ""))
+        let (snapshot, kind) = try commands.restore(arguments[1], into: target)
+        print("restored \(snapshot.shortID) from the \(kind.rawValue) repository into \(target)" + (commands.extractAs.map { " as \($0.name)" } ?? ""))
         exit(0)
     } catch {
         fail(error.description, status: 1)
@@ -94,8 +88,8 @@ case "restore":
 case "-h", "--help", "help":
     print("""
     usage: workspace-supervisor                      run the daemon
-           workspace-supervisor list                 list snapshots (newest first)
-           workspace-supervisor restore SNAPSHOT [DIR]
+           workspace-supervisor list                 list snapshots (newest first), the mount's then the remote's
+           workspace-supervisor restore SNAPSHOT|latest [DIR]
     Configuration: WORKSPACE_DIR, SUPERVISOR_* (see berth's README).
     """)
     exit(0)

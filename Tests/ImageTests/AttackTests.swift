@@ -110,36 +110,37 @@ final class AttackTests: ImageTestCase {
 
     func test_a_snapshot_the_workspace_user_crafted_never_gives_root_a_setuid_shell() throws {
         let (name, _) = try start(["SUPERVISOR_BACKUP_MOUNT_PATH": "/backups"], port: nil)
-        // The store is the supervisor's: the workspace user cannot plant a snapshot in it.
-        XCTAssertEqual(try asWorkspaceUser(name, "mkdir /backups/20260101T000000Z 2>/dev/null && echo planted || echo refused").outputText, "refused\n")
-        // So it crafts one where it can write: a bash that is setuid root in
-        // the archive, with a manifest whose checksum matches.
-        let id = "20260101T000000Z"
+        // The store is the supervisor's: the workspace user cannot plant a repository in it.
+        XCTAssertEqual(try asWorkspaceUser(name, "mkdir /backups/restic 2>/dev/null && echo planted || echo refused").outputText, "refused\n")
+        // So it makes one where it can write, with restic itself: a
+        // snapshot whose bash is setuid and setgid, and the password beside it.
         let craft = """
         set -e
-        mkdir -p ~/store/\(id) ~/craft && cp /bin/bash ~/craft/rootshell
-        tar -C ~/craft --owner=0 --group=0 --mode=6755 -czf ~/store/\(id)/workspace.tar.gz rootshell
-        sum=$(sha256sum ~/store/\(id)/workspace.tar.gz | cut -d' ' -f1); size=$(stat -c %s ~/store/\(id)/workspace.tar.gz)
-        printf '{"format": 1, "id": "\(id)", "createdAt": "2026-01-01T00:00:00Z", "createdAtMs": 1767225600000, "workspace": "/workspace", "excludes": [], "archive": "workspace.tar.gz", "sha256": "%s", "bytes": %s, "entries": 1, "fingerprint": ""}\n' "$sum" "$size" > ~/store/\(id)/manifest.json
-        tar -tvzf ~/store/\(id)/workspace.tar.gz
+        mkdir -p ~/craft && cp /bin/bash ~/craft/rootshell && chmod 6755 ~/craft/rootshell
+        mkdir -m 700 ~/store && printf 'pw\\n' > ~/store/restic-password && chmod 400 ~/store/restic-password
+        export RESTIC_PASSWORD_FILE=~/store/restic-password
+        restic --repo ~/store/restic --no-cache init -q
+        cd ~/craft && restic --repo ~/store/restic --no-cache backup -q --tag berth --host workspace .
+        restic --repo ~/store/restic --no-cache ls -l latest
         """
         let crafted = try asWorkspaceUser(name, craft)
         XCTAssertEqual(crafted.status, .exited(0), crafted.errorText)
-        XCTAssertTrue(crafted.outputText.hasPrefix("-rwsr-sr-x root/root"), crafted.outputText)
+        // restic shows setuid and setgid as Go does: u and g before the bits.
+        XCTAssertTrue(crafted.outputText.contains("ugrwxr-xr-x  1000  1000"), crafted.outputText)
         XCTAssertEqual(try exec(name, "touch /tmp/before-restore && echo ok").outputText, "ok\n")
 
         // The operator restores it the documented way, pointed at the user's store.
         let fromUserStore = try docker(["exec", "-e", "SUPERVISOR_BACKUP_MOUNT_PATH=/home/dev8/store", name,
-                                        "workspace-supervisor", "restore", id, "/tmp/restored-1"])
+                                        "workspace-supervisor", "restore", "latest", "/tmp/restored-1"])
         XCTAssertNotEqual(fromUserStore.status, .exited(0), "a store the workspace user owns is not trusted")
         XCTAssertTrue(fromUserStore.errorText.contains("owned by uid 1000"), fromUserStore.errorText)
         XCTAssertEqual(try exec(name, "test -e /tmp/restored-1/rootshell; echo $?").outputText, "1\n")
 
         // Even inside the supervisor's own store (a tampered copy), the
-        // archive is unpacked by dev8: no root owner, no setuid or setgid.
-        let moved = try exec(name, "cp -a /home/dev8/store/\(id) /backups/ && chown -R berth-supervisor:berth-supervisor /backups/\(id) && echo ok")
+        // stream is unpacked by dev8: no root owner, no setuid or setgid.
+        let moved = try exec(name, "cp -a /home/dev8/store/restic /home/dev8/store/restic-password /backups/ && chown -R berth-supervisor:berth-supervisor /backups && echo ok")
         XCTAssertEqual(moved.outputText, "ok\n", moved.errorText)
-        let fromStore = try docker(["exec", "-e", "SUPERVISOR_BACKUP_MOUNT_PATH=/backups", name, "workspace-supervisor", "restore", id, "/tmp/restored-2"])
+        let fromStore = try docker(["exec", "-e", "SUPERVISOR_BACKUP_MOUNT_PATH=/backups", name, "workspace-supervisor", "restore", "latest", "/tmp/restored-2"])
         XCTAssertEqual(fromStore.status, .exited(0), fromStore.errorText)
         XCTAssertEqual(try exec(name, "stat -c '%U %A' /tmp/restored-2/rootshell").outputText, "dev8 -rwxr-xr-x\n")
         let privileged = try exec(name, "find / -xdev -newer /tmp/before-restore -perm /6000 -print")

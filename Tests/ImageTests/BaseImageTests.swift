@@ -129,16 +129,18 @@ final class BaseImageTests: ImageTestCase {
         XCTAssertEqual(made.status, .exited(0), made.errorText)
         XCTAssertEqual(try exec(name, "curl -fsS -X POST http://127.0.0.1:9000/backup").outputText, "{\"started\": true}\n")
         var listing = ""
-        let deadline = now() + 20
+        let deadline = now() + 60
         while now() < deadline {
             listing = try docker(["exec", "-e", "SUPERVISOR_BACKUP_MOUNT_PATH=/backups", name, "workspace-supervisor", "list"]).outputText
             if listing.split(separator: "\n").count >= 2 { break }
             usleep(200_000)
         }
         let id = try XCTUnwrap(listing.split(separator: "\n").dropFirst().first?.split(separator: " ").first.map(String.init), listing)
-        XCTAssertEqual(try exec(name, "stat -c '%U %a' /backups /backups/\(id)/workspace.tar.gz").outputText, "berth-supervisor 700\nberth-supervisor 600\n")
+        XCTAssertEqual(try exec(name, "stat -c '%U %a' /backups /backups/restic /backups/restic-password").outputText,
+                       "berth-supervisor 700\nberth-supervisor 700\nberth-supervisor 400\n", "restic's repository and its generated password")
         XCTAssertNotEqual(try docker(["exec", "-u", "dev8", name, "ls", "/backups"]).status, .exited(0), "the workspace user cannot even list the snapshots")
-        // The way an operator restores: docker exec as root; tar runs as dev8.
+        // The way an operator restores: docker exec as root; restic reads
+        // the repository, tar unpacks its stream as dev8.
         let restore = try docker(["exec", "-e", "SUPERVISOR_BACKUP_MOUNT_PATH=/backups", name, "workspace-supervisor", "restore", id, "/tmp/restored"])
         XCTAssertEqual(restore.status, .exited(0), restore.errorText)
         let compare = "cd /workspace && find . -path ./node_modules -prune -o -printf '%P %y %m %l\\n' | sort"

@@ -3,8 +3,9 @@ import Glibc
 import TestSupport
 import XCTest
 
-/// Snapshots of a real workspace directory with the real tar and gzip:
-/// restore round trips, retention, skips, and kills in the middle.
+/// Snapshots of a real workspace directory into a real restic repository on
+/// the backup mount: restore round trips, a wrong password and a damaged
+/// repository, retention, skips, and kills in the middle.
 final class BackupTests: XCTestCase {
     var scratch = Scratch()
     var workspace: String { scratch.path + "/workspace" }
@@ -16,17 +17,19 @@ final class BackupTests: XCTestCase {
     override func setUpWithError() throws {
         scratch = Scratch()
         // Modes, a symlink (and a dangling one), an empty directory, a name
-        // with spaces, binary data, and a directory to exclude.
+        // with spaces, binary data, old times, and a directory to exclude.
         _ = try scratch.sh("""
         mkdir -p workspace/src/deep workspace/empty workspace/node_modules/pkg workspace/bin
         printf 'hello\\n' > workspace/README.md && chmod 640 workspace/README.md
         head -c 70000 /dev/urandom > workspace/src/deep/blob.bin
         printf '#!/bin/sh\\necho run\\n' > workspace/bin/run && chmod 755 workspace/bin/run
         printf 'secret-ish\\n' > 'workspace/src/a file with spaces.txt' && chmod 600 'workspace/src/a file with spaces.txt'
+        touch -d '2021-03-04 05:06:07' workspace/README.md workspace/src/deep/blob.bin
         ln -s ../README.md workspace/src/readme-link
         ln -s /nowhere/at/all workspace/dangling
         printf 'dependency\\n' > workspace/node_modules/pkg/index.js
         chmod 700 workspace/src/deep
+        touch -d '2022-01-02 03:04:05' workspace/src/deep workspace/empty
         mkdir restores && chown 65534:65534 restores && chmod 711 .
         """)
     }
@@ -38,63 +41,91 @@ final class BackupTests: XCTestCase {
 
     func cli(_ arguments: [String], _ extra: [String: String] = [:]) throws -> Subprocess {
         let run = try SupervisorRun(environment(extra), arguments: arguments)
-        run.process.wait(timeout: 60)
+        run.process.wait(timeout: 120)
         return run.process
     }
 
-    func snapshotIDs() -> [String] {
-        ((try? FileManager.default.contentsOfDirectory(atPath: backups)) ?? []).filter { !$0.hasPrefix(".") }.sorted()
+    /// restic itself on the mount's repository, with the password the
+    /// daemon generated.
+    func restic(_ arguments: [String]) throws -> Subprocess {
+        let run = try Subprocess(["restic", "--repo", backups + "/restic", "--password-file", backups + "/restic-password", "--no-cache"] + arguments,
+                                 environment: ["PATH": "/usr/bin:/bin", "HOME": "/tmp"])
+        run.wait(timeout: 120)
+        return run
     }
 
-    /// type, mode and content (or link target) of every path under `root`.
+    /// The repository's snapshots, oldest first, as restic lists them.
+    func snapshotIDs() throws -> [String] {
+        let list = try restic(["snapshots", "--json"])
+        guard list.status == .exited(0) else { throw TestFailure("restic snapshots: \(list.errorText)") }
+        let items = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(list.outputText.utf8)) as? [[String: Any]])
+        return items.compactMap { $0["short_id"] as? String }
+    }
+
+    /// type, mode, modification time and content (or link target) of every
+    /// path under `root`. The time to the nearest second: what a tar stream
+    /// from `restic dump` carries.
     func tree(_ root: String) throws -> [String: String] {
-        let listing = try scratch.sh("cd '\(root)' && find . -mindepth 1 -printf '%P|%y|%m|%l\\n' | sort")
+        let listing = try scratch.sh("cd '\(root)' && find . -mindepth 1 -printf '%P|%y|%m|%l|%T@\\n' | sort")
         var result: [String: String] = [:]
         for line in listing.split(separator: "\n") {
             let fields = line.split(separator: "|", omittingEmptySubsequences: false).map(String.init)
-            var entry = fields[1] + " " + fields[2] + " " + fields[3]
+            let second = Int((Double(fields[4]) ?? -1).rounded())
+            var entry = fields[1] + " " + fields[2] + " " + fields[3] + " @\(second)"
             if fields[1] == "f" { entry += " " + (try scratch.sh("sha256sum '\(root)/\(fields[0])'").split(separator: " ").first.map(String.init) ?? "") }
             result[fields[0]] = entry
         }
         return result
     }
 
-    func test_a_snapshot_restores_byte_for_byte_with_modes_and_symlinks_and_lists() throws {
+    /// The id in "backup ID (REASON): ..." lines, in order.
+    func loggedBackups(_ log: String) -> [String] {
+        log.split(separator: "\n").compactMap { line in
+            guard let range = line.range(of: "workspace-supervisor: backup ") else { return nil }
+            let id = line[range.upperBound...].prefix { $0 != " " }
+            return id.count == 8 ? String(id) : nil
+        }
+    }
+
+    func test_a_snapshot_restores_byte_for_byte_with_modes_symlinks_and_times_and_lists() throws {
         let run = try SupervisorRun(environment())
         _ = try run.apiReady()
         run.process.signal(SIGUSR1)
-        XCTAssertTrue(run.waitFor("(SIGUSR1): "), run.log)
-        let id = try XCTUnwrap(snapshotIDs().first, run.log)
-        XCTAssertEqual(snapshotIDs().count, 1)
-
-        // The manifest's checksum is the archive's.
-        let manifest = try jsonObject(try XCTUnwrap(readText("\(backups)/\(id)/manifest.json")))
-        let sum = try scratch.sh("sha256sum '\(backups)/\(id)/workspace.tar.gz'").split(separator: " ").first.map(String.init)
-        XCTAssertEqual(manifest["sha256"] as? String, sum)
-        XCTAssertEqual(manifest["excludes"] as? [String], ["node_modules"])
-        XCTAssertEqual(try scratch.sh("stat -c %a '\(backups)/\(id)' '\(backups)/\(id)/workspace.tar.gz' '\(backups)/\(id)/manifest.json'"), "700\n600\n600\n",
-                       "private, whatever the umask")
+        XCTAssertTrue(run.waitFor("(SIGUSR1): ", timeout: 60), run.log)
+        let id = try XCTUnwrap(loggedBackups(run.log).first, run.log)
+        XCTAssertEqual(try snapshotIDs(), [id], "restic's own list")
+        XCTAssertEqual(try scratch.sh("stat -c %a backups backups/restic backups/restic-password"), "700\n700\n400\n",
+                       "the repository and its password are the supervisor's alone, whatever the umask")
 
         let list = try cli(["list"])
         XCTAssertEqual(list.status, .exited(0), list.errorText)
-        XCTAssertTrue(list.outputText.contains(id), list.outputText)
+        XCTAssertTrue(list.outputText.contains(id) && list.outputText.contains(" local"), list.outputText)
 
         let target = restores + "/restored"
         let restore = try cli(["restore", id, target])
         XCTAssertEqual(restore.status, .exited(0), restore.errorText)
-        XCTAssertTrue(restore.outputText.hasPrefix("restored \(id) "), restore.outputText)
+        XCTAssertEqual(restore.outputText, "restored \(id) from the local repository into \(target) as nobody\n")
         XCTAssertEqual(try scratch.sh("find '\(target)' -not -user 65534 | wc -l"), "0\n", "everything is the workspace user's")
-        var expected = try tree(workspace)
-        expected = expected.filter { !$0.key.hasPrefix("node_modules") }
+        let expected = try tree(workspace).filter { !$0.key.hasPrefix("node_modules") }
         XCTAssertEqual(try tree(target), expected)
-        XCTAssertEqual(try tree(target)["src/readme-link"], "l 777 ../README.md")
-        XCTAssertEqual(try tree(target)["src/a file with spaces.txt"]?.prefix(6), "f 600 ")
+        XCTAssertEqual(try tree(target)["src/readme-link"]?.hasPrefix("l 777 ../README.md @"), true)
+        XCTAssertEqual(try tree(target)["src/deep"], "d 700  @1641092645", "a directory's own time, after its files were written")
 
-        // A damaged archive restores nothing.
-        _ = try scratch.sh("printf 'x' | dd of='\(backups)/\(id)/workspace.tar.gz' bs=1 seek=100 conv=notrunc 2>/dev/null")
+        // The wrong password, then a damaged repository: a clear error and
+        // nothing restored.
+        let wrong = try cli(["restore", id, restores + "/wrong"], ["SUPERVISOR_BACKUP_PASSWORD": "not-the-password"])
+        XCTAssertEqual(wrong.status, .exited(1))
+        XCTAssertTrue(wrong.errorText.contains("wrong password or no key found"), wrong.errorText)
+        XCTAssertEqual(access(restores + "/wrong", F_OK), -1, "nothing restored")
+        // Every pack's blobs zeroed, its header (the last bytes) left.
+        _ = try scratch.sh("""
+        for pack in $(find backups/restic/data -type f); do
+            head -c $(( $(stat -c %s "$pack") - 40 )) /dev/zero | dd of="$pack" conv=notrunc 2>/dev/null
+        done
+        """)
         let damaged = try cli(["restore", id, restores + "/again"])
         XCTAssertEqual(damaged.status, .exited(1))
-        XCTAssertTrue(damaged.errorText.contains("checksum does not match the manifest"), damaged.errorText)
+        XCTAssertTrue(damaged.errorText.contains("restic dump \(id): ") && damaged.errorText.hasSuffix("; nothing restored\n"), damaged.errorText)
         XCTAssertEqual(access(restores + "/again", F_OK), -1, "nothing restored")
 
         run.process.signal(SIGTERM)
@@ -128,97 +159,114 @@ final class BackupTests: XCTestCase {
     func test_retention_keeps_the_last_n_and_drops_snapshots_past_the_age() throws {
         let run = try SupervisorRun(environment(["SUPERVISOR_BACKUP_KEEP": "2"]))
         let port = try run.apiReady()
-        var ids: [String] = []
         for round in 1...3 {
             XCTAssertEqual(try http(port, "POST", "/backup").status, 202)
-            XCTAssertTrue(run.waitFor("(POST /backup): ", after: run.log.count - 1) && run.log.components(separatedBy: "(POST /backup): ").count - 1 == round, run.log)
-            ids = snapshotIDs()
+            XCTAssertTrue(run.waitFor("(POST /backup): ", timeout: 60, after: run.log.count - 1)
+                          && run.log.components(separatedBy: "(POST /backup): ").count - 1 == round, run.log)
         }
-        XCTAssertEqual(ids.count, 2, "keeps the last 2: \(ids)")
-        XCTAssertTrue(run.log.contains("; removed "), run.log)
+        let logged = loggedBackups(run.log)
+        XCTAssertEqual(logged.count, 3, run.log)
+        XCTAssertEqual(try snapshotIDs(), Array(logged.suffix(2)), "keeps the last 2")
+        XCTAssertTrue(run.log.contains("; removed 1 older"), run.log)
         let status = try jsonObject(try http(port, "GET", "/status").body)
         let backup = try XCTUnwrap(status["backup"] as? [String: Any])
         XCTAssertEqual(backup["snapshots"] as? Int, 2)
-        XCTAssertEqual(backup["latest"] as? String, ids.last)
+        XCTAssertEqual(backup["latest"] as? String, logged.last)
         XCTAssertEqual((backup["last"] as? [String: Any])?["result"] as? String, "created")
         run.process.signal(SIGTERM)
         XCTAssertEqual(run.process.wait(timeout: 5), .exited(0))
 
         // A snapshot from long ago goes at the next backup when MAX_AGE says so.
-        let old = "20200101T000000Z"
-        _ = try scratch.sh("cp -a '\(backups)/\(ids[0])' '\(backups)/\(old)' && sed -i 's/\"createdAtMs\": [0-9]*/\"createdAtMs\": 1577836800000/' '\(backups)/\(old)/manifest.json'")
-        XCTAssertTrue(try cli(["list"], ["SUPERVISOR_BACKUP_KEEP": "10"]).outputText.contains(old))
+        let old = try restic(["backup", "--json", "--tag", "berth", "--host", "elsewhere", "--time", "2020-01-01 00:00:00", workspace + "/README.md"])
+        XCTAssertEqual(old.status, .exited(0), old.errorText)
+        XCTAssertEqual(try snapshotIDs().count, 3)
         let aged = try SupervisorRun(environment(["SUPERVISOR_BACKUP_KEEP": "10", "SUPERVISOR_BACKUP_MAX_AGE": "30d"]))
         _ = try aged.apiReady()
         aged.process.signal(SIGUSR1)
-        XCTAssertTrue(aged.waitFor("(SIGUSR1): "), aged.log)
-        XCTAssertFalse(snapshotIDs().contains(old), "\(snapshotIDs())")
-        XCTAssertEqual(snapshotIDs().count, 3)
+        XCTAssertTrue(aged.waitFor("(SIGUSR1): ", timeout: 60), aged.log)
+        let newest = try XCTUnwrap(loggedBackups(aged.log).last)
+        XCTAssertEqual(try snapshotIDs(), Array(logged.suffix(2)) + [newest], "the 2020 one is gone (whatever its host and paths), the recent ones kept")
         aged.process.signal(SIGTERM)
         XCTAssertEqual(aged.process.wait(timeout: 5), .exited(0))
     }
 
     func test_an_idle_unchanged_workspace_is_skipped_at_the_interval_and_a_change_is_not() throws {
         let run = try SupervisorRun(environment(["SUPERVISOR_BACKUP_INTERVAL": "1s"]))
-        XCTAssertTrue(run.waitFor("backup 2", timeout: 10) && run.waitFor("(interval): "), run.log)
-        XCTAssertTrue(run.waitFor("backup skipped (interval): idle and unchanged since ", timeout: 5), run.log)
-        let count = snapshotIDs().count
-        XCTAssertEqual(count, 1)
+        XCTAssertTrue(run.waitFor("backup skipped (interval): idle and unchanged since ", timeout: 60), run.log)
+        let first = loggedBackups(run.log)
+        XCTAssertEqual(first.count, 1, run.log)
+        XCTAssertTrue(run.log.contains("idle and unchanged since \(first[0])"), run.log)
         let mark = run.log.count
         _ = try scratch.sh("printf 'more\\n' >> workspace/README.md")
-        XCTAssertTrue(run.waitFor("(interval): ", timeout: 5, after: mark), run.log)
-        XCTAssertTrue(run.waitFor("backup 2", timeout: 5, after: mark), run.log)
-        XCTAssertEqual(snapshotIDs().count, 2)
+        XCTAssertTrue(run.waitFor("workspace-supervisor: backup ", timeout: 60, after: mark), run.log)
+        XCTAssertTrue(run.log.dropFirst(mark).contains(" 1 changed, "), "restic saw one changed file: \(run.log)")
+        XCTAssertEqual(try snapshotIDs().count, 2)
         run.process.signal(SIGTERM)
         XCTAssertEqual(run.process.wait(timeout: 5), .exited(0))
     }
 
-    /// A backup big enough to be caught in the middle: 48 MiB that gzip
-    /// cannot shrink.
-    func startLongBackup(_ run: SupervisorRun) throws {
-        _ = try scratch.sh("head -c 50331648 /dev/urandom > workspace/big.bin")
-        run.process.signal(SIGUSR1)
-        let deadline = now() + 10
-        while now() < deadline, !((try? FileManager.default.contentsOfDirectory(atPath: backups)) ?? []).contains(where: { $0.hasPrefix(".partial-") }) {
-            usleep(10_000)
+    func test_each_repository_is_checked_after_the_first_backup_and_then_at_the_interval() throws {
+        let run = try SupervisorRun(environment(["SUPERVISOR_BACKUP_CHECK_INTERVAL": "1h"]))
+        let port = try run.apiReady()
+        for round in 1...2 {
+            if round == 2 { _ = try scratch.sh("printf 'more\\n' >> workspace/README.md") }
+            XCTAssertEqual(try http(port, "POST", "/backup").status, 202)
+            XCTAssertTrue(run.waitFor("(POST /backup): ", timeout: 60, after: run.log.count - 1)
+                          && run.log.components(separatedBy: "(POST /backup): ").count - 1 == round, run.log)
         }
-        XCTAssertTrue(((try? FileManager.default.contentsOfDirectory(atPath: backups)) ?? []).contains { $0.hasPrefix(".partial-") }, run.log)
-        usleep(200_000)
+        let lines = run.log.split(separator: "\n").filter { $0.contains("(POST /backup): ") }
+        XCTAssertEqual(lines.map { $0.hasSuffix("; check local: ok") }, [true, false], "checked once, not again within the hour: \(lines)")
+        let status = try jsonObject(try http(port, "GET", "/status").body)
+        XCTAssertEqual((status["backup"] as? [String: Any])?["checks"] as? [String], ["local: ok"])
+        run.process.signal(SIGTERM)
+        XCTAssertEqual(run.process.wait(timeout: 5), .exited(0))
     }
 
-    func test_sigkill_in_the_middle_keeps_earlier_snapshots_whole_and_the_next_start_cleans_up() throws {
+    /// The pids of restic backups working in the workspace.
+    func resticBackups() -> [pid_t] {
+        ((try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []).compactMap { entry in
+            guard let pid = pid_t(entry), let line = readText("/proc/\(entry)/cmdline") else { return nil }
+            let cwd = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(entry)/cwd")) ?? ""
+            return line.hasPrefix("restic\0") && line.contains("\0backup\0") && cwd == workspace ? pid : nil
+        }
+    }
+
+    /// A backup big enough to be caught in the middle: 256 MiB that does
+    /// not compress, and restic seen reading it.
+    func startLongBackup(_ run: SupervisorRun) throws {
+        _ = try scratch.sh("head -c 268435456 /dev/urandom > workspace/big.bin")
+        run.process.signal(SIGUSR1)
+        XCTAssertTrue(eventually(30) { !resticBackups().isEmpty }, run.log)
+        usleep(300_000)
+    }
+
+    func test_sigkill_in_the_middle_keeps_the_repository_whole_and_the_next_start_backs_up() throws {
         let first = try SupervisorRun(environment())
         _ = try first.apiReady()
         first.process.signal(SIGUSR1)
-        XCTAssertTrue(first.waitFor("(SIGUSR1): "), first.log)
-        let kept = try XCTUnwrap(snapshotIDs().first)
-        let manifest = readText("\(backups)/\(kept)/manifest.json")
+        XCTAssertTrue(first.waitFor("(SIGUSR1): ", timeout: 60), first.log)
+        let kept = try XCTUnwrap(loggedBackups(first.log).first)
 
         try startLongBackup(first)
-        // As berth ends a service: SIGKILL to its process group (tar is in it).
+        // As berth ends a service: SIGKILL to its process group (restic is in it).
         kill(-first.process.pid, SIGKILL)
         XCTAssertEqual(first.process.wait(timeout: 5), .signaled(SIGKILL, coreDumped: false))
-        XCTAssertEqual(snapshotIDs(), [kept], "the interrupted one is not listed")
-        XCTAssertEqual(readText("\(backups)/\(kept)/manifest.json"), manifest)
-        XCTAssertEqual(try cli(["list"]).outputText.split(separator: "\n").count, 2, "header and the one snapshot")
+        XCTAssertTrue(eventually(5) { resticBackups().isEmpty }, "restic died with its group")
+        XCTAssertEqual(try snapshotIDs(), [kept], "the interrupted one is not a snapshot")
+        let check = try restic(["check", "--no-lock"])
+        XCTAssertEqual(check.status, .exited(0), "the repository is consistent: \(check.outputText)\(check.errorText)")
         let restored = try cli(["restore", kept, restores + "/restored"])
         XCTAssertEqual(restored.status, .exited(0), "the earlier snapshot still restores: \(restored.errorText)")
 
+        // The killed run's lock goes at the next start, and backups work.
         let second = try SupervisorRun(environment())
         _ = try second.apiReady()
-        XCTAssertFalse(((try? FileManager.default.contentsOfDirectory(atPath: backups)) ?? []).contains { $0.hasPrefix(".") }, "partial removed at start")
+        second.process.signal(SIGUSR1)
+        XCTAssertTrue(second.waitFor("(SIGUSR1): ", timeout: 120), second.log)
+        XCTAssertEqual(loggedBackups(second.log).count, 1, second.log)
+        XCTAssertEqual(try snapshotIDs().count, 2)
         second.process.signal(SIGTERM)
         XCTAssertEqual(second.process.wait(timeout: 5), .exited(0))
-    }
-
-    /// tar processes working in `directory` (they write the archive there,
-    /// through the snapshot's descriptor).
-    func tarsWriting(into directory: String) -> Int {
-        ((try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []).filter { entry in
-            guard Int(entry) != nil, let line = readText("/proc/\(entry)/cmdline") else { return false }
-            let cwd = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(entry)/cwd")) ?? ""
-            return line.hasPrefix("tar\0") && cwd.hasPrefix(directory)
-        }.count
     }
 
     func test_sigterm_in_the_middle_aborts_the_backup_and_exits_0_promptly() throws {
@@ -228,9 +276,10 @@ final class BackupTests: XCTestCase {
         let stopping = now()
         run.process.signal(SIGTERM)
         XCTAssertEqual(run.process.wait(timeout: 10), .exited(0), run.log)
-        XCTAssertLessThan(now() - stopping, 2, "well inside berth's stop grace")
+        XCTAssertLessThan(now() - stopping, 3, "well inside berth's stop grace")
         XCTAssertTrue(run.log.contains("aborting the running backup"), run.log)
-        XCTAssertEqual((try? FileManager.default.contentsOfDirectory(atPath: backups)) ?? [], [], "no partial snapshot left")
-        XCTAssertEqual(tarsWriting(into: backups), 0, "no tar left running")
+        XCTAssertEqual(resticBackups(), [], "no restic left running")
+        XCTAssertEqual(try scratch.sh("ls backups/restic/locks | wc -l"), "0\n", "restic removed its lock")
+        XCTAssertEqual(try snapshotIDs(), [], "no snapshot of half a workspace")
     }
 }

@@ -5,9 +5,12 @@ import WorkspaceSupervisor
 import XCTest
 
 /// `workspace-supervisor restore` run by root (as `docker exec` does) on
-/// snapshots a workspace user crafted: it must never write as root, never
-/// leave a setuid file, never write outside its target, and never trust a
-/// store someone else owns. BERTH_USER is `nobody` (uid 65534) here.
+/// snapshots of what a workspace held: it must never write as root, never
+/// leave a setuid file or a device node, never write outside its target,
+/// and never trust a store someone else owns. BERTH_USER is `nobody` (uid
+/// 65534) here. The snapshots are real restic ones; what restic cannot
+/// hold (a name through a symlink, `..`, a hard link out) is refused by the
+/// listing check, tested on listings below.
 final class RestoreSafetyTests: XCTestCase {
     var scratch = Scratch()
     var store: String { scratch.path + "/store" }
@@ -22,31 +25,20 @@ final class RestoreSafetyTests: XCTestCase {
         """)
     }
 
-    /// A snapshot `id` in the store whose archive holds `members` (Python
-    /// tarfile calls on `t` with `add(name, ...)`), with a manifest whose
-    /// checksum matches: everything an attacker who could write there makes.
-    func craft(_ id: String, _ members: String) throws {
-        let python = """
-        import tarfile, io, hashlib, json, sys, os
-        path = sys.argv[1]
-        os.makedirs(path, mode=0o700)
-        t = tarfile.open(path + "/workspace.tar.gz", "w:gz", format=tarfile.GNU_FORMAT)
-        def add(name, type=tarfile.REGTYPE, data=b"x", link="", mode=0o644, uid=0):
-            i = tarfile.TarInfo(name); i.type = type; i.linkname = link; i.mode = mode; i.uid = uid; i.gid = uid; i.mtime = 1700000000
-            if type == tarfile.REGTYPE:
-                i.size = len(data); t.addfile(i, io.BytesIO(data))
-            else:
-                t.addfile(i)
-        \(members)
-        t.close()
-        data = open(path + "/workspace.tar.gz", "rb").read()
-        manifest = {"format": 1, "id": sys.argv[2], "createdAt": "2026-12-01T00:00:00Z", "createdAtMs": 1796083200000, "workspace": "/workspace",
-                    "excludes": [], "archive": "workspace.tar.gz", "sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data), "entries": 1,
-                    "fingerprint": "0"}
-        open(path + "/manifest.json", "w").write(json.dumps(manifest))
-        """
-        let run = try Subprocess(["/usr/bin/python3", "-c", python, store + "/" + id, id], environment: ["PATH": "/usr/bin:/bin"])
-        XCTAssertEqual(run.wait(timeout: 30), .exited(0), run.errorText)
+    /// A snapshot in the store's restic repository of a tree root made with
+    /// `script` (run in it): what a workspace holds that root, or the
+    /// workspace user, made. Returns its short id.
+    @discardableResult
+    func craft(_ script: String) throws -> String {
+        let made = try scratch.sh("""
+        rm -rf source && mkdir source && cd source && \(script)
+        cd .. && [ -e store/restic-password ] || { printf 'pw\\n' > store/restic-password && chmod 400 store/restic-password; }
+        export RESTIC_PASSWORD_FILE="$PWD/store/restic-password"
+        [ -e store/restic/config ] || restic --repo store/restic --no-cache init -q
+        cd source && restic --repo ../store/restic --no-cache backup --json --quiet --tag berth --host workspace . | tail -n 1
+        """)
+        let summary = try jsonObject(made.split(separator: "\n").last.map(String.init) ?? "")
+        return try XCTUnwrap(summary["snapshot_id"] as? String, made)
     }
 
     func restore(_ id: String, into directory: String? = nil) throws -> Subprocess {
@@ -62,14 +54,12 @@ final class RestoreSafetyTests: XCTestCase {
     }
 
     func test_a_setuid_root_shell_in_a_snapshot_restores_as_the_workspace_users_file_without_setuid() throws {
-        try craft("suid", """
-        add("./", tarfile.DIRTYPE, mode=0o755)
-        add("./sh", data=open("/bin/sh", "rb").read(), mode=0o4755)
-        add("./sgid", data=b"#!/bin/sh\\n", mode=0o2755)
-        add("./shared", tarfile.DIRTYPE, mode=0o2775)
-        add("./shared/notes", data=b"n\\n", mode=0o640)
+        let id = try craft("""
+        cp /bin/sh sh && chmod 4755 sh
+        printf '#!/bin/sh\\n' > sgid && chmod 2755 sgid
+        mkdir shared && chmod 2775 shared && printf 'n\\n' > shared/notes && chmod 640 shared/notes
         """)
-        let run = try restore("suid")
+        let run = try restore(id)
         XCTAssertEqual(run.status, .exited(0), run.errorText)
         XCTAssertTrue(run.outputText.contains(" as nobody"), run.outputText)
         let restored = try listing(target)
@@ -79,109 +69,112 @@ final class RestoreSafetyTests: XCTestCase {
                        "the other mode bits kept")
     }
 
-    func test_a_symlink_member_then_a_member_written_through_it_is_refused_and_nothing_is_written() throws {
-        try craft("through-link", """
-        add("./README.md", data=b"innocent\\n")
-        add("./link", tarfile.SYMTYPE, link="\(outside)")
-        add("./link/evil", data=b"pwned\\n")
-        """)
-        let run = try restore("through-link")
-        XCTAssertEqual(run.status, .exited(1), run.outputText)
-        XCTAssertTrue(run.errorText.contains("member './link/evil' goes through a symbolic link member; nothing restored"), run.errorText)
-        XCTAssertEqual(try listing(target), "", "nothing extracted")
-        XCTAssertEqual(try listing(outside), "", "nothing written through the link")
+    func test_device_nodes_and_fifos_in_a_snapshot_come_back_as_empty_files_of_the_workspace_user() throws {
+        // restic keeps them as such; its tar stream carries them as plain
+        // files, and nothing else could make a device as the workspace user.
+        let id = try craft("printf 'ok\\n' > ok && mknod mem c 1 1 && mkfifo pipe && chmod 666 mem pipe")
+        let run = try restore(id)
+        XCTAssertEqual(run.status, .exited(0), run.errorText)
+        XCTAssertEqual(try scratch.sh("cd '\(target)' && find . -mindepth 1 -printf '%P %y %s %u\\n' | sort"),
+                       "mem f 0 nobody\nok f 3 nobody\npipe f 0 nobody\n")
     }
 
-    func test_absolute_paths_dotdot_hard_links_out_and_device_nodes_are_refused_before_anything_is_written() throws {
-        let cases: [(String, String, String)] = [
-            ("absolute", "add(\"\(outside)/abs\", data=b\"pwned\\\\n\")", "member '\(outside)/abs' has an absolute path or a '..' component"),
-            ("dotdot", "add(\"./ok\")\n    add(\"../../outside/up\", data=b\"pwned\\\\n\")", "member '../../outside/up' has an absolute path or a '..' component"),
-            ("inner-dotdot", "add(\"a/../../../outside/b\")", "has an absolute path or a '..' component"),
-            ("hardlink", "add(\"./ok\")\n    add(\"./passwd\", tarfile.LNKTYPE, link=\"/etc/passwd\")", "hard link './passwd' points outside the archive"),
-            ("device", "add(\"./ok\")\n    add(\"./mem\", tarfile.CHRTYPE)", "member './mem' is of type 'c'"),
-            ("fifo", "add(\"./ok\")\n    add(\"./pipe\", tarfile.FIFOTYPE)", "member './pipe' is of type 'p'"),
-        ]
-        for (id, members, message) in cases {
-            try craft(id, members.replacingOccurrences(of: "\n    ", with: "\n"))
-            let run = try restore(id)
-            XCTAssertEqual(run.status, .exited(1), "\(id): \(run.outputText)")
-            XCTAssertTrue(run.errorText.contains(message) && run.errorText.contains("nothing restored"), "\(id): \(run.errorText)")
-            XCTAssertEqual(try listing(target), "", "\(id): nothing extracted")
-            XCTAssertEqual(try listing(outside), "", "\(id): nothing outside")
+    /// What no restic tree holds, but a forged repository's stream could:
+    /// the listing check refuses it, naming the member.
+    func test_the_listing_check_refuses_links_out_absolute_names_dotdot_and_special_files() throws {
+        let line = { (type: String, name: String, link: String?) in
+            "\(type)rw-r--r-- 0/0 1 2026-01-01 00:00 \"\(name)\"" + (link.map { type == "h" ? " link to \"\($0)\"" : " -> \"\($0)\"" } ?? "")
         }
+        let cases: [([String], String)] = [
+            ([line("-", "./README.md", nil), line("l", "./link", outside), line("-", "./link/evil", nil)],
+             "member './link/evil' goes through a symbolic link member"),
+            ([line("-", outside + "/abs", nil)], "member '\(outside)/abs' has an absolute path or a '..' component"),
+            ([line("-", "./ok", nil), line("-", "../../outside/up", nil)], "member '../../outside/up' has an absolute path or a '..' component"),
+            ([line("-", "a/../../../outside/b", nil)], "member 'a/../../../outside/b' has an absolute path or a '..' component"),
+            ([line("-", "./ok", nil), line("h", "./passwd", "/etc/passwd")], "hard link './passwd' points outside the archive ('/etc/passwd')"),
+            ([line("l", "./l", "/etc"), line("h", "./h", "./l/passwd")], "hard link './h' goes through a symbolic link member"),
+            ([line("-", "./ok", nil), line("c", "./mem", nil)], "member './mem' is of type 'c' (a device, FIFO or other special file)"),
+        ]
+        for (lines, message) in cases {
+            let members = try ArchiveMember.parseListing(lines.joined(separator: "\n"))
+            XCTAssertEqual(ArchiveMember.refusal(members), message, lines.joined(separator: "\n"))
+        }
+        XCTAssertNil(ArchiveMember.refusal(try ArchiveMember.parseListing(line("-", "./a", nil) + "\n" + line("l", "./b", "a") + "\n"
+                                                                          + line("h", "./c", "./a"))))
     }
 
-    func test_a_store_owned_by_another_user_is_refused_even_with_a_matching_checksum() throws {
-        try craft("forged", "add(\"./ok\", data=b\"forged\\\\n\")")
+    func test_a_store_or_repository_owned_by_another_user_is_refused() throws {
+        let id = try craft("printf 'forged\\n' > ok")
         for (owner, mode) in [("65534", "700"), ("1000", "700"), ("0", "777")] {
             _ = try scratch.sh("chown \(owner) store && chmod \(mode) store")
-            let run = try restore("forged")
+            let run = try restore(id)
             XCTAssertEqual(run.status, .exited(1), run.outputText)
             let found = owner == "0" ? "mode 777 lets group or others write" : "owned by uid \(owner)"
             XCTAssertTrue(run.errorText.contains("SUPERVISOR_BACKUP_MOUNT_PATH=\(store): \(found); it must belong to the supervisor's user"),
                           run.errorText)
             XCTAssertEqual(try listing(target), "")
         }
-        // A snapshot directory planted by someone else in a good store.
-        _ = try scratch.sh("chown 0 store && chmod 700 store && chown -R 65534 store/forged")
-        let planted = try restore("forged")
+        // A repository planted by someone else in a good store.
+        _ = try scratch.sh("chown 0 store && chmod 700 store && chown -R 65534 store/restic")
+        let planted = try restore(id)
         XCTAssertEqual(planted.status, .exited(1))
-        XCTAssertTrue(planted.errorText.contains("\(store)/forged: owned by uid 65534"), planted.errorText)
+        XCTAssertTrue(planted.errorText.contains("\(store)/restic: owned by uid 65534"), planted.errorText)
         XCTAssertEqual(try listing(target), "")
+        // And a password file others may read.
+        _ = try scratch.sh("chown -R 0 store/restic && chmod 444 store/restic-password")
+        let readable = try restore(id)
+        XCTAssertEqual(readable.status, .exited(1))
+        XCTAssertTrue(readable.errorText.contains("\(store)/restic-password: not a private file of the supervisor's user"), readable.errorText)
     }
 
     func test_a_target_that_is_a_symlink_planted_by_the_user_is_refused() throws {
-        try craft("plain", "add(\"./ok\")")
+        let id = try craft("touch ok")
         _ = try scratch.sh("ln -s '\(outside)' restores/planted")
-        let run = try restore("plain", into: scratch.path + "/restores/planted")
+        let run = try restore(id, into: scratch.path + "/restores/planted")
         XCTAssertEqual(run.status, .exited(1))
         XCTAssertTrue(run.errorText.contains("restores/planted: is a symbolic link; nothing restored"), run.errorText)
         XCTAssertEqual(try listing(outside), "")
     }
 
     func test_restore_as_root_refuses_a_workspace_user_that_is_root() throws {
-        try craft("plain", "add(\"./ok\")")
+        let id = try craft("touch ok")
         let run = try SupervisorRun(["SUPERVISOR_BACKUP_MOUNT_PATH": store, "BERTH_USER": "root", "SUPERVISOR_HTTP_ENABLED": "false"],
-                                    arguments: ["restore", "plain", target])
+                                    arguments: ["restore", id, target])
         XCTAssertEqual(run.process.wait(timeout: 30), .exited(1))
         XCTAssertTrue(run.log.contains("BERTH_USER=root is root: restore runs tar as the workspace user, never as root"), run.log)
         XCTAssertEqual(try listing(target), "")
     }
 
     func test_roots_restore_trusts_the_supervisors_store_but_never_one_of_the_workspace_user() throws {
-        try craft("theirs", "add(\"./ok\", data=b\"kept\\\\n\")")
+        let id = try craft("printf 'kept\\n' > ok && chmod 644 ok")
         // The supervisor's user stands in as `daemon` (uid 1): its store is
         // what the daemon writes, and root's restore and list accept it.
         _ = try scratch.sh("chown -R 1 store")
         let environment = ["SUPERVISOR_BACKUP_MOUNT_PATH": store, "BERTH_USER": "nobody", "SUPERVISOR_USER": "daemon", "SUPERVISOR_HTTP_ENABLED": "false"]
         let list = try SupervisorRun(environment, arguments: ["list"])
         XCTAssertEqual(list.process.wait(timeout: 30), .exited(0), list.log)
-        XCTAssertTrue(list.process.outputText.contains("theirs"), list.process.outputText)
-        let restored = try SupervisorRun(environment, arguments: ["restore", "theirs", target])
+        XCTAssertTrue(list.process.outputText.contains(id), list.process.outputText)
+        let restored = try SupervisorRun(environment, arguments: ["restore", id, target])
         XCTAssertEqual(restored.process.wait(timeout: 30), .exited(0), restored.log)
         XCTAssertEqual(try listing(target), "ok nobody 644\n")
 
         // The same store when the supervisor's user is the workspace user.
         _ = try scratch.sh("rm -f restores/target/ok && chown -R 65534 store")
-        let confused = try SupervisorRun(environment.merging(["SUPERVISOR_USER": "nobody"]) { $1 }, arguments: ["restore", "theirs", target])
+        let confused = try SupervisorRun(environment.merging(["SUPERVISOR_USER": "nobody"]) { $1 }, arguments: ["restore", id, target])
         XCTAssertEqual(confused.process.wait(timeout: 30), .exited(1))
         XCTAssertTrue(confused.log.contains("SUPERVISOR_BACKUP_MOUNT_PATH=\(store): owned by uid 65534"), confused.log)
         XCTAssertEqual(try listing(target), "")
     }
 
-    func test_restore_run_by_the_workspace_user_extracts_as_itself_with_the_same_checks() throws {
-        try craft("suid", "add(\"./sh\", data=b\"#!/bin/sh\\\\n\", mode=0o4755)")
-        try craft("through-link", "add(\"./link\", tarfile.SYMTYPE, link=\"\(outside)\")\nadd(\"./link/evil\")")
+    func test_restore_run_by_the_workspace_user_extracts_as_itself_without_setuid() throws {
+        let suid = try craft("printf '#!/bin/sh\\n' > sh && chmod 4755 sh")
         _ = try scratch.sh("chown -R 65534 store")
         let asNobody = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--", Built.workspaceSupervisor]
         let environment = ["PATH": "/usr/bin:/bin", "SUPERVISOR_BACKUP_MOUNT_PATH": store, "SUPERVISOR_HTTP_ENABLED": "false"]
-        let suid = try Subprocess(asNobody + ["restore", "suid", target], environment: environment)
-        XCTAssertEqual(suid.wait(timeout: 30), .exited(0), suid.errorText)
+        let restored = try Subprocess(asNobody + ["restore", suid, target], environment: environment)
+        XCTAssertEqual(restored.wait(timeout: 30), .exited(0), restored.errorText)
+        XCTAssertEqual(restored.outputText, "restored \(suid) from the local repository into \(target)\n", "as itself: no 'as' user")
         XCTAssertEqual(try listing(target), "sh nobody 755\n", "no setuid bit, even on the user's own file")
-        let link = try Subprocess(asNobody + ["restore", "through-link", target], environment: environment)
-        XCTAssertEqual(link.wait(timeout: 30), .exited(1))
-        XCTAssertTrue(link.errorText.contains("goes through a symbolic link member"), link.errorText)
-        XCTAssertEqual(try listing(outside), "")
     }
 
     func test_listing_lines_parse_with_quoted_names_and_link_targets() throws {

@@ -42,18 +42,22 @@ final class SettingsAndAPITests: XCTestCase {
     }
 
     func test_the_original_images_backup_variables_keep_their_meaning() throws {
-        let s3 = ["AWS_ACCESS_KEY_ID": "AKID", "AWS_SECRET_ACCESS_KEY": "secret"]
+        let s3 = ["AWS_ACCESS_KEY_ID": "AKID", "AWS_SECRET_ACCESS_KEY": "secret", "SUPERVISOR_BACKUP_PASSWORD": "repository password"]
         let bucket = try SupervisorSettings.load(s3.merging(["BACKUP_ENABLED": "true", "AWS_S3_BUCKET": "team-backups", "AWS_REGION": "eu-west-1",
                                                              "SUPERVISOR_BACKUP_INTERVAL": "300s"]) { $1 })
         XCTAssertEqual(bucket.backup?.mountPath, "/backups", "BACKUP_ENABLED=true alone backs up to /backups")
         XCTAssertEqual(bucket.backup?.interval, .seconds(300))
-        XCTAssertEqual(bucket.backup?.s3?.url, "https://s3.eu-west-1.amazonaws.com/team-backups")
-        XCTAssertEqual(bucket.backup?.s3?.region, "eu-west-1")
+        XCTAssertEqual(bucket.backup?.remote?.location, "s3:https://s3.eu-west-1.amazonaws.com/team-backups", "restic's name for the bucket")
+        XCTAssertEqual(bucket.backup?.remote?.credentials, ["AWS_ACCESS_KEY_ID=AKID", "AWS_SECRET_ACCESS_KEY=secret", "AWS_DEFAULT_REGION=eu-west-1"])
+        XCTAssertEqual(bucket.backup?.password?.text, "repository password")
         let azure = try SupervisorSettings.load(["BACKUP_ENABLED": "true", "AZURE_BLOB_ACCOUNT_NAME": "acct", "AZURE_BLOB_ACCOUNT_KEY": "a2V5",
-                                                 "AZURE_BLOB_CONTAINER": "ws-backups"])
-        XCTAssertEqual(azure.backup?.azureSharedKey?.endpoint, "https://acct.blob.core.windows.net")
-        XCTAssertEqual(azure.backup?.azureSharedKey?.container, "ws-backups")
-        XCTAssertEqual(azure.backup?.azureSharedKey?.key.bytes, Array("key".utf8))
+                                                 "AZURE_BLOB_CONTAINER": "ws-backups", "SUPERVISOR_BACKUP_PASSWORD": "pw"])
+        XCTAssertEqual(azure.backup?.remote?.location, "azure:ws-backups:/")
+        XCTAssertEqual(azure.backup?.remote?.credentials, ["AZURE_ACCOUNT_NAME=acct", "AZURE_ACCOUNT_KEY=a2V5"], "restic's own variables")
+        let sas = try SupervisorSettings.load(["SUPERVISOR_BACKUP_MOUNT_PATH": "/tmp/b", "SUPERVISOR_BACKUP_PASSWORD": "pw",
+                                               "SUPERVISOR_BACKUP_AZURE_SAS_URL": "https://acct.blob.core.windows.net/ws-backups?sv=2022-11-02&sig=c2ln"])
+        XCTAssertEqual(sas.backup?.remote?.location, "azure:ws-backups:/")
+        XCTAssertEqual(sas.backup?.remote?.credentials, ["AZURE_ACCOUNT_NAME=acct", "AZURE_ACCOUNT_SAS=sv=2022-11-02&sig=c2ln"])
         let off = try SupervisorSettings.load(["BACKUP_ENABLED": "false", "SUPERVISOR_BACKUP_MOUNT_PATH": "/tmp/b"])
         XCTAssertNil(off.backup, "BACKUP_ENABLED=false wins over a mount path")
         let plain = try SupervisorSettings.load(["SUPERVISOR_BACKUP_MOUNT_PATH": "/tmp/b"])
@@ -65,8 +69,13 @@ final class SettingsAndAPITests: XCTestCase {
              "AWS_S3_BUCKET='Not_A_Bucket': expected an S3 bucket name (3 to 63 of a-z, 0-9, '-' and '.')"),
             (["BACKUP_ENABLED": "true", "AWS_S3_BUCKET": "team-backups"], "AWS_ACCESS_KEY_ID is not set: AWS_S3_BUCKET needs credentials"),
             (["BACKUP_ENABLED": "maybe"], "BACKUP_ENABLED='maybe': expected 1/0, true/false, yes/no or on/off"),
+            (["BACKUP_ENABLED": "true", "AWS_S3_BUCKET": "team-backups", "AWS_ACCESS_KEY_ID": "AKID", "AWS_SECRET_ACCESS_KEY": "secret"],
+             "SUPERVISOR_BACKUP_PASSWORD is not set: the repository AWS_S3_BUCKET names is encrypted with it, and it must not live beside the copy (set it, or SUPERVISOR_BACKUP_PASSWORD_FILE)"),
+            (s3.merging(["BACKUP_ENABLED": "true", "AWS_S3_BUCKET": "team-backups", "AZURE_BLOB_ACCOUNT_NAME": "acct", "AZURE_BLOB_ACCOUNT_KEY": "a2V5",
+                         "AZURE_BLOB_CONTAINER": "ws-backups"]) { $1 },
+             "AWS_S3_BUCKET and AZURE_BLOB_ACCOUNT_NAME are both set: backups go to one remote repository; set one"),
 (["BACKUP_ENABLED": "true", "AZURE_BLOB_ACCOUNT_NAME": "acct"],
-             "AZURE_BLOB_ACCOUNT_KEY, AZURE_BLOB_CONTAINER not set: Azure Shared Key needs all of AZURE_BLOB_ACCOUNT_NAME, AZURE_BLOB_ACCOUNT_KEY, AZURE_BLOB_CONTAINER"),
+             "AZURE_BLOB_ACCOUNT_KEY, AZURE_BLOB_CONTAINER not set: Azure needs all of AZURE_BLOB_ACCOUNT_NAME, AZURE_BLOB_ACCOUNT_KEY, AZURE_BLOB_CONTAINER"),
             (["BACKUP_ENABLED": "true", "AZURE_BLOB_ACCOUNT_NAME": "acct", "AZURE_BLOB_ACCOUNT_KEY": "not base64!", "AZURE_BLOB_CONTAINER": "c0ntainer"],
              "AZURE_BLOB_ACCOUNT_KEY: expected the account key as Azure shows it (base64)"),
             (["BACKUP_ENABLED": "true", "AZURE_BLOB_ACCOUNT_NAME": "Bad_Name", "AZURE_BLOB_ACCOUNT_KEY": "a2V5", "AZURE_BLOB_CONTAINER": "c0ntainer"],

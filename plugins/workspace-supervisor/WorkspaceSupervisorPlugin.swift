@@ -29,35 +29,41 @@ public struct WorkspaceSupervisorPlugin: Plugin {
             PluginVariable(PlatformCredential.agentAPIKey.rawValue, .credential, "bearer key for the reports"),
             PluginVariable("SUPERVISOR_AGENT_TIMEOUT", .option, default: "5s", "one report's time limit"),
             PluginVariable("SUPERVISOR_AGENT_HEARTBEAT_INTERVAL", .option, default: "60s", "report interval while nothing changes"),
-            PluginVariable("SUPERVISOR_BACKUP_MOUNT_PATH", .option, "where snapshots go; unset: no backups"),
+            PluginVariable("SUPERVISOR_BACKUP_MOUNT_PATH", .option, """
+                the backup mount: restic's repository (`restic/`) and, without `SUPERVISOR_BACKUP_PASSWORD`, its generated password; unset: no backups
+                """),
+            PluginVariable(PlatformCredential.backupPassword.rawValue, .credential, """
+                the repositories' password (restic encrypts with it); needed with a remote repository. Unset with the mount alone:                 generated once into the mount (0400, the supervisor's), so whoever holds the volume holds the key
+                """),
             PluginVariable("BACKUP_ENABLED", .option, """
                 the original images' switch: `false` turns backups off whatever else is set; `true` without \
                 `SUPERVISOR_BACKUP_MOUNT_PATH` backs up to `/backups`
                 """),
             PluginVariable("SUPERVISOR_BACKUP_INTERVAL", .option, default: "15m", "time between backups"),
-            PluginVariable("SUPERVISOR_BACKUP_EXCLUDES", .option, "comma-separated tar patterns, matched anywhere (`node_modules,.cache,target`)"),
+            PluginVariable("SUPERVISOR_BACKUP_EXCLUDES", .option, "comma-separated restic exclude patterns; a bare name matches anywhere (`node_modules,.cache,target`)"),
             PluginVariable("SUPERVISOR_BACKUP_SYNC_ON_ACTIVITY", .option, default: "true", "also back up when the last connection closes"),
-            PluginVariable("SUPERVISOR_BACKUP_KEEP", .option, default: "7", "snapshots kept"),
-            PluginVariable("SUPERVISOR_BACKUP_MAX_AGE", .option, "drop snapshots older than this (the newest always stays)"),
-            PluginVariable("SUPERVISOR_BACKUP_S3_URL", .option, "`ENDPOINT/BUCKET[/PREFIX]`; objects `PREFIX/ID/workspace.tar.gz` and `manifest.json`"),
+            PluginVariable("SUPERVISOR_BACKUP_KEEP", .option, default: "7", "snapshots kept (restic's `forget --keep-last`, in each repository)"),
+            PluginVariable("SUPERVISOR_BACKUP_MAX_AGE", .option, "drop snapshots older than this, to the hour (the newest always stays)"),
+            PluginVariable("SUPERVISOR_BACKUP_CHECK_INTERVAL", .option, default: "24h", """
+                how often each repository's integrity is checked (`restic check`, after a backup; also the first backup after a start)
+                """),
+            PluginVariable("SUPERVISOR_BACKUP_S3_URL", .option, "`ENDPOINT/BUCKET[/PREFIX]`: a restic repository in S3 or an S3-compatible store"),
             PluginVariable("AWS_S3_BUCKET", .option, """
                 the original images' bucket: the same as `SUPERVISOR_BACKUP_S3_URL=https://s3.REGION.amazonaws.com/BUCKET` (set one of them)
                 """),
-            PluginVariable("SUPERVISOR_BACKUP_S3_REGION", .option, default: "`AWS_REGION` or us-east-1", "SigV4 region"),
+            PluginVariable("SUPERVISOR_BACKUP_S3_REGION", .option, default: "`AWS_REGION` or us-east-1", "the bucket's region"),
             PluginVariable("AWS_REGION", .option, default: "us-east-1", "the region of `AWS_S3_BUCKET` and S3's signatures"),
             PluginVariable("AWS_ACCESS_KEY_ID", .option, "S3 access key id"),
             PluginVariable(PlatformCredential.awsSecretAccessKey.rawValue, .credential, "S3 secret key"),
             PluginVariable(PlatformCredential.azureSASURL.rawValue, .credential, """
-                `https://ACCOUNT.blob.core.windows.net/CONTAINER?SAS`; blobs `ID/workspace.tar.gz` and `manifest.json`
+                `https://ACCOUNT.blob.core.windows.net/CONTAINER?SAS`: a restic repository in that container
                 """),
             PluginVariable("AZURE_BLOB_ACCOUNT_NAME", .option, """
-                the original images' Azure target, with `AZURE_BLOB_ACCOUNT_KEY` and `AZURE_BLOB_CONTAINER` (all three): blobs \
-                `ID/workspace.tar.gz` and `manifest.json`, each Put Blob signed with the account key (Shared Key); the key never travels
+                the original images' Azure target, with `AZURE_BLOB_ACCOUNT_KEY` and `AZURE_BLOB_CONTAINER` (all three): a restic \
+                repository in that container, reached with the account key
                 """),
             PluginVariable("AZURE_BLOB_CONTAINER", .option, "the container (see `AZURE_BLOB_ACCOUNT_NAME`)"),
             PluginVariable(PlatformCredential.azureAccountKey.rawValue, .credential, "the account key, base64 as Azure shows it"),
-            PluginVariable("SUPERVISOR_BACKUP_AZURE_ENDPOINT", .option, default: "https://ACCOUNT.blob.core.windows.net",
-                           "where the Shared Key target's blobs are (an emulator's address, say)"),
         ]
     }
     static let program = "workspace-supervisor"
