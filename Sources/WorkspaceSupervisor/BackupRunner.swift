@@ -195,7 +195,8 @@ public final class BackupRunner {
 
     struct Failure: Error { let message: String }
 
-    /// init when needed, backup, forget --prune, and (local) the list again.
+    /// init when needed, backup, then forget --prune, whose list of what it
+    /// kept is the local repository's list of snapshots.
     private func snapshot(_ repository: ResticRepository, fingerprint print: String,
                           done: @escaping (Result<(ResticBackupSummary, Int), Failure>) -> Void) {
         ensureInitialized(repository) { [self] failure in

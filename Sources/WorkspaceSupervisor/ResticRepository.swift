@@ -27,7 +27,7 @@ public struct ResticRepository: Sendable {
         self.cacheDirectory = cacheDirectory
     }
 
-    /// The program run; tests point it elsewhere only to fail on purpose.
+    /// Found on the supervisor's PATH (Debian's restic in the images).
     static let program = "restic"
 
     /// restic ARGUMENTS on this repository, at low CPU and I/O priority when
