@@ -145,8 +145,6 @@ public final class BackupStore {
         guard let bytes = readAll(file, limit: 4096), !bytes.isEmpty else { throw BackupStoreError("\(name): empty or unreadable") }
         return Secret(bytes.last == 10 ? Array(bytes.dropLast()) : bytes)
     }
-
-    func entries() -> [String] { directoryNames(in: fd) }
 }
 
 /// Why `open(path, O_DIRECTORY | O_NOFOLLOW)` just failed: Linux says

@@ -161,9 +161,11 @@ public struct RepositoryCommands {
     }
 
     /// restic on `repository` to its end, as we are; `output` given: its
-    /// standard output goes there.
+    /// standard output goes there. `--no-lock`: listing and dumping only
+    /// read, so a command run as root writes nothing into the repository
+    /// (no root-owned lock or `locks/` the daemon could not write later).
     static func wait(_ repository: ResticRepository, _ arguments: [String], output: Int32 = -1) -> Finished {
-        let command = repository.command(arguments, timeout: .seconds(0))
+        let command = repository.command(["--no-lock"] + arguments, timeout: .seconds(0))
         return wait(command.request.arguments, environment: command.request.environment, inputBytes: command.input ?? [], output: output)
     }
 

@@ -179,14 +179,12 @@ public struct SupervisorSettings: Sendable {
         case (nil, nil): return nil
         case (.some, .some): throw SettingError("SUPERVISOR_BACKUP_S3_URL and AWS_S3_BUCKET are both set: set one of them")
         case (let given?, nil):
-            // Never echoed with a user:password@ in it: that is a credential.
-            guard !given.contains("@") else {
-                throw SettingError("SUPERVISOR_BACKUP_S3_URL: holds '@' (credentials in a URL are refused; set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY)")
-            }
             let trimmed = given.hasSuffix("/") ? String(given.dropLast()) : given
             guard trimmed.hasPrefix("http://") || trimmed.hasPrefix("https://"), trimmed.split(separator: "/").count >= 3,
-                  !trimmed.contains(where: { $0 == "?" || $0 == " " || $0 == "\n" }) else {
-                throw SettingError("SUPERVISOR_BACKUP_S3_URL='\(given)': expected ENDPOINT/BUCKET[/PREFIX], like https://s3.eu-west-1.amazonaws.com/my-bucket/workspaces")
+                  !trimmed.contains(where: { $0 == "?" || $0 == "@" || $0 == " " || $0 == "\n" }) else {
+                // Shown redacted: a user:password@ or a query is a credential.
+                throw SettingError("SUPERVISOR_BACKUP_S3_URL='\(redactedURL(given))': expected ENDPOINT/BUCKET[/PREFIX], like "
+                                   + "https://s3.eu-west-1.amazonaws.com/my-bucket/workspaces (credentials go in AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY)")
             }
             (url, source) = (trimmed, "SUPERVISOR_BACKUP_S3_URL")
         case (nil, let bucket?):

@@ -100,7 +100,11 @@ final class HardeningTests: XCTestCase {
                    let nice = readText("/proc/\(pid)/stat")?.split(separator: ")").last?.split(separator: " ")[16],
                    let io = try? Subprocess(["ionice", "-p", "\(pid)"], environment: ["PATH": "/usr/bin:/bin"]) {
                     io.wait(timeout: 5)
-                    if io.status == .exited(0) { priorities.insert("nice \(nice), \(io.outputText.trimmingWhitespace())") }
+                    // Counted only if restic still runs: an exited one (a
+                    // zombie, empty cmdline) has no I/O context and reads "none".
+                    if io.status == .exited(0), readText("/proc/\(pid)/cmdline") == command {
+                        priorities.insert("nice \(nice), \(io.outputText.trimmingWhitespace())")
+                    }
                 }
             }
             _ = run.process.readLine(timeout: 0.01)

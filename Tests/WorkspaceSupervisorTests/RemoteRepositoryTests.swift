@@ -77,6 +77,15 @@ final class RemoteRepositoryTests: XCTestCase {
         return (server, url, words[0], words[1])
     }
 
+    /// The daemon with `environment`, after one backup (SIGUSR1) has ended.
+    func backedUpOnce(_ environment: [String: String]) throws -> SupervisorRun {
+        let run = try SupervisorRun(environment)
+        _ = try run.apiReady()
+        run.process.signal(SIGUSR1)
+        XCTAssertTrue(run.waitFor("(SIGUSR1): ", timeout: 60), run.log)
+        return run
+    }
+
     /// The command lines of every process now.
     func commandLines() -> [String] {
         ((try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []).compactMap { entry in
@@ -152,14 +161,11 @@ final class RemoteRepositoryTests: XCTestCase {
         let scratch = Scratch()
         _ = try scratch.sh("mkdir workspace && printf 'x\\n' > workspace/a")
         let wrong = secret + "x"
-        let run = try SupervisorRun([
+        let run = try backedUpOnce([
             "WORKSPACE_DIR": scratch.path + "/workspace", "SUPERVISOR_BACKUP_MOUNT_PATH": scratch.path + "/backups",
             "SUPERVISOR_BACKUP_S3_URL": url + "/signed", "AWS_ACCESS_KEY_ID": id, "AWS_SECRET_ACCESS_KEY": wrong,
             "SUPERVISOR_BACKUP_PASSWORD": "pw",
         ])
-        _ = try run.apiReady()
-        run.process.signal(SIGUSR1)
-        XCTAssertTrue(run.waitFor("(SIGUSR1): ", timeout: 60), run.log)
         XCTAssertTrue(run.log.contains("; s3 failed: "), run.log)
         XCTAssertFalse(run.log.contains(wrong), run.log)
         let list = try SupervisorRun(["SUPERVISOR_BACKUP_MOUNT_PATH": scratch.path + "/backups", "SUPERVISOR_BACKUP_PASSWORD": "pw"], arguments: ["list"])
@@ -187,15 +193,12 @@ final class RemoteRepositoryTests: XCTestCase {
         EOF
         chmod 755 bin/restic
         """)
-        let run = try SupervisorRun([
+        let run = try backedUpOnce([
             "PATH": scratch.path + "/bin:/usr/bin:/bin",
             "WORKSPACE_DIR": scratch.path + "/workspace", "BACKUP_ENABLED": "true", "SUPERVISOR_BACKUP_MOUNT_PATH": scratch.path + "/backups",
             "AZURE_BLOB_ACCOUNT_NAME": "wsaccount", "AZURE_BLOB_CONTAINER": "snapshots", "AZURE_BLOB_ACCOUNT_KEY_FILE": scratch.path + "/azure-key",
             "SUPERVISOR_BACKUP_PASSWORD": "the-password",
         ])
-        _ = try run.apiReady()
-        run.process.signal(SIGUSR1)
-        XCTAssertTrue(run.waitFor("(SIGUSR1): ", timeout: 60), run.log)
         XCTAssertTrue(run.log.contains("; azure failed: restic init: "), run.log)
         XCTAssertFalse(run.log.contains(key), run.log)
         let calls = try XCTUnwrap(readText(scratch.path + "/calls"))
@@ -225,7 +228,9 @@ final class RemoteRepositoryTests: XCTestCase {
             (["SUPERVISOR_BACKUP_S3_URL": "https://s3.example.com/b", "AWS_ACCESS_KEY_ID": "A"], "AWS_SECRET_ACCESS_KEY is not set"),
             (["SUPERVISOR_BACKUP_AZURE_SAS_URL": "https://acct.blob.core.windows.net/c"], "SUPERVISOR_BACKUP_AZURE_SAS_URL: expected a container SAS URL"),
             (["SUPERVISOR_BACKUP_S3_URL": "https://key:secret@s3.example.com/b"],
-             "SUPERVISOR_BACKUP_S3_URL: holds '@' (credentials in a URL are refused; set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY)"),
+             "SUPERVISOR_BACKUP_S3_URL='https://***@s3.example.com/b': expected ENDPOINT/BUCKET[/PREFIX]"),
+            (["SUPERVISOR_BACKUP_S3_URL": "https://s3.example.com/b?X-Amz-Signature=secret"],
+             "SUPERVISOR_BACKUP_S3_URL='https://s3.example.com/b?***': expected ENDPOINT/BUCKET[/PREFIX]"),
             (["SUPERVISOR_BACKUP_AZURE_ENDPOINT": "http://127.0.0.1:10000"],
              "SUPERVISOR_BACKUP_AZURE_ENDPOINT='http://127.0.0.1:10000': the backup engine (restic) reaches Azure at ACCOUNT.blob.core.windows.net only; unset it"),
         ]

@@ -149,7 +149,8 @@ final class RestoreSafetyTests: XCTestCase {
         let id = try craft("printf 'kept\\n' > ok && chmod 644 ok")
         // The supervisor's user stands in as `daemon` (uid 1): its store is
         // what the daemon writes, and root's restore and list accept it.
-        _ = try scratch.sh("chown -R 1 store")
+        // Without `locks/`, a locking restic would make it, root's.
+        _ = try scratch.sh("chown -R 1 store && rmdir store/restic/locks")
         let environment = ["SUPERVISOR_BACKUP_MOUNT_PATH": store, "BERTH_USER": "nobody", "SUPERVISOR_USER": "daemon", "SUPERVISOR_HTTP_ENABLED": "false"]
         let list = try SupervisorRun(environment, arguments: ["list"])
         XCTAssertEqual(list.process.wait(timeout: 30), .exited(0), list.log)
@@ -157,6 +158,7 @@ final class RestoreSafetyTests: XCTestCase {
         let restored = try SupervisorRun(environment, arguments: ["restore", id, target])
         XCTAssertEqual(restored.process.wait(timeout: 30), .exited(0), restored.log)
         XCTAssertEqual(try listing(target), "ok nobody 644\n")
+        XCTAssertEqual(try scratch.sh("find store -not -user 1"), "", "root's list and restore wrote nothing into the supervisor's store")
 
         // The same store when the supervisor's user is the workspace user.
         _ = try scratch.sh("rm -f restores/target/ok && chown -R 65534 store")
