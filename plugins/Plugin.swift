@@ -125,12 +125,16 @@ public final class ServiceContext {
     /// Lines said at start (when berth supervises anything) about services
     /// that are wanted but cannot run, each naming what switches it off.
     public private(set) var notices: [String] = []
+    /// BERTH_SHUTDOWN_TIMEOUT: every service is down within it.
+    public let shutdownTimeout: Duration
     private var lookedUp: UserAccount??
 
-    public init(settings: Settings, workspaceUserName: String, runDirectory: String, runningAsRoot: Bool = getuid() == 0) {
+    public init(settings: Settings, workspaceUserName: String, runDirectory: String, shutdownTimeout: Duration = .seconds(8),
+                runningAsRoot: Bool = getuid() == 0) {
         self.settings = settings
         self.workspaceUserName = workspaceUserName
         self.runDirectory = runDirectory
+        self.shutdownTimeout = shutdownTimeout
         self.runningAsRoot = runningAsRoot
     }
 

@@ -65,7 +65,7 @@ enum NativeServices {
     static func plan(_ configuration: Configuration, inherited: Environment?, verbosity: Int) throws(UsageError) -> (any InitPolicy.Supervision)? {
         guard let environment = configuration.environment else { return nil }
         let context = ServiceContext(settings: Settings(environment), workspaceUserName: configuration.workspaceUserName,
-                                     runDirectory: configuration.runDirectory)
+                                     runDirectory: configuration.runDirectory, shutdownTimeout: configuration.shutdownTimeout)
         var definitions: [ServiceDefinition] = []
         do {
             for plugin in registry {
@@ -82,10 +82,6 @@ enum NativeServices {
                 }
             }
             definitions += try ServiceFile.loadDirectory(configuration.servicesDirectory)
-        } catch let error as ServiceFile.LoadError {
-            throw UsageError(message: "\(error)")
-        } catch let error as SettingError {
-            throw UsageError(message: error.message)
         } catch {
             throw UsageError(message: "\(error)")
         }

@@ -16,6 +16,20 @@ public struct ServiceDefinition: Sendable {
         case notify
     }
 
+    /// At shutdown services stop stage by stage: none of a later stage is
+    /// asked to stop while one of an earlier stage runs (and dependents
+    /// still stop before what they depend on). The user's services go
+    /// first, so the workspace supervisor's last backup sees their last
+    /// writes; sshd goes last, so an operator can still log in to see why
+    /// a shutdown is slow.
+    public enum StopStage: Int, Comparable, Sendable {
+        case first
+        case afterServices
+        case last
+
+        public static func < (left: StopStage, right: StopStage) -> Bool { left.rawValue < right.rawValue }
+    }
+
     public enum RestartPolicy: String, Sendable, CaseIterable {
         case always
         case onFailure = "on-failure"
@@ -61,6 +75,7 @@ public struct ServiceDefinition: Sendable {
     public var restart: RestartPolicy = .always
     public var stopSignal: Int32 = SIGTERM
     public var stopGrace: Duration = .seconds(5)
+    public var stopStage: StopStage = .first
     /// Failing for good stops the container.
     public var critical = false
     /// The container's command waits until this one is ready.

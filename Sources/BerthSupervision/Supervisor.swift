@@ -553,10 +553,33 @@ public final class Supervisor {
             done?()
             return
         }
-        for service in running where service.state != .stopping {
+        let stages = Self.stopStages(services.map(\.definition))
+        guard let stage = running.map({ stages[$0.name] ?? .first }).min() else { return }
+        for service in running where service.state != .stopping && stages[service.name] == stage {
             let dependentsUp = services.contains { $0.pid != nil && $0.definition.dependsOn.contains(service.name) }
             if !dependentsUp { stop(service) }
         }
+    }
+
+    /// Each service's stop stage, raised to the latest of its dependents'
+    /// (it must outlive them): a user's service that depends on sshd
+    /// keeps sshd's stage from waiting on it the other way round.
+    static func stopStages(_ definitions: [ServiceDefinition]) -> [String: ServiceDefinition.StopStage] {
+        var stages = Dictionary(definitions.map { ($0.name, $0.stopStage) }) { first, _ in first }
+        // A chain is at most as long as the list; no cycles (checked at start).
+        for _ in definitions {
+            var changed = false
+            for definition in definitions {
+                for dependency in definition.dependsOn {
+                    if let own = stages[definition.name], let theirs = stages[dependency], theirs < own {
+                        stages[dependency] = own
+                        changed = true
+                    }
+                }
+            }
+            if !changed { break }
+        }
+        return stages
     }
 
     // MARK: helpers

@@ -121,18 +121,29 @@ public final class BackupRunner {
 
     func localRepositoryExists() -> Bool { store?.hasRepository ?? false }
 
-    /// `force`: take it even when nothing changed (POST /backup, SIGUSR1).
-    /// `activeSinceLast`: the workspace was used since the last snapshot.
+    /// When a backup is skipped: the listing's fingerprint equals the last
+    /// snapshot's, and then as the rule says.
+    public enum SkipRule: Sendable, Equatable {
+        /// Never: it was asked for (POST /backup, SIGUSR1).
+        case never
+        /// The schedule's: also no activity since the last snapshot.
+        case whenIdleAndUnchanged(activeSinceLast: Bool)
+        /// At shutdown: unchanged is enough (the user is leaving either
+        /// way), and no integrity check follows (it would eat the budget).
+        case atShutdownWhenUnchanged
+    }
+
     /// false when one is already running.
     @discardableResult
-    public func start(reason: String, force: Bool, activeSinceLast: Bool, done: @escaping (Outcome) -> Void = { _ in }) -> Bool {
+    public func start(reason: String, skip rule: SkipRule, done: @escaping (Outcome) -> Void = { _ in }) -> Bool {
         guard !running, waitingStart == nil else { return false }
         if preparing {
-            waitingStart = { [self] in start(reason: reason, force: force, activeSinceLast: activeSinceLast, done: done) }
+            waitingStart = { [self] in start(reason: reason, skip: rule, done: done) }
             return true
         }
         running = true
         aborted = false
+        checkedNow = []
         var remoteLines: [String] = []
         let started = WallTime.now()
         let finish: (Outcome) -> Void = { [self] outcome in
@@ -163,21 +174,27 @@ public final class BackupRunner {
             guard !aborted else { return finish(.failed("aborted")) }
             guard result.succeeded else { return finish(.failed("listing \(workspace) failed: \(Self.firstLine(result))")) }
             let print = fingerprint(result.standardOutput)
-            if !force, !activeSinceLast, let last = snapshots.last, last.fingerprint == print {
-                return finish(.skipped("idle and unchanged since \(last.shortID)"))
+            if let last = snapshots.last, last.fingerprint == print {
+                switch rule {
+                case .never, .whenIdleAndUnchanged(activeSinceLast: true): break
+                case .whenIdleAndUnchanged(activeSinceLast: false): return finish(.skipped("idle and unchanged since \(last.shortID)"))
+                case .atShutdownWhenUnchanged: return finish(.skipped("unchanged since \(last.shortID)"))
+                }
             }
             let local = repositories[0]
-            snapshot(local, fingerprint: print) { [self] result in
+            let retention = rule != .atShutdownWhenUnchanged
+            snapshot(local, fingerprint: print, retention: retention) { [self] result in
                 switch result {
                 case .failure(let failure): finish(.failed(failure.message))
                 case .success(let (summary, removed)):
                     // Checked: the repositories this backup reached.
                     let created = { [self] (reached: [ResticRepository]) in
+                        guard rule != .atShutdownWhenUnchanged else { return finish(.created(summary, removed: removed)) }
                         checkIfDue(reached) { finish(.created(summary, removed: removed)) }
                     }
                     guard repositories.count > 1, !aborted else { return created([local]) }
                     let remote = repositories[1]
-                    snapshot(remote, fingerprint: print) { result in
+                    snapshot(remote, fingerprint: print, retention: retention) { result in
                         switch result {
                         case .success:
                             remoteLines = ["\(remote.kind.rawValue) ok"]
@@ -196,8 +213,9 @@ public final class BackupRunner {
     struct Failure: Error { let message: String }
 
     /// init when needed, backup, then forget --prune, whose list of what it
-    /// kept is the local repository's list of snapshots.
-    private func snapshot(_ repository: ResticRepository, fingerprint print: String,
+    /// kept is the local repository's list of snapshots. At shutdown no
+    /// forget: retention can wait for the next start, the budget cannot.
+    private func snapshot(_ repository: ResticRepository, fingerprint print: String, retention: Bool,
                           done: @escaping (Result<(ResticBackupSummary, Int), Failure>) -> Void) {
         ensureInitialized(repository) { [self] failure in
             guard !aborted else { return done(.failure(Failure(message: "aborted"))) }
@@ -212,6 +230,7 @@ public final class BackupRunner {
                       let summary = ResticBackupSummary.parse(result.standardOutput) else {
                     return done(.failure(Failure(message: "restic backup: \(ResticRepository.failure(result))")))
                 }
+                guard retention else { return done(.success((summary, 0))) }
                 forget(repository) { [self] kept, removed in
                     // What retention kept is the local repository's list now.
                     if repository.kind == .local, let kept { snapshots = kept }

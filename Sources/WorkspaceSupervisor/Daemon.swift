@@ -3,8 +3,8 @@ import BerthHTTP
 import Glibc
 
 /// The workspace supervisor: polls activity, reports it, serves its status
-/// and takes backups, all on one event loop. SIGTERM/SIGINT abort a running
-/// backup (restic stops; earlier snapshots stay whole) and exit 0; SIGUSR1
+/// and takes backups, all on one event loop. SIGTERM/SIGINT take a last
+/// backup within the shutdown budget (see `shutDown`) and exit 0; SIGUSR1
 /// takes a backup.
 public final class Daemon {
     let settings: SupervisorSettings
@@ -62,7 +62,7 @@ public final class Daemon {
             case SIGTERM, SIGINT:
                 shutDown()
             case SIGUSR1:
-                takeBackup(reason: "SIGUSR1", force: true)
+                takeBackup(reason: "SIGUSR1", skip: .never)
             default:
                 break
             }
@@ -73,17 +73,38 @@ public final class Daemon {
         return 0
     }
 
+    /// SIGTERM: a last backup when the workspace changed since the last
+    /// snapshot (or the running one finishing), within the shutdown
+    /// budget; past it restic is stopped (its lock removed) and the
+    /// previous snapshot stands. A second SIGTERM gives up at once.
     private func shutDown() {
-        guard !stopping else { return }
+        guard !stopping else { return giveUp(why: "a second signal") }
         stopping = true
         log("stopping")
         reporter?.stop()
+        guard let backups else { return loop.stop() }
+        let budget = settings.backup?.shutdownBudget ?? .zero
+        guard budget > .zero else {
+            guard backups.running else { return loop.stop() }
+            return giveUp(why: "no shutdown budget")
+        }
+        _ = loop.schedule(after: budget) { [unowned self] in giveUp(why: "the \(budget.shortDescription) budget ran out") }
+        if backups.running {
+            log("letting the running backup finish within \(budget.shortDescription)")
+        } else {
+            log("a last backup within \(budget.shortDescription), if the workspace changed")
+            takeBackup(reason: "shutdown", skip: .atShutdownWhenUnchanged)
+        }
+    }
+
+    /// The backup's completion (restic ended, its lock removed) stops the
+    /// loop; bounded in case it never comes.
+    private func giveUp(why: String) {
         guard let backups, backups.running else { return loop.stop() }
-        log("aborting the running backup")
-        // Its completion (restic ended, its lock removed) stops the loop;
-        // bounded in case it never comes.
+        let standing = backups.snapshots.last.map { "the previous snapshot \($0.shortID) stands" } ?? "there is no snapshot yet"
+        log("aborting the running backup (\(why)): \(standing)")
         backups.abort()
-        _ = loop.schedule(after: .seconds(3)) { [unowned self] in loop.stop() }
+        _ = loop.schedule(after: .milliseconds(1500)) { [unowned self] in loop.stop() }
     }
 
     private func poll() {
@@ -96,7 +117,7 @@ public final class Daemon {
             reporter?.report()
             // The user left: save their work now rather than at the interval.
             if before.isActive, !activity.isActive, settings.backup?.syncOnActivity == true {
-                takeBackup(reason: "activity ended", force: false)
+                takeBackup(reason: "activity ended", skip: .whenIdleAndUnchanged(activeSinceLast: usedSinceLastBackup))
             }
         }
         _ = loop.schedule(after: settings.monitorInterval) { [unowned self] in poll() }
@@ -104,16 +125,18 @@ public final class Daemon {
 
     private func scheduleBackup(after delay: Duration) {
         _ = loop.schedule(after: delay) { [unowned self] in
-            takeBackup(reason: "interval", force: false)
+            takeBackup(reason: "interval", skip: .whenIdleAndUnchanged(activeSinceLast: usedSinceLastBackup))
             scheduleBackup(after: delay)
         }
     }
 
+    var usedSinceLastBackup: Bool { activeSinceLastBackup || activity.isActive }
+
     @discardableResult
-    private func takeBackup(reason: String, force: Bool) -> Bool {
-        guard let backups else { return false }
-        let active = activeSinceLastBackup || activity.isActive
-        return backups.start(reason: reason, force: force, activeSinceLast: active) { [unowned self] outcome in
+    private func takeBackup(reason: String, skip rule: BackupRunner.SkipRule) -> Bool {
+        // Once stopping, only the last backup starts.
+        guard let backups, !stopping || rule == .atShutdownWhenUnchanged else { return false }
+        return backups.start(reason: reason, skip: rule) { [unowned self] outcome in
             switch outcome {
             case .created(let summary, let removed):
                 activeSinceLastBackup = activity.isActive
@@ -178,7 +201,7 @@ public final class Daemon {
                 return HTTPServerResponse(status: 503, contentType: "application/json",
                                           body: "{\"error\": \"backups are off: SUPERVISOR_BACKUP_MOUNT_PATH is not set\"}\n")
             }
-            guard takeBackup(reason: "POST /backup", force: true) else {
+            guard takeBackup(reason: "POST /backup", skip: .never) else {
                 return HTTPServerResponse(status: 409, contentType: "application/json", body: "{\"error\": \"a backup is already running\"}\n")
             }
             return HTTPServerResponse(status: 202, contentType: "application/json", body: "{\"started\": true}\n")

@@ -38,6 +38,10 @@ public struct SupervisorSettings: Sendable {
         /// How often the repositories' integrity is checked (`restic check`),
         /// after a backup.
         public var checkInterval: Duration = .seconds(86_400)
+        /// SIGTERM: the time for a last backup when the workspace changed
+        /// since the last snapshot (zero: none, a running one is aborted).
+        /// berth sets it to fit its own shutdown timeout.
+        public var shutdownBudget: Duration = .seconds(5)
         /// SUPERVISOR_BACKUP_PASSWORD: the repositories' password; nil:
         /// the mount's generated one (mount-only).
         public var password: Secret?
@@ -145,6 +149,9 @@ public struct SupervisorSettings: Sendable {
                                        try parse(text, "SUPERVISOR_BACKUP_MAX_AGE")
                                    })
             loaded.backup?.checkInterval = try duration(settings, "SUPERVISOR_BACKUP_CHECK_INTERVAL", default: .seconds(86_400))
+            if let text = settings.value("SUPERVISOR_BACKUP_SHUTDOWN_BUDGET") {
+                loaded.backup?.shutdownBudget = try Settings.duration(text, variable: "SUPERVISOR_BACKUP_SHUTDOWN_BUDGET", in: .zero...(.seconds(3600)))
+            }
             loaded.backup?.remote = try remoteRepository(settings, warnings: &warnings)
             loaded.backup?.password = try secret(settings, .backupPassword, warnings: &warnings)
             if let remote = loaded.backup?.remote, loaded.backup?.password == nil {

@@ -83,4 +83,54 @@ final class SupervisedSSHDTests: XCTestCase {
         XCTAssertLessThan(now() - stopping, 8, "inside docker stop's 10 s")
         XCTAssertTrue(run.errorText.contains("berth: sshd: stopped"), run.errorText)
     }
+
+    /// docker stop: the command, then the user's services, then the
+    /// workspace supervisor with its budget for a last backup (a login
+    /// still works meanwhile), then sshd; inside BERTH_SHUTDOWN_TIMEOUT.
+    func test_at_shutdown_the_supervisor_stops_after_the_users_services_and_before_sshd_within_its_budget() throws {
+        let root = try ThrowawayRoot(withSSH: true)
+        XCTAssertEqual(system("mkdir -p '\(root.path)/etc/berth/services.d' '\(root.path)/usr/bin'"), 0)
+        try root.write("/etc/berth/services.d/editor.toml", """
+        command = ["/testkit", "print-signals", "15", "60"]
+        """)
+        // Stands in for the supervisor: its last backup takes 3 s.
+        try root.write("/usr/bin/workspace-supervisor", """
+        #!/bin/sh
+        trap '' TERM
+        echo "budget=$SUPERVISOR_BACKUP_SHUTDOWN_BUDGET"
+        /testkit print-signals 15 60 > /dev/null
+        echo "last backup"
+        /testkit print-signals 99 3 > /dev/null
+        echo "last backup done"
+
+        """, mode: 0o755)
+        let publicKey = (readText("\(keys)/id.pub") ?? "").trimmingCharacters(in: .newlines)
+        let run = try root.berth([], environment: ["PATH": "/usr/bin:/bin", "SSH_PUBLIC_KEY": publicKey, "SSH_PORT": port,
+                                                   "BERTH_SHUTDOWN_TIMEOUT": "8"], oneStream: true)
+        func waitForOutput(_ needle: String) -> Bool {
+            let deadline = now() + 20
+            while !run.outputText.contains(needle), now() < deadline { _ = run.readLine(timeout: 0.1) }
+            return run.outputText.contains(needle)
+        }
+        XCTAssertTrue(waitForOutput("berth: sshd: ready") && waitForOutput("workspace-supervisor | budget="), run.outputText)
+        XCTAssertTrue(run.outputText.contains("workspace-supervisor | budget=5000ms"), "BERTH_SHUTDOWN_TIMEOUT less 3 s: \(run.outputText)")
+        let berth = try XCTUnwrap(childOf(run.pid))
+        let stopping = now()
+        kill(berth, SIGTERM)
+        XCTAssertTrue(waitForOutput("workspace-supervisor | last backup\n"), run.outputText)
+        let login = try ssh("echo still-there")
+        XCTAssertEqual(login.outputText, "still-there\n", "sshd outlives the supervisor's last backup: \(login.errorText)")
+        XCTAssertEqual(run.wait(timeout: 15), .exited(0), run.outputText)
+        XCTAssertLessThan(now() - stopping, 8, "inside BERTH_SHUTDOWN_TIMEOUT and docker stop's 10 s")
+        let lines = run.outputText.split(separator: "\n").map(String.init)
+        func position(_ needle: String) throws -> Int { try XCTUnwrap(lines.firstIndex { $0.contains(needle) }, "\(needle): \(run.outputText)") }
+        let editorStopped = try position("berth: editor: stopped")
+        let lastBackup = try position("workspace-supervisor | last backup")
+        let backupDone = try position("workspace-supervisor | last backup done")
+        let supervisorStopped = try position("berth: workspace-supervisor: stopped (exited with status 0)")
+        let sshdStopped = try position("berth: sshd: stopped")
+        XCTAssertEqual([editorStopped, lastBackup, backupDone, supervisorStopped, sshdStopped].sorted(),
+                       [editorStopped, lastBackup, backupDone, supervisorStopped, sshdStopped], run.outputText)
+        XCTAssertFalse(run.outputText.contains("SIGKILL"), "its grace covers the budget: \(run.outputText)")
+    }
 }

@@ -148,6 +148,33 @@ final class BaseImageTests: ImageTestCase {
         XCTAssertEqual(try exec(name, "cat /tmp/restored/src/main.rs").outputText, "fn main() {}\n")
         XCTAssertEqual(try exec(name, "test -e /tmp/restored/node_modules; echo $?").outputText, "1\n", "excluded")
         XCTAssertEqual(try exec(name, "find /tmp/restored -not -user dev8 | wc -l").outputText, "0\n", "everything restored belongs to dev8")
+
+        // A change, then docker stop: the last backup lands, the previous
+        // services have stopped before it and sshd after, and docker stop
+        // ends inside its 10 s without a SIGKILL.
+        XCTAssertEqual(try ssh(port, "printf 'fn main() { changed() }\\n' > /workspace/src/main.rs").status, .exited(0))
+        let stopping = now()
+        XCTAssertEqual(try docker(["stop", name], timeout: 30).status, .exited(0))
+        let took = now() - stopping
+        XCTAssertLessThan(took, 8, "inside BERTH_SHUTDOWN_TIMEOUT (8 s) and docker stop's 10 s")
+        XCTAssertEqual(try docker(["inspect", "-f", "{{.State.ExitCode}}", name]).outputText, "0\n", "berth ended, Docker did not kill it")
+        let log = try docker(["logs", name]).errorText
+        let lines = log.split(separator: "\n").map(String.init)
+        let lastBackup = try XCTUnwrap(lines.firstIndex { $0.contains("workspace-supervisor: backup ") && $0.contains(" (shutdown): ") }, log)
+        XCTAssertTrue(lines[lastBackup].contains(" 1 changed, "), lines[lastBackup])
+        let supervisorStopped = try XCTUnwrap(lines.firstIndex { $0.contains("berth: workspace-supervisor: stopped") }, log)
+        let sshdStopped = try XCTUnwrap(lines.firstIndex { $0.contains("berth: sshd: stopped") }, log)
+        XCTAssertLessThan(lastBackup, supervisorStopped)
+        XCTAssertLessThan(supervisorStopped, sshdStopped)
+        let shutdownID = String(lines[lastBackup].components(separatedBy: "workspace-supervisor: backup ")[1].prefix(8))
+        // A new container on the same volume sees it and restores the change.
+        let check = try docker(["run", "--rm", "-v", "\(volume):/backups", "-e", "SUPERVISOR_BACKUP_MOUNT_PATH=/backups", "-e", "SUPERVISOR_ENABLED=0", Self.image,
+                                "sh", "-c", "workspace-supervisor list && workspace-supervisor restore latest /tmp/r >/dev/null && cat /tmp/r/src/main.rs"],
+                               timeout: 120)
+        XCTAssertEqual(check.status, .exited(0), check.errorText)
+        let newest = check.outputText.split(separator: "\n").dropFirst().last.map(String.init) ?? ""
+        XCTAssertTrue(newest.hasPrefix(shutdownID), "the newest snapshot is the shutdown one: \(check.outputText)")
+        XCTAssertTrue(check.outputText.hasSuffix("fn main() { changed() }\n"), check.outputText)
     }
 
     func test_bad_input_leaves_a_running_unhealthy_container_with_the_error() throws {

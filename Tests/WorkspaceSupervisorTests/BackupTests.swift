@@ -277,9 +277,73 @@ final class BackupTests: XCTestCase {
         run.process.signal(SIGTERM)
         XCTAssertEqual(run.process.wait(timeout: 10), .exited(0), run.log)
         XCTAssertLessThan(now() - stopping, 3, "well inside berth's stop grace")
-        XCTAssertTrue(run.log.contains("aborting the running backup"), run.log)
+        XCTAssertTrue(run.log.contains("aborting the running backup (no shutdown budget): there is no snapshot yet"), run.log)
         XCTAssertEqual(resticBackups(), [], "no restic left running")
         XCTAssertEqual(try scratch.sh("ls backups/restic/locks | wc -l"), "0\n", "restic removed its lock")
         XCTAssertEqual(try snapshotIDs(), [], "no snapshot of half a workspace")
+    }
+
+    /// The last snapshot's files, as restic dumps them.
+    func latestFile(_ path: String) throws -> String {
+        let dump = try restic(["dump", "latest", path])
+        guard dump.status == .exited(0) else { throw TestFailure("restic dump: \(dump.errorText)") }
+        return dump.outputText
+    }
+
+    func test_sigterm_with_changes_pending_takes_a_last_backup_within_its_budget_and_exits_0() throws {
+        let run = try SupervisorRun(environment(["SUPERVISOR_BACKUP_SHUTDOWN_BUDGET": "20s"]))
+        _ = try run.apiReady()
+        run.process.signal(SIGUSR1)
+        XCTAssertTrue(run.waitFor("(SIGUSR1): ", timeout: 60), run.log)
+        let first = try XCTUnwrap(loggedBackups(run.log).first, run.log)
+        _ = try scratch.sh("printf 'written just before the stop\\n' >> workspace/README.md")
+        let mark = run.log.count
+        run.process.signal(SIGTERM)
+        XCTAssertEqual(run.process.wait(timeout: 30), .exited(0), run.log)
+        let shutdown = String(run.log.dropFirst(mark))
+        let announced = try XCTUnwrap(shutdown.range(of: "a last backup within 20 s, if the workspace changed"), shutdown)
+        let landed = try XCTUnwrap(shutdown.range(of: "workspace-supervisor: backup "), shutdown)
+        XCTAssertLessThan(announced.lowerBound, landed.lowerBound)
+        XCTAssertTrue(shutdown.contains(" (shutdown): ") && shutdown.contains(" 1 changed, "), "restic saw the one changed file: \(shutdown)")
+        XCTAssertFalse(shutdown.contains("aborting"), shutdown)
+        XCTAssertFalse(shutdown.contains("; check "), "no integrity check eats the budget: \(shutdown)")
+        let ids = try snapshotIDs()
+        XCTAssertEqual(ids.count, 2, "\(ids)")
+        XCTAssertEqual(ids.first, first)
+        XCTAssertEqual(ids.last, loggedBackups(run.log).last)
+        XCTAssertTrue(try latestFile("/README.md").hasSuffix("written just before the stop\n"), "the last snapshot holds the change")
+        XCTAssertEqual(try scratch.sh("ls backups/restic/locks | wc -l"), "0\n", "restic removed its lock")
+    }
+
+    func test_sigterm_with_nothing_changed_takes_no_last_backup() throws {
+        let run = try SupervisorRun(environment(["SUPERVISOR_BACKUP_SHUTDOWN_BUDGET": "20s"]))
+        _ = try run.apiReady()
+        run.process.signal(SIGUSR1)
+        XCTAssertTrue(run.waitFor("(SIGUSR1): ", timeout: 60), run.log)
+        let first = try XCTUnwrap(loggedBackups(run.log).first, run.log)
+        run.process.signal(SIGTERM)
+        XCTAssertEqual(run.process.wait(timeout: 30), .exited(0), run.log)
+        XCTAssertTrue(run.log.contains("backup skipped (shutdown): unchanged since \(first)"), run.log)
+        XCTAssertEqual(try snapshotIDs(), [first])
+    }
+
+    func test_a_last_backup_past_its_budget_is_given_up_and_the_previous_snapshot_stands() throws {
+        let run = try SupervisorRun(environment(["SUPERVISOR_BACKUP_SHUTDOWN_BUDGET": "1s"]))
+        _ = try run.apiReady()
+        run.process.signal(SIGUSR1)
+        XCTAssertTrue(run.waitFor("(SIGUSR1): ", timeout: 60), run.log)
+        let first = try XCTUnwrap(loggedBackups(run.log).first, run.log)
+        // 256 MiB that does not compress: far more than a second's work.
+        _ = try scratch.sh("head -c 268435456 /dev/urandom > workspace/big.bin")
+        let stopping = now()
+        run.process.signal(SIGTERM)
+        XCTAssertEqual(run.process.wait(timeout: 10), .exited(0), run.log)
+        XCTAssertLessThan(now() - stopping, 3.5, "the budget and restic's stop, inside the stop grace berth gives (budget + 2 s)")
+        XCTAssertTrue(run.log.contains("aborting the running backup (the 1 s budget ran out): the previous snapshot \(first) stands"), run.log)
+        XCTAssertEqual(resticBackups(), [], "no restic left running")
+        XCTAssertEqual(try scratch.sh("ls backups/restic/locks | wc -l"), "0\n", "restic removed its lock")
+        XCTAssertEqual(try snapshotIDs(), [first], "no snapshot of half a workspace")
+        let check = try restic(["check", "--no-lock"])
+        XCTAssertEqual(check.status, .exited(0), "the repository is consistent: \(check.outputText)\(check.errorText)")
     }
 }

@@ -42,6 +42,7 @@ public struct SSHDPlugin: Plugin {
         var sshd = ServiceDefinition(name: "sshd", command: [Self.program, "-D", "-e", "-p", "\(port)"])
         sshd.readiness = .tcp(port: port)
         sshd.readinessTimeout = .seconds(30)
+        sshd.stopStage = .last
         return sshd
     }
 

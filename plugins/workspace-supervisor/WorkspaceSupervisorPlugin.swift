@@ -47,6 +47,11 @@ public struct WorkspaceSupervisorPlugin: Plugin {
             PluginVariable("SUPERVISOR_BACKUP_CHECK_INTERVAL", .option, default: "24h", """
                 how often each repository's integrity is checked (`restic check`, after a backup; also the first backup after a start)
                 """),
+            PluginVariable("SUPERVISOR_BACKUP_SHUTDOWN_BUDGET", .option, default: "`BERTH_SHUTDOWN_TIMEOUT` less 3s (5s)", """
+                at shutdown, after the command and the user's services stopped: the time for a last backup when the workspace \
+                changed since the last snapshot (past it restic stops and the previous snapshot stands); 0 turns it off. \
+                Never more than berth's timeout allows
+                """),
             PluginVariable("SUPERVISOR_BACKUP_S3_URL", .option, "`ENDPOINT/BUCKET[/PREFIX]`: a restic repository in S3 or an S3-compatible store"),
             PluginVariable("AWS_S3_BUCKET", .option, """
                 the original images' bucket: the same as `SUPERVISOR_BACKUP_S3_URL=https://s3.REGION.amazonaws.com/BUCKET` (set one of them)
@@ -102,6 +107,7 @@ public struct WorkspaceSupervisorPlugin: Plugin {
         let settings = context.settings
         var definition = ServiceDefinition(name: name, command: [program])
         definition.noNewPrivileges = true
+        try planLastBackup(&definition, context)
         guard context.runningAsRoot else { return definition }
         let userName = settings.value("SUPERVISOR_USER", default: "berth-supervisor")
         guard let account = try? UserAccount.lookup(userName) else {
@@ -117,7 +123,27 @@ public struct WorkspaceSupervisorPlugin: Plugin {
         // A system user's home is usually /nonexistent.
         definition.workingDirectory = "/"
         definition.ambientCapabilities = 1 << 2  // CAP_DAC_READ_SEARCH
-        definition.environment = try SupervisorCredentials.handOver(settings, to: account, directory: context.runDirectory + "/supervisor")
+        definition.environment.merge(try SupervisorCredentials.handOver(settings, to: account, directory: context.runDirectory + "/supervisor")) { $1 }
         return definition
+    }
+
+    /// What restic needs to stop cleanly after the budget (SIGINT, its lock
+    /// removed), and what the other stages need: the command and the
+    /// user's services before, sshd after.
+    static let stopMargin: Duration = .seconds(2)
+    static let otherStages: Duration = .seconds(1)
+
+    /// The supervisor stops after the user's services (its last backup
+    /// sees their last writes) and before sshd, with a budget for that
+    /// backup that fits BERTH_SHUTDOWN_TIMEOUT: the timeout less the
+    /// other stages' share and restic's stop, SUPERVISOR_BACKUP_SHUTDOWN_BUDGET
+    /// when that is shorter. Its stop grace is that budget and restic's stop.
+    private func planLastBackup(_ definition: inout ServiceDefinition, _ context: ServiceContext) throws(SettingError) {
+        let fits = max(.zero, context.shutdownTimeout - Self.stopMargin - Self.otherStages)
+        let asked = try context.settings.duration("SUPERVISOR_BACKUP_SHUTDOWN_BUDGET", default: fits, in: .zero...(.seconds(3600)))
+        let budget = min(asked, fits)
+        definition.stopStage = .afterServices
+        definition.stopGrace = budget + Self.stopMargin
+        definition.environment["SUPERVISOR_BACKUP_SHUTDOWN_BUDGET"] = "\(budget.milliseconds)ms"
     }
 }
