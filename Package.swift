@@ -85,6 +85,7 @@ let package = Package(
         .testTarget(name: "AICLIPluginTests", dependencies: ["BerthPlugins", "TestSupport"], path: "Tests/Plugins/AICLIPluginTests"),
         .testTarget(name: "CodeServerPluginTests", dependencies: ["BerthPlugins", "TestSupport"], path: "Tests/Plugins/CodeServerPluginTests"),
         .testTarget(name: "TokenRefreshPluginTests", dependencies: ["BerthPlugins", "TestSupport"], path: "Tests/Plugins/TokenRefreshPluginTests"),
+        .testTarget(name: "DevcontainerPluginTests", dependencies: ["BerthPlugins", "TestSupport"], path: "Tests/Plugins/DevcontainerPluginTests"),
         .testTarget(name: "BerthSupervisionTests", dependencies: ["BerthSupervision", "TestSupport"]),
         .testTarget(name: "BerthSystemdTests", dependencies: ["TestSupport"]),
         // The images in real containers; skipped without a Docker engine.
