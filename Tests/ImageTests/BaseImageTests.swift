@@ -167,13 +167,14 @@ final class BaseImageTests: ImageTestCase {
         XCTAssertLessThan(lastBackup, supervisorStopped)
         XCTAssertLessThan(supervisorStopped, sshdStopped)
         let shutdownID = String(lines[lastBackup].components(separatedBy: "workspace-supervisor: backup ")[1].prefix(8))
-        // A new container on the same volume sees it and restores the change.
-        let check = try docker(["run", "--rm", "-v", "\(volume):/backups", "-e", "SUPERVISOR_BACKUP_MOUNT_PATH=/backups", "-e", "SUPERVISOR_ENABLED=0", Self.image,
-                                "sh", "-c", "workspace-supervisor list && workspace-supervisor restore latest /tmp/r >/dev/null && cat /tmp/r/src/main.rs"],
+        // A new container on the same volume sees it and restores the
+        // change (as an operator would: root, not berth's command user).
+        let check = try docker(["run", "--rm", "-v", "\(volume):/backups", "-e", "SUPERVISOR_BACKUP_MOUNT_PATH=/backups", "--entrypoint", "/bin/sh", Self.image,
+                                "-c", "workspace-supervisor list && workspace-supervisor restore latest /tmp/r >/dev/null && cat /tmp/r/src/main.rs"],
                                timeout: 120)
         XCTAssertEqual(check.status, .exited(0), check.errorText)
-        let newest = check.outputText.split(separator: "\n").dropFirst().last.map(String.init) ?? ""
-        XCTAssertTrue(newest.hasPrefix(shutdownID), "the newest snapshot is the shutdown one: \(check.outputText)")
+        let listed = check.outputText.split(separator: "\n").filter { $0.hasSuffix(" local") }.map { String($0.prefix(8)) }
+        XCTAssertEqual(listed, [shutdownID, id], "newest first: the shutdown one, then the one restored above: \(check.outputText)")
         XCTAssertTrue(check.outputText.hasSuffix("fn main() { changed() }\n"), check.outputText)
     }
 
