@@ -32,11 +32,15 @@ public protocol Plugin: Sendable {
     /// Its built-in service, or nil when it has none or it is not wanted
     /// here (switched off, not installed: say why through `context.notice`).
     func service(_ context: ServiceContext) throws(SettingError) -> ServiceDefinition?
+    /// Its set-up tasks (`ServiceDefinition.isTask`), in order; names in
+    /// their `after` that are not planned here (no sshd) are dropped.
+    func tasks(_ context: ServiceContext) throws(SettingError) -> [ServiceDefinition]
 }
 
 extension Plugin {
     public func makeStep() -> ProvisioningStep? { nil }
     public func service(_ context: ServiceContext) throws(SettingError) -> ServiceDefinition? { nil }
+    public func tasks(_ context: ServiceContext) throws(SettingError) -> [ServiceDefinition] { [] }
 
     /// The variables whose being set asks for this plugin's step (a
     /// service switch asks for the service only).
@@ -127,11 +131,25 @@ public final class ServiceContext {
     public private(set) var notices: [String] = []
     /// BERTH_SHUTDOWN_TIMEOUT: every service is down within it.
     public let shutdownTimeout: Duration
+    /// BERTH_STRICT: a failed set-up task stops the container too.
+    public let strict: Bool
+    /// The values of every secret a plugin declares that is set here
+    /// (NAME or NAME_FILE's content): masked in set-up tasks' output.
+    public var secretValues: [String] {
+        var values: [String] = []
+        for plugin in registry {
+            for variable in plugin.variables where variable.isSecret {
+                if let secret = try? settings.secret(variable.name) { values.append(String(decoding: secret.bytes, as: UTF8.self)) }
+            }
+        }
+        return values
+    }
     private var lookedUp: UserAccount??
 
     public init(settings: Settings, workspaceUserName: String, runDirectory: String, shutdownTimeout: Duration = .seconds(8),
-                runningAsRoot: Bool = getuid() == 0) {
+                strict: Bool = false, runningAsRoot: Bool = getuid() == 0) {
         self.settings = settings
+        self.strict = strict
         self.workspaceUserName = workspaceUserName
         self.runDirectory = runDirectory
         self.shutdownTimeout = shutdownTimeout

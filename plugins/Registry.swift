@@ -14,6 +14,9 @@ public func forEachPlugin(_ visit: (any Plugin) throws -> Void) rethrows {
     try visit(AICLIPlugin())
     try visit(CodeServerPlugin())
     try visit(WorkspaceSupervisorPlugin())
+    // Last: its tasks run once everything above is provisioned and sshd
+    // is settled.
+    try visit(DevcontainerPlugin())
 }
 
 /// The plugins as a list, for the paths that build steps, services and docs.

@@ -20,16 +20,23 @@ struct HealthCommand: Verb {
     func perform() -> Int32 {
         let runDirectory = Settings(environment: currentEnvironment()).value("BERTH_RUN_DIR", default: "/run/berth")
         var problems = Self.problems(runDirectory: runDirectory)
-        // Services, when this berth supervises some: asked live.
+        var notes: [String] = []
+        // Services, when this berth supervises some: asked live. Set-up
+        // tasks running or failed come as notes: they do not make the
+        // container unhealthy (unless BERTH_STRICT, then as problems).
         let socket = runDirectory + "/control.sock"
         if access(socket, F_OK) == 0 {
             switch ControlClient.request("health", socket: socket) {
-            case .success(let answer): problems += answer.text.split(separator: "\n").map(String.init)
+            case .success(let answer):
+                for line in answer.text.split(separator: "\n").map(String.init) {
+                    if line.hasPrefix("note: ") { notes.append(String(line.dropFirst(6))) } else { problems.append(line) }
+                }
             case .failure(let error): problems.append(error.message)
             }
         }
         if problems.isEmpty {
-            StandardOutput.write("healthy\n")
+            let settingUp = notes.contains { $0.hasPrefix("setting up: ") }
+            StandardOutput.write((settingUp ? "healthy, setting up\n" : "healthy\n") + notes.map { "  \($0)\n" }.joined())
             return 0
         }
         StandardOutput.write("unhealthy\n" + problems.map { "  \($0)\n" }.joined())

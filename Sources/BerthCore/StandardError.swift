@@ -16,10 +16,15 @@ public enum StandardError {
 
 public enum StandardOutput {
     public static func write(_ text: String) {
+        write(bytes: Array(text.utf8))
+    }
+
+    /// As they are (a relayed line need not be UTF-8).
+    public static func write(bytes: [UInt8]) {
         if let sink = StandardStreams.output {
-            sink.write(line: Array(text.utf8))
+            sink.write(line: bytes)
         } else {
-            writeAll(fd: STDOUT_FILENO, text)
+            bytes.withUnsafeBytes { _ = try? FileDescriptor(rawValue: STDOUT_FILENO).writeAll($0) }
         }
     }
 }

@@ -65,12 +65,18 @@ enum NativeServices {
     static func plan(_ configuration: Configuration, inherited: Environment?, verbosity: Int) throws(UsageError) -> (any InitPolicy.Supervision)? {
         guard let environment = configuration.environment else { return nil }
         let context = ServiceContext(settings: Settings(environment), workspaceUserName: configuration.workspaceUserName,
-                                     runDirectory: configuration.runDirectory, shutdownTimeout: configuration.shutdownTimeout)
+                                     runDirectory: configuration.runDirectory, shutdownTimeout: configuration.shutdownTimeout,
+                                     strict: configuration.strict)
         var definitions: [ServiceDefinition] = []
         do {
             for plugin in registry {
                 do {
                     if let definition = try plugin.service(context) { definitions.append(definition) }
+                    for var task in try plugin.tasks(context) {
+                        // Order among what is planned here: no sshd, no wait for it.
+                        task.after = task.after.filter { name in definitions.contains { $0.name == name } }
+                        definitions.append(task)
+                    }
                 } catch {
                     // A plugin's bad setting stops its own service, not
                     // berth: the container stays up, `berth status` and

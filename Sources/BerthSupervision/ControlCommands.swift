@@ -12,7 +12,14 @@ extension Supervisor {
         case ("status", 2) where words[1] == "--json": return (statusJSON(), true)
         case ("health", 1):
             let problems = healthProblems()
-            return (problems.map { $0 + "\n" }.joined(), problems.isEmpty)
+            return ((problems + setupNotes().map { "note: " + $0 }).map { $0 + "\n" }.joined(), problems.isEmpty)
+        case ("run", 2):
+            guard let service = service(named: words[1]), service.definition.isTask else { return (unknownTask(words[1]), false) }
+            guard mayControl(service, peer: peer) else { return (refusal(words[0], service, peer: peer), false) }
+            guard !stopping else { return ("berth is shutting down\n", false) }
+            guard service.pid == nil else { return ("\(service.name) is running\n", false) }
+            rerun(service)
+            return ("running \(service.name)\n", true)
         case ("logs", 2):
             guard let service = service(named: words[1]) else { return (unknown(words[1]), false) }
             guard mayControl(service, peer: peer) else { return (refusal(words[0], service, peer: peer), false) }
@@ -57,6 +64,10 @@ extension Supervisor {
         "not allowed: \(service.name) runs as uid \(runsAs(service)), not as uid \(peer); only root or that user may \(verb) it\n"
     }
 
+    private func unknownTask(_ name: String) -> String {
+        "no set-up task named '\(name)' (tasks: \(services.filter(\.definition.isTask).map(\.name).joined(separator: ", ")))\n"
+    }
+
     private func unknown(_ name: String) -> String {
         "no service named '\(name)' (services: \(services.map(\.name).joined(separator: ", ")))\n"
     }
@@ -64,7 +75,7 @@ extension Supervisor {
     /// Required services not ready, and any service unhealthy or failed.
     public func healthProblems() -> [String] {
         var problems: [String] = []
-        for service in services {
+        for service in services where !service.definition.isTask || service.definition.critical {
             if service.state == .failed {
                 problems.append("service \(service.name) failed: \(service.reason ?? "")")
             } else if service.definition.required && service.state != .ready {
@@ -74,6 +85,23 @@ extension Supervisor {
             }
         }
         return problems
+    }
+
+    /// Set-up tasks still running or failed, when they do not make the
+    /// container unhealthy (only BERTH_STRICT makes them critical).
+    public func setupNotes() -> [String] {
+        var notes: [String] = []
+        let now = MonotonicClock.now()
+        for service in services where service.definition.isTask {
+            if service.pid != nil {
+                notes.append("setting up: \(service.name) running for \(formatUptime(Int((now &- service.startedAt) / 1_000_000_000))) (berth logs \(service.name))")
+            } else if service.state == .waiting {
+                notes.append("setting up: \(service.name) waiting")
+            } else if service.state == .failed, !service.definition.critical {
+                notes.append("set-up: \(service.name) failed: \(service.reason ?? "") (berth logs \(service.name))")
+            }
+        }
+        return notes
     }
 
     struct Row {
@@ -89,13 +117,28 @@ extension Supervisor {
 
     func statusTable() -> String {
         var table = [["SERVICE", "STATE", "PID", "UPTIME", "RESTARTS", "READY", "HEALTHY", "LAST EXIT"]]
-        for (service, uptime) in rows() {
+        for (service, uptime) in rows() where !service.definition.isTask {
             table.append([
                 service.name, service.state.rawValue, service.pid.map { String($0) } ?? "-",
                 uptime.map(formatUptime) ?? "-", String(service.restarts), service.isReady ? "yes" : "no",
                 service.healthy ? "yes" : "no", service.lastExit.map(\.summary) ?? "-",
             ])
         }
+        let tasks = services.filter(\.definition.isTask)
+        guard !tasks.isEmpty else { return aligned(table) }
+        var setUp = [["SET-UP", "STATE", "STARTED", "TOOK", "RESULT", "LEFT RUNNING", "RUNS"]]
+        let now = MonotonicClock.now()
+        for task in tasks {
+            let started = task.startedAt == 0 ? "-" : formatUptime(Int((now &- task.startedAt) / 1_000_000_000)) + " ago"
+            let took = task.endedAt.map { formatDuration(milliseconds: Int(($0 &- task.startedAt) / 1_000_000)) } ?? "-"
+            let left = task.leftProcesses.filter(\.isAlive).count
+            setUp.append([task.name, task.state.rawValue, started, took, task.lastExit.map(\.summary) ?? "-",
+                          left == 0 ? "-" : "\(left) process\(left == 1 ? "" : "es")", task.definition.rerunRule ?? "-"])
+        }
+        return aligned(table) + "\n" + aligned(setUp)
+    }
+
+    private func aligned(_ table: [[String]]) -> String {
         let widths = (0..<table[0].count).map { column in table.map { $0[column].count }.max() ?? 0 }
         return table.map { row in
             row.enumerated().map { index, cell in
@@ -108,10 +151,24 @@ extension Supervisor {
         let entries = rows().map { service, uptime in
             "{\"name\": \"\(service.name)\", \"state\": \"\(service.state.rawValue)\", \"pid\": \(service.pid.map { String($0) } ?? "null"), "
                 + "\"uptimeSeconds\": \(uptime.map(String.init) ?? "null"), \"restarts\": \(service.restarts), \"ready\": \(service.isReady), "
-                + "\"healthy\": \(service.healthy), \"lastExit\": \(service.lastExit.map { "\"\($0.summary)\"" } ?? "null")}"
+                + "\"healthy\": \(service.healthy), \"lastExit\": \(service.lastExit.map { "\"\($0.summary)\"" } ?? "null")"
+                + (service.definition.isTask ? taskJSON(service) : "") + "}"
         }
         return "[" + entries.joined(separator: ",\n ") + "]\n"
     }
+}
+
+extension Supervisor {
+    /// A task's extra fields: its timing, what it left running, its rule.
+    func taskJSON(_ task: Service) -> String {
+        let took = task.endedAt.map { String(Int(($0 &- task.startedAt) / 1_000_000)) } ?? "null"
+        return ", \"task\": true, \"tookMilliseconds\": \(took), \"leftRunning\": \(task.leftProcesses.filter(\.isAlive).count), "
+            + "\"runs\": \(JSON.quote(task.definition.rerunRule ?? ""))"
+    }
+}
+
+func formatDuration(milliseconds: Int) -> String {
+    milliseconds < 10_000 ? "\(milliseconds) ms" : formatUptime(milliseconds / 1000)
 }
 
 func formatUptime(_ seconds: Int) -> String {

@@ -28,8 +28,15 @@ final class ServiceStream {
     private let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: ServiceStream.bytesPerWakeUp, alignment: 1)
     var onClose: () -> Void = {}
 
-    init(name: String, sink: OutputSink, recent: RecentLines, journal: Journal? = nil, isStandardError: Bool = false, maxLine: Int = 16 << 10) {
+    /// Byte strings replaced by `***` in each line (secrets a task could
+    /// print); a value over several lines counts line by line.
+    let masked: [[UInt8]]
+
+    init(name: String, sink: OutputSink, recent: RecentLines, journal: Journal? = nil, isStandardError: Bool = false, maxLine: Int = 16 << 10,
+         masked: [String] = []) {
         prefix = Array("\(name) | ".utf8)
+        // Pieces under 8 bytes would mask ordinary words.
+        self.masked = masked.flatMap { $0.split(separator: "\n") }.map { Array($0.utf8) }.filter { $0.count >= 8 }
         self.name = name
         self.journal = journal
         self.isStandardError = isStandardError
@@ -101,6 +108,7 @@ final class ServiceStream {
     }
 
     private func emit() {
+        if !masked.isEmpty { maskSecrets() }
         var line = prefix
         line.append(contentsOf: partial)
         line.append(UInt8(ascii: "\n"))
@@ -108,6 +116,28 @@ final class ServiceStream {
         sink.write(line: line)
         journal?.send(service: name, line: String(decoding: partial, as: UTF8.self), fromStandardError: isStandardError)
         partial.removeAll(keepingCapacity: true)
+    }
+
+    private func maskSecrets() {
+        for secret in masked where partial.count >= secret.count {
+            var result: [UInt8] = []
+            var index = 0
+            var replaced = false
+            partial.withUnsafeBytes { line in
+                secret.withUnsafeBytes { needle in
+                    while index < line.count,
+                          let hit = berth_memmem(line.baseAddress! + index, line.count - index, needle.baseAddress!, needle.count) {
+                        let at = line.baseAddress!.distance(to: UnsafeRawPointer(hit))
+                        result.append(contentsOf: line[index..<at])
+                        result.append(contentsOf: "***".utf8)
+                        index = at + needle.count
+                        replaced = true
+                    }
+                    if replaced { result.append(contentsOf: line[index...]) }
+                }
+            }
+            if replaced { partial = result }
+        }
     }
 
     func closeStream() {

@@ -88,6 +88,28 @@ public struct ServiceDefinition: Sendable {
     /// This many failed runs within `crashWindow`: failed for good.
     public var crashLimit = 5
     public var crashWindow: Duration = .seconds(60)
+    /// A set-up task (a devcontainer.json hook, the dotfiles): runs once
+    /// to completion in a session of its own, is never restarted, is done
+    /// when its process exits 0 and failed otherwise; nobody waits for it
+    /// unless they name it. What it leaves running is handled by `leftovers`.
+    public var isTask = false
+    /// Starts only once these are settled (ready, done, failed or stopped),
+    /// whatever the outcome: order, not need (`dependsOn` is need).
+    public var after: [String] = []
+    public enum LeftoverPolicy: String, Sendable {
+        /// Kept running (a dev server a hook started), counted in `berth
+        /// status`, drained at shutdown with everything else.
+        case keep
+        /// Sent SIGTERM, then SIGKILL after the stop grace.
+        case kill
+    }
+    public var leftovers: LeftoverPolicy = .keep
+    /// A task's rule for running again, as `berth status` says it
+    /// ("once per workspace", "every start").
+    public var rerunRule: String?
+    /// Values replaced by `***` in its relayed and kept output (the
+    /// provisioned secrets a hook could print).
+    public var maskedValues: [String] = []
     /// Why it must not start (a built-in whose settings could not be read):
     /// it is never started, shows as failed with this reason, and a
     /// `berth start` or `restart` fails it again with the same one.

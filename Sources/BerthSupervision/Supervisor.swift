@@ -11,7 +11,7 @@ import SystemPackage
 public final class Supervisor {
     /// A service's state as `berth status` names it.
     public enum State: String, Sendable {
-        case waiting, starting, ready, backoff, stopping, stopped, failed
+        case waiting, starting, ready, backoff, stopping, stopped, failed, done
     }
 
     /// What a service does when its stop is over.
@@ -34,6 +34,15 @@ public final class Supervisor {
         case stopped
         /// Failed for good; dependents fail with it.
         case failed
+        /// A task whose process exited 0.
+        case done
+
+        var pid: pid_t? {
+            switch self {
+            case .starting(let pid), .ready(let pid), .stopping(let pid, _): pid
+            case .waiting, .backingOff, .stopped, .failed, .done: nil
+            }
+        }
     }
 
     public struct SetupError: Error, CustomStringConvertible {
@@ -61,6 +70,16 @@ public final class Supervisor {
         var healthTimer: EventLoop.TimerID?
         var notify: NotifySocket?
         var streams: [ServiceStream] = []
+        /// A task's streams after its process ended, read until what it
+        /// left running closes them: a dev server started with `&` keeps
+        /// writing, and a closed pipe would kill it with SIGPIPE.
+        var leftoverStreams: [ServiceStream] = []
+        /// Its next run is asked for by hand: it runs whatever it remembers.
+        var forcedRun = false
+        /// What a task's last run left running, as found when it ended.
+        public internal(set) var leftProcesses: [LeftProcess] = []
+        /// When its last run ended (monotonic), for a task's timing.
+        public internal(set) var endedAt: UInt64?
 
         init(definition: ServiceDefinition, identity: UserAccount?) {
             self.definition = definition
@@ -77,18 +96,16 @@ public final class Supervisor {
             case .stopping: .stopping
             case .stopped: .stopped
             case .failed: .failed
+            case .done: .done
             }
         }
         /// Its process, while there is one.
-        public var pid: pid_t? {
-            switch phase {
-            case .starting(let pid), .ready(let pid), .stopping(let pid, _): pid
-            case .waiting, .backingOff, .stopped, .failed: nil
-            }
-        }
+        public var pid: pid_t? { phase.pid }
         public var isReady: Bool { state == .ready }
-        /// Ready, or failed/stopped for good: nothing more to wait for.
-        var isSettled: Bool { state == .ready || state == .failed || state == .stopped }
+        /// Ready, or failed/stopped/done for good: nothing more to wait for.
+        var isSettled: Bool { state == .ready || state == .failed || state == .stopped || state == .done }
+        /// What a dependent (`dependsOn`) needs: a service ready, a task done.
+        var isSatisfied: Bool { definition.isTask ? state == .done : state == .ready }
     }
 
     public let services: [Service]
@@ -187,7 +204,8 @@ public final class Supervisor {
                 fail(service, "needs \(failed.name), which \(failed.state == .failed ? "failed" : "stopped")")
                 continue
             }
-            if dependencies.allSatisfy(\.isReady) { spawn(service) }
+            let predecessors = service.definition.after.compactMap(self.service(named:))
+            if dependencies.allSatisfy(\.isSatisfied), predecessors.allSatisfy(\.isSettled) { spawn(service) }
         }
         checkRequiredReady()
     }
@@ -215,9 +233,16 @@ public final class Supervisor {
             environment["SHELL"] = user.shell
         }
         for (key, value) in definition.environment { environment[key] = value }
+        if definition.isTask {
+            environment[Self.taskMarker] = definition.name
+            if service.forcedRun { environment["BERTH_TASK_FORCED"] = "1" }
+        }
         if definition.readiness == .notify { environment["NOTIFY_SOCKET"] = notifySocketPath(service) }
         return environment
     }
+
+    /// In a task's environment: what it leaves running is found by it.
+    public static let taskMarker = "BERTH_TASK"
 
     private func notifySocketPath(_ service: Service) -> String {
         "\(runDirectory)/notify/\(service.name)"
@@ -230,7 +255,8 @@ public final class Supervisor {
     /// ~/.curlrc or PATH entries, and the user would act as root.
     private func spawnRequest(for service: Service, running arguments: [String]) -> SpawnRequest {
         var request = SpawnRequest(arguments: arguments)
-        request.isolation = .newProcessGroup
+        // A task's own session: what stays in it when it ends was left by it.
+        request.isolation = service.definition.isTask ? .newSession : .newProcessGroup
         if let user = service.identity {
             request.identity = SpawnRequest.Identity(uid: user.uid, gid: user.gid, groups: user.groups)
             request.ambientCapabilities = service.definition.ambientCapabilities
@@ -276,12 +302,16 @@ public final class Supervisor {
             close(errPipe[1])
             if devNull >= 0 { close(devNull) }
         }
-        let out = ServiceStream(name: definition.name, sink: standardOutput, recent: service.recent, journal: journal)
-        let err = ServiceStream(name: definition.name, sink: standardError, recent: service.recent, journal: journal, isStandardError: true)
+        defer { service.forcedRun = false }
+        let out = ServiceStream(name: definition.name, sink: standardOutput, recent: service.recent, journal: journal, masked: definition.maskedValues)
+        let err = ServiceStream(name: definition.name, sink: standardError, recent: service.recent, journal: journal, isStandardError: true,
+                                masked: definition.maskedValues)
         service.streams = [out, err]
         out.attach(outPipe[0], loop: loop)
         err.attach(errPipe[0], loop: loop)
         service.startedAt = MonotonicClock.now()
+        service.endedAt = nil
+        service.leftProcesses = []
         service.healthy = true
         service.healthFailures = 0
         service.reason = nil
@@ -299,7 +329,8 @@ public final class Supervisor {
         service.phase = .starting(pid: pid)
         log("\(definition.name): started (pid \(pid))")
         loop.onExit(of: pid) { [unowned self, unowned service] in ended(service, status: $0) }
-        awaitReadiness(service)
+        // A task is never ready: it is done when it ends.
+        if !definition.isTask { awaitReadiness(service) }
     }
 
     // MARK: readiness and health
@@ -387,9 +418,18 @@ public final class Supervisor {
         if case .continued = status { return }
         let previous = service.phase
         cancelTimers(service)
-        // Its last lines are in the pipe now: relay them before berth
-        // may exit (a daemon it left behind keeps its own end open).
-        service.streams.forEach { $0.closeStream() }
+        service.endedAt = MonotonicClock.now()
+        if service.definition.isTask, !stopping {
+            // Read on until what it left running closes them.
+            for stream in service.streams {
+                stream.onClose = { [weak service, unowned stream] in service?.leftoverStreams.removeAll { $0 === stream } }
+            }
+            service.leftoverStreams += service.streams
+        } else {
+            // Its last lines are in the pipe now: relay them before berth
+            // may exit (a daemon it left behind keeps its own end open).
+            service.streams.forEach { $0.closeStream() }
+        }
         service.streams.removeAll()
         service.notify = nil
         service.lastExit = status
@@ -405,12 +445,13 @@ public final class Supervisor {
             stopWhatCan()
             return
         }
+        if stopping { service.phase = .stopped; log("\(service.name): \(status.summary)"); return stopWhatCan() }
+        if service.definition.isTask, let pid = previous.pid { return taskEnded(service, pid: pid, status: status) }
         let startingBefore: Bool
         if case .starting = previous { startingBefore = true } else { startingBefore = wasStarting }
         let definition = service.definition
         let failedRun = status != .exited(0)
         log("\(service.name): \(status.summary)")
-        if stopping { service.phase = .stopped; return stopWhatCan() }
         let restart = switch definition.restart {
         case .always: true
         case .onFailure: failedRun
@@ -440,6 +481,37 @@ public final class Supervisor {
             service.restarts += 1
             spawn(service)
         })
+        startWhatCan()
+    }
+
+    /// A task ran: done or failed, never restarted; what it left running is
+    /// found (its session, its marker), counted, and kept or ended.
+    private func taskEnded(_ service: Service, pid: pid_t, status: ChildStatus) {
+        let definition = service.definition
+        let took = Duration.nanoseconds(Int64((service.endedAt ?? service.startedAt) &- service.startedAt))
+        let left = LeftProcess.find(session: pid, marker: "\(Self.taskMarker)=\(definition.name)", uid: runsAs(service))
+        var line = "\(definition.name): \(status == .exited(0) ? "done" : "failed: \(status.summary)") after \(took.shortDescription)"
+        if !left.isEmpty {
+            let count = left.count == 1 ? "1 process" : "\(left.count) processes"
+            switch definition.leftovers {
+            case .keep:
+                service.leftProcesses = left
+                line += "; \(count) left running (kept; BERTH_HOOK_LEFTOVERS=kill ends them)"
+            case .kill:
+                line += "; \(count) left running: SIGTERM"
+                left.forEach { $0.signal(SIGTERM) }
+                _ = loop.schedule(after: definition.stopGrace) { left.forEach { $0.signal(SIGKILL) } }
+            }
+        }
+        log(line)
+        if status == .exited(0) {
+            service.phase = .done
+            service.reason = nil
+        } else {
+            service.phase = .failed
+            service.reason = status.summary
+            if definition.critical { onFatal?("\(definition.name) failed: \(status.summary)") }
+        }
         startWhatCan()
     }
 
@@ -489,6 +561,12 @@ public final class Supervisor {
             service.phase = .waiting
             startWhatCan()
         }
+    }
+
+    /// A task again, whatever it remembers (`berth hooks run NAME`).
+    public func rerun(_ task: Service) {
+        task.forcedRun = true
+        restart(task)
     }
 
     /// A restart already asked for still happens after a plain stop.
@@ -588,7 +666,7 @@ public final class Supervisor {
     /// cycles are errors.
     public static func order(_ definitions: [ServiceDefinition]) throws(SetupError) -> [ServiceDefinition] {
         do {
-            return try dependencyOrder(definitions, name: \.name, dependencies: \.dependsOn)
+            return try dependencyOrder(definitions, name: \.name, dependencies: { $0.dependsOn + $0.after })
         } catch {
             switch error {
             case .duplicateName(let name): throw SetupError(description: "two services are named \(name)")

@@ -60,3 +60,7 @@ int berth_drop_code_pages(void) {
     malloc_trim(0);
     return dropped;
 }
+
+void *berth_memmem(const void *haystack, size_t haystack_length, const void *needle, size_t needle_length) {
+    return memmem(haystack, haystack_length, needle, needle_length);
+}

@@ -12,7 +12,10 @@ final class CommandLineFrontTests: XCTestCase {
         ("status", ["--json"]), ("health", []), ("logs", ["<NAME>"]), ("restart", ["<NAME>"]),
         ("stop", ["<NAME>"]), ("start", ["<NAME>"]), ("provision", ["--only <STEP>", "-v"]),
         ("hash-password", []), ("fetch", ["<request>"]), ("install-packages", ["<names>"]),
+        ("hook-task", ["<NAME>"]), ("hooks", ["run"]),
     ]
+    /// berth runs these itself; help does not show them.
+    private let hidden = ["fetch", "hook-task"]
     private var directory = ""
 
     override func setUpWithError() throws {
@@ -51,7 +54,8 @@ final class CommandLineFrontTests: XCTestCase {
 
     func test_an_unknown_option_to_a_verb_is_one_line_naming_it_and_exit_2() throws {
         // With its operand given, so that only the option is wrong.
-        let operands = ["logs": ["web"], "restart": ["web"], "stop": ["web"], "start": ["web"], "fetch": ["token"]]
+        let operands = ["logs": ["web"], "restart": ["web"], "stop": ["web"], "start": ["web"], "fetch": ["token"], "hook-task": ["postStart"],
+                        "hooks": ["run", "postStart"]]
         for verb in verbs {
             let run = try berth([verb.name] + operands[verb.name, default: []] + ["--bogus"])
             XCTAssertEqual(run.status, .exited(2), verb.name)
@@ -102,10 +106,10 @@ final class CommandLineFrontTests: XCTestCase {
         XCTAssertEqual(initHelp.status, .exited(0), initHelp.errorText)
         XCTAssertTrue(initHelp.outputText.contains("--kill-grace"), "the init's own options stay")
         for text in [help.outputText, initHelp.outputText] {
-            for verb in verbs where verb.name != "fetch" {
+            for verb in verbs where !hidden.contains(verb.name) {
                 XCTAssertTrue(text.contains("  \(verb.name) "), "\(verb.name) in \(text)")
             }
-            XCTAssertFalse(text.contains("fetch"), text)
+            for name in hidden { XCTAssertFalse(text.contains(name), text) }
         }
     }
 

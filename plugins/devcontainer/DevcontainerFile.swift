@@ -64,6 +64,15 @@ public enum RerunRule: Equatable, Sendable {
     case everyContainerStart
     /// At each new SSH session, berth's counterpart of an editor attaching.
     case everySSHSession
+
+    /// As `berth status` says it.
+    public var description: String {
+        switch self {
+        case .oncePerWorkspace: "once per workspace, again when the command changes"
+        case .everyContainerStart: "every start"
+        case .everySSHSession: "every SSH session"
+        }
+    }
 }
 
 /// A life-cycle command in one of the spec's three forms.

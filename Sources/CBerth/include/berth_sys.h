@@ -93,6 +93,9 @@ static inline int berth_sigrtmin(void) { return SIGRTMIN; }
 int berth_wait_for_signal(int *signo, int *code, pid_t *sender);
 
 int berth_pidfd_open(pid_t pid);
+/* glibc's memmem (a GNU extension Swift's Glibc module does not show):
+   the first `needle` in `haystack`, or NULL. */
+void *berth_memmem(const void *haystack, size_t haystack_length, const void *needle, size_t needle_length);
 int berth_pidfd_send_signal(int pidfd, int signo);
 int berth_set_child_subreaper(void);
 // berth's permitted capabilities as a bit mask (bit N = capability N).

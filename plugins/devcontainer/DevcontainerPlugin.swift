@@ -1,0 +1,77 @@
+import BerthCore
+import BerthSupervision
+import Glibc
+
+/// devcontainer.json's life-cycle commands as berth's set-up tasks: one
+/// task per hook (onCreate, updateContent, postCreate, postStart), in the
+/// spec's order, after provisioning and once sshd is settled, each run as
+/// the workspace user by `berth hook-task NAME` — that process, not PID 1,
+/// reads the user's file, remembers once-per-workspace hooks in the
+/// workspace, and runs the command (TaskRunner.swift).
+public struct DevcontainerPlugin: Plugin {
+    public var name: String { "devcontainer" }
+    public var summary: String {
+        "devcontainer.json's onCreate, updateContent, postCreate and postStart commands, run as the workspace user after provisioning."
+    }
+    public var variables: [PluginVariable] {
+        [
+            PluginVariable("BERTH_DEVCONTAINER", .option, """
+                the devcontainer.json to read (relative to `WORKSPACE_DIR`); default `.devcontainer/devcontainer.json`, \
+                then `.devcontainer.json`
+                """),
+            PluginVariable("BERTH_HOOK_TIMEOUT", .option, default: "30m", "one hook's time limit (then SIGTERM, SIGKILL 5 s later)"),
+            PluginVariable("BERTH_HOOK_LEFTOVERS", .option, default: "keep", """
+                what a hook leaves running when it ends (`cmd &`, `nohup`, `setsid`): `keep` (counted in `berth status`, \
+                stopped at shutdown) or `kill`
+                """),
+        ]
+    }
+
+    /// The hooks that run in a container, in the spec's order; postAttach
+    /// belongs to each SSH session, not to the start.
+    static let startHooks: [LifecycleHook] = [.onCreate, .updateContent, .postCreate, .postStart]
+
+    public init() {}
+
+    /// A file in one of the places, or BERTH_DEVCONTAINER: two access()
+    /// calls on a plain start.
+    public func mayHaveWork(_ probe: StartProbe) -> Bool {
+        if probe.value("BERTH_DEVCONTAINER") != nil { return true }
+        let workspace = probe.value("WORKSPACE_DIR") ?? "/workspace"
+        return access(workspace + "/.devcontainer/devcontainer.json", F_OK) == 0 || access(workspace + "/.devcontainer.json", F_OK) == 0
+    }
+
+    public func tasks(_ context: ServiceContext) throws(SettingError) -> [ServiceDefinition] {
+        let settings = context.settings
+        let candidates = DevcontainerFile.candidates(settings)
+        guard settings.value("BERTH_DEVCONTAINER") != nil || candidates.contains(where: { access($0.path, F_OK) == 0 }) else { return [] }
+        let timeout = try settings.duration("BERTH_HOOK_TIMEOUT", default: .seconds(1800), in: .seconds(1)...(.seconds(86_400)))
+        let leftoversText = settings.value("BERTH_HOOK_LEFTOVERS", default: "keep")
+        guard let leftovers = ServiceDefinition.LeftoverPolicy(rawValue: leftoversText) else {
+            throw SettingError("BERTH_HOOK_LEFTOVERS='\(leftoversText)': expected keep or kill")
+        }
+        var tasks: [ServiceDefinition] = []
+        var previous: String?
+        for hook in Self.startHooks {
+            var task = ServiceDefinition(name: hook.logName, command: ["/proc/self/exe", "hook-task", hook.logName])
+            task.isTask = true
+            task.restart = .never
+            task.required = false
+            task.user = context.workspaceUserName
+            task.workingDirectory = settings.value("WORKSPACE_DIR", default: "/workspace")
+            task.after = [previous ?? "sshd"]
+            task.leftovers = leftovers
+            task.rerunRule = hook.rerun.description
+            task.critical = context.strict
+            task.maskedValues = context.secretValues
+            task.environment = [
+                "WORKSPACE_DIR": settings.value("WORKSPACE_DIR", default: "/workspace"),
+                "BERTH_HOOK_TIMEOUT": "\(timeout.milliseconds)ms",
+            ]
+            if let named = settings.value("BERTH_DEVCONTAINER") { task.environment["BERTH_DEVCONTAINER"] = named }
+            tasks.append(task)
+            previous = task.name
+        }
+        return tasks
+    }
+}
