@@ -11,7 +11,7 @@ final class SetupTaskTests: XCTestCase {
     var root: ThrowawayRoot!
 
     override func setUpWithError() throws {
-        root = try ThrowawayRoot(tools: ["/bin/sleep", "/bin/cat", "/usr/bin/id", "/usr/bin/nohup", "/usr/bin/setsid", "/bin/pwd"])
+        root = try ThrowawayRoot(tools: ["/bin/sleep", "/bin/cat", "/usr/bin/id", "/usr/bin/nohup", "/usr/bin/setsid", "/bin/pwd", "/usr/bin/env"])
         XCTAssertEqual(system("mkdir -p '\(root.path)/workspace/.devcontainer' && chown -R 1000:1000 '\(root.path)/workspace'"), 0)
     }
 
@@ -171,5 +171,21 @@ final class SetupTaskTests: XCTestCase {
         let logs = try berthVerb(["logs", "postStart"])
         XCTAssertEqual(logs.outputText, "key=***\n")
         stop(run)
+    }
+
+    func test_remote_env_reaches_the_users_login_shells_and_container_env_is_said_not_to_apply() throws {
+        try devcontainer("""
+        {
+          "remoteEnv": { "GREETING": "it's ${containerEnv:WHO}", "KEPT_AS_WRITTEN": "${localWorkspaceFolder}", "HOSTNAME": null },
+          "containerEnv": { "ONLY_AT_CREATE": "1" },
+        }
+        """)
+        let run = try start(["WHO": "berth"])
+        XCTAssertTrue(waitFor("berth: postStart: ", in: run), run.outputText)
+        XCTAssertTrue(run.outputText.contains("onCreate | containerEnv (ONLY_AT_CREATE) is not applied"), run.outputText)
+        stop(run)
+        let login = try root.asUser(["/bin/sh", "-c", ". \"$HOME/.profile\"; echo \"$GREETING|$KEPT_AS_WRITTEN|${HOSTNAME-unset}\""])
+        XCTAssertEqual(login.outputText, "it's berth|${localWorkspaceFolder}|unset\n", login.errorText)
+        XCTAssertEqual(root.status("/home/dev8/.config/berth/remote-env.sh")?.st_uid, 1000, "the user's own file")
     }
 }

@@ -28,6 +28,15 @@ public enum HookRunner {
             say("\(error); no hook runs")
             return 2
         }
+        // Once per start, by the first hook: remoteEnv for the user's
+        // sessions, containerEnv said not to apply.
+        if hook == DevcontainerPlugin.startHooks.first {
+            if let home = environment["HOME"] { RemoteEnvironment.install(file.remoteEnvironment, home: home, from: file.path) }
+            if !file.containerEnvironmentNames.isEmpty {
+                say("containerEnv (\(file.containerEnvironmentNames.joined(separator: ", "))) is not applied: it is for whoever creates the container, "
+                    + "and this one already runs (remoteEnv reaches the user's sessions)")
+            }
+        }
         guard let command = file.command(hook) else {
             say("\(file.path) has no \(hook.key)")
             return 0
