@@ -45,7 +45,7 @@ let package = Package(
         // variables, its provisioning step and its built-in service;
         // plugins/Registry.swift lists them. One module, so adding a plugin
         // touches its folder and one registry line, not this file.
-        .target(name: "BerthPlugins", dependencies: ["BerthCore", "BerthProvisioning", "BerthSupervision", "BerthHTTP"], path: "plugins",
+        .target(name: "BerthPlugins", dependencies: ["BerthCore", "BerthProvisioning", "BerthSupervision", "BerthHTTP", "CBerth"], path: "plugins",
                 exclude: ["README.md"]),
         // The init's life cycle and its three faces (berth, tini, dumb-init).
         .target(
@@ -86,6 +86,7 @@ let package = Package(
         .testTarget(name: "CodeServerPluginTests", dependencies: ["BerthPlugins", "TestSupport"], path: "Tests/Plugins/CodeServerPluginTests"),
         .testTarget(name: "TokenRefreshPluginTests", dependencies: ["BerthPlugins", "TestSupport"], path: "Tests/Plugins/TokenRefreshPluginTests"),
         .testTarget(name: "DevcontainerPluginTests", dependencies: ["BerthPlugins", "TestSupport"], path: "Tests/Plugins/DevcontainerPluginTests"),
+        .testTarget(name: "DotfilesPluginTests", dependencies: ["BerthPlugins", "TestSupport"], path: "Tests/Plugins/DotfilesPluginTests"),
         .testTarget(name: "BerthSupervisionTests", dependencies: ["BerthSupervision", "TestSupport"]),
         .testTarget(name: "BerthSystemdTests", dependencies: ["TestSupport"]),
         // The images in real containers; skipped without a Docker engine.

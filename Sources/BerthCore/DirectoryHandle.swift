@@ -24,6 +24,12 @@ public final class DirectoryHandle {
 
     deinit { close(fd) }
 
+    /// The held descriptor, for the *at() calls this type has no method for
+    /// (symlinkat, readlinkat, faccessat) and for a child's starting
+    /// directory (`SpawnRequest.workingDirectoryFD`); open while this
+    /// handle lives.
+    public var descriptor: Int32 { fd }
+
     public typealias Owner = AtomicFile.Owner
     public typealias FileError = AtomicFile.WriteError
 
