@@ -14,8 +14,9 @@ public func forEachPlugin(_ visit: (any Plugin) throws -> Void) rethrows {
     try visit(AICLIPlugin())
     try visit(CodeServerPlugin())
     try visit(WorkspaceSupervisorPlugin())
-    // Last: its tasks run once everything above is provisioned and sshd
-    // is settled.
+    // Last, the set-up tasks: they run once everything above is provisioned
+    // and sshd is settled, the dotfiles before devcontainer.json's hooks.
+    try visit(DotfilesPlugin())
     try visit(DevcontainerPlugin())
 }
 

@@ -33,7 +33,7 @@ struct BerthVerbs: ParsableCommand {
         subcommands: [
             StatusCommand.self, HealthCommand.self, LogsCommand.self,
             RestartCommand.self, StopCommand.self, StartCommand.self, HooksCommand.self,
-            ProvisionCommand.self, HashPasswordCommand.self, FetchCommand.self, InstallPackagesCommand.self, HookTaskCommand.self,
+            ProvisionCommand.self, HashPasswordCommand.self, FetchCommand.self, InstallPackagesCommand.self, HookTaskCommand.self, SetupNoticeCommand.self,
         ]
     )
 
@@ -45,7 +45,7 @@ struct BerthVerbs: ParsableCommand {
         // settles that without comparing strings.
         guard let first = word.utf8.first, (UInt8(ascii: "a")...UInt8(ascii: "z")).contains(first) else { return false }
         return switch word {
-        case "status", "health", "logs", "restart", "stop", "start", "provision", "hash-password", "fetch", "hook-task", "hooks", "help": true
+        case "status", "health", "logs", "restart", "stop", "start", "provision", "hash-password", "fetch", "hook-task", "hooks", "setup-notice", "help": true
         // sudo matches `berth install-packages *` against the arguments joined by spaces, so it also lets through
         // one argument "install-packages x": that must be refused as a verb, never run by the init as root.
         case "install-packages", _ where word.utf8.starts(with: "install-packages ".utf8): true

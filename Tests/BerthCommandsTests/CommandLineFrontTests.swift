@@ -12,10 +12,10 @@ final class CommandLineFrontTests: XCTestCase {
         ("status", ["--json"]), ("health", []), ("logs", ["<NAME>"]), ("restart", ["<NAME>"]),
         ("stop", ["<NAME>"]), ("start", ["<NAME>"]), ("provision", ["--only <STEP>", "-v"]),
         ("hash-password", []), ("fetch", ["<request>"]), ("install-packages", ["<names>"]),
-        ("hook-task", ["<NAME>"]), ("hooks", ["run"]),
+        ("hook-task", ["<NAME>"]), ("hooks", ["run"]), ("setup-notice", []),
     ]
     /// berth runs these itself; help does not show them.
-    private let hidden = ["fetch", "hook-task"]
+    private let hidden = ["fetch", "hook-task", "setup-notice"]
     private var directory = ""
 
     override func setUpWithError() throws {

@@ -59,7 +59,7 @@ public struct DevcontainerPlugin: Plugin {
             task.required = false
             task.user = context.workspaceUserName
             task.workingDirectory = settings.value("WORKSPACE_DIR", default: "/workspace")
-            task.after = [previous ?? "sshd"]
+            task.after = previous.map { [$0] } ?? ["dotfiles", "sshd"]
             task.leftovers = leftovers
             task.rerunRule = hook.rerun.description
             task.critical = context.strict

@@ -12,6 +12,7 @@ import Glibc
 /// running is found by the session and BERTH_TASK (berth is their reaper).
 public enum HookRunner {
     public static func run(task name: String, environment: Environment) -> Int32 {
+        if name == "dotfiles" { return dotfiles(environment) }
         guard let hook = DevcontainerPlugin.startHooks.first(where: { $0.logName == name }) else {
             say("no such hook: \(name) (hooks: \(DevcontainerPlugin.startHooks.map(\.logName).joined(separator: ", ")))")
             return 2
@@ -56,6 +57,25 @@ public enum HookRunner {
             if let problem = records.write(record, name) { say("cannot remember this run in \(records.directory): \(problem)") }
         }
         return status.shellExitCode
+    }
+
+    /// The dotfiles task: DotfilesInstaller with the same environment and
+    /// time limit as a hook.
+    static func dotfiles(_ environment: Environment) -> Int32 {
+        let settings = Settings(environment)
+        guard let home = environment["HOME"] else {
+            say("no HOME: the dotfiles go into the workspace user's home")
+            return 2
+        }
+        do {
+            guard let dotfiles = try DotfilesSettings.read(settings, home: home) else { return 0 }
+            let timeout = (try? settings.duration("BERTH_HOOK_TIMEOUT", default: .seconds(1800))) ?? .seconds(1800)
+            let passed = environment.removing(["DOTFILES_REPO", "DOTFILES_REF", "DOTFILES_INSTALL_COMMAND", "DOTFILES_TARGET"])
+            return DotfilesInstaller.run(dotfiles, home: home, environment: sessionEnvironment(passed), scriptTimeout: timeout)
+        } catch {
+            say(error.message)
+            return 2
+        }
     }
 
     /// What the hook runs with: the task's own environment (the services'

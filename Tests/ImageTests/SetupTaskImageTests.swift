@@ -1,0 +1,101 @@
+import Foundation
+import Glibc
+import TestSupport
+import XCTest
+
+/// devcontainer.json's hooks in real containers of the base image, the
+/// workspace on a volume: a login during a long hook is not blocked and
+/// sees what is still running; a new container on the same volume runs
+/// postStart again and not postCreate; a server a hook started with nohup
+/// keeps running and is counted.
+final class SetupTaskImageTests: ImageTestCase {
+    func test_a_login_during_a_long_hook_is_not_blocked_and_a_new_container_reruns_only_post_start() throws {
+        let volume = "berth-test-workspace-\(getpid())-\(Int.random(in: 0..<1_000_000))"
+        defer { _ = try? docker(["volume", "rm", "-f", volume]) }
+        // The volume takes /workspace's owner (dev8) from the image.
+        let setup = try docker(["run", "--rm", "-v", "\(volume):/workspace", "--entrypoint", "/bin/sh", Self.image, "-c", """
+            mkdir -p /workspace/.devcontainer && cat > /workspace/.devcontainer/devcontainer.json <<'JSON'
+            {
+              // a slow create step, and a server left running at each start
+              "postCreateCommand": "echo created >> /workspace/created.log; sleep 6",
+              "postStartCommand": "echo started >> /workspace/started.log; nohup sleep 300 >/dev/null 2>&1 &",
+            }
+            JSON
+            chown -R dev8:dev8 /workspace
+            """])
+        XCTAssertEqual(setup.status, .exited(0), setup.errorText)
+
+        let (name, port) = try start(["SSH_PUBLIC_KEY": publicKey], flags: ["-v", "\(volume):/workspace"])
+        XCTAssertNotNil(try waitForLogin(port, since: now()))
+        var running = ""
+        let deadline = now() + 30
+        while now() < deadline {
+            running = try ssh(port, "bash -lc true").outputText
+            if running.contains("postCreate") { break }
+            usleep(200_000)
+        }
+        XCTAssertTrue(running.hasPrefix("berth: setting up: postCreate running for ") && running.hasSuffix(" (berth logs postCreate)\n"),
+                      "one line at login while postCreate runs: \(running)")
+        XCTAssertFalse(try docker(["logs", name]).errorText.contains("berth: postCreate: done"), "the login came back while the hook still ran")
+        var log = ""
+        let done = now() + 30
+        while now() < done {
+            log = try docker(["logs", name]).errorText
+            if log.contains("berth: postStart: done") { break }
+            usleep(200_000)
+        }
+        XCTAssertTrue(log.contains("berth: postStart: done after ") && log.contains("; 1 process left running (kept;"), log)
+        XCTAssertEqual(try ssh(port, "bash -lc true").outputText, "", "nothing to say once set-up is over")
+        let status = try docker(["exec", name, "berth", "status"]).outputText
+        XCTAssertTrue(status.split(separator: "\n").contains { $0.hasPrefix("postStart ") && $0.contains(" 1 process ") }, status)
+        XCTAssertEqual(try exec(name, "pgrep -u dev8 -x sleep | wc -l").outputText, "1\n", "the server postStart left is still running")
+        XCTAssertEqual(try docker(["stop", name], timeout: 30).status, .exited(0))
+
+        let (again, _) = try start(["SSH_PUBLIC_KEY": publicKey], flags: ["-v", "\(volume):/workspace"])
+        var second = ""
+        let secondDone = now() + 30
+        while now() < secondDone {
+            second = try docker(["logs", again]).errorText
+            if second.contains("berth: postStart: done") { break }
+            usleep(200_000)
+        }
+        XCTAssertTrue(second.contains("postCreate | ran for this workspace at "), second)
+        XCTAssertEqual(try exec(again, "cat /workspace/created.log /workspace/started.log").outputText, "created\nstarted\nstarted\n")
+        XCTAssertEqual(try exec(again, "git -C /workspace status --porcelain 2>/dev/null; ls -a /workspace/.berth").outputText.contains("hooks"), true)
+    }
+
+    func test_dotfiles_are_cloned_with_real_git_installed_before_the_hooks_and_not_again_on_restart() throws {
+        let volume = "berth-test-dotfiles-\(getpid())-\(Int.random(in: 0..<1_000_000))"
+        defer { _ = try? docker(["volume", "rm", "-f", volume]) }
+        // A dotfiles repository with an install script, made with the image's git.
+        let setup = try docker(["run", "--rm", "-v", "\(volume):/srv", "--entrypoint", "/bin/sh", Self.image, "-c", """
+            set -e; git init -q -b main /srv/dotfiles; cd /srv/dotfiles
+            printf '#!/bin/sh\\necho "installed from $(basename "$PWD")" >> "$HOME/.installed"\\n' > install.sh; chmod +x install.sh
+            printf 'alias ll="ls -l"\\n' > .bash_aliases
+            git add -A; git -c user.name=t -c user.email=t@t commit -qm dotfiles; chmod -R a+rX /srv
+            """])
+        XCTAssertEqual(setup.status, .exited(0), setup.errorText)
+        let (name, _) = try start(["DOTFILES_REPO": "file:///srv/dotfiles"], flags: ["-v", "\(volume):/srv:ro"], port: nil)
+        var log = ""
+        let deadline = now() + 60
+        while now() < deadline {
+            log = try docker(["logs", name]).errorText
+            if log.contains("berth: dotfiles: ") && !log.contains("berth: dotfiles: started") || log.contains("berth: dotfiles: done") { break }
+            usleep(200_000)
+        }
+        XCTAssertTrue(log.contains("berth: dotfiles: done after "), log)
+        XCTAssertEqual(try exec(name, "cat /home/dev8/.installed; stat -c %U /home/dev8/.dotfiles/install.sh").outputText,
+                       "installed from .dotfiles\ndev8\n", "cloned and installed as dev8")
+        XCTAssertEqual(try docker(["restart", name], timeout: 30).status, .exited(0))
+        var again = ""
+        let restarted = now() + 60
+        while now() < restarted {
+            again = try docker(["logs", "--since", "0", name]).errorText
+            if again.components(separatedBy: "berth: dotfiles: done after ").count - 1 >= 2 { break }
+            usleep(200_000)
+        }
+        XCTAssertEqual(again.components(separatedBy: "berth: dotfiles: done after ").count - 1, 2, again)
+        XCTAssertEqual(try exec(name, "cat /home/dev8/.installed").outputText, "installed from .dotfiles\n", "not installed twice")
+        XCTAssertTrue(again.contains("already installed"), again)
+    }
+}
