@@ -1,17 +1,57 @@
 import ArgumentParser
+import BerthCore
 
-/// `berth status [--json]`: every supervised service and its state.
+/// `berth status [--json]`: every supervised service and its state, then
+/// the provisioning steps (from BERTH_RUN_DIR/provision.json) and the
+/// set-up tasks (devcontainer.json's hooks, the dotfiles) with their timings.
 struct StatusCommand: Verb {
     static let configuration = CommandConfiguration(
         commandName: "status",
-        abstract: "List the services berth supervises and their state.",
-        discussion: "For each service: state, pid, uptime, restarts, ready, healthy, last exit. Asks the berth running here over BERTH_RUN_DIR/control.sock (default /run/berth)."
+        abstract: "List the services berth supervises, the provisioning steps and the set-up tasks.",
+        discussion: """
+        For each service: state, pid, uptime, restarts, ready, healthy, last exit; each provisioning step: \
+        its outcome and time; each set-up task: state, start, time taken, result, processes it left running and \
+        when it runs again. Asks the berth running here over BERTH_RUN_DIR/control.sock (default /run/berth); \
+        --json gives the services and set-up tasks.
+        """
     )
 
     @Flag(help: "One JSON document instead of the table.")
     var json = false
 
     func perform() -> Int32 {
-        ControlClient.run(json ? "status --json" : "status", verb: "status")
+        if json { return ControlClient.run("status --json", verb: "status") }
+        let runDirectory = Settings(environment: currentEnvironment()).value("BERTH_RUN_DIR", default: "/run/berth")
+        switch ControlClient.request("status", socket: runDirectory + "/control.sock") {
+        case .failure(let error):
+            StandardError.write("berth status: \(error.message)\n")
+            return 1
+        case .success(let answer):
+            guard answer.ok else {
+                StandardError.write("berth status: \(answer.text)")
+                return 1
+            }
+            // The steps ran before the set-up tasks: their table goes between.
+            let parts = answer.text.components(separatedBy: "\nSET-UP")
+            let steps = Self.stepsTable(runDirectory: runDirectory).map { "\n" + $0 } ?? ""
+            StandardOutput.write(parts[0] + steps + (parts.count > 1 ? "\nSET-UP" + parts[1...].joined(separator: "\nSET-UP") : ""))
+            return 0
+        }
+    }
+
+    /// STEP, STATUS, TOOK, DETAIL from the provisioning report; nil without one.
+    static func stepsTable(runDirectory: String) -> String? {
+        guard let text = readTextFile(runDirectory + "/provision.json"), case .array(let steps)? = (try? JSON.parse(text))?["steps"] else { return nil }
+        var rows = [["STEP", "STATUS", "TOOK", "DETAIL"]]
+        for step in steps {
+            let status = step["status"]?.stringValue ?? "?"
+            let detail = step["detail"]?.stringValue ?? step["reason"]?.stringValue ?? step["message"]?.stringValue ?? ""
+            rows.append([step["name"]?.stringValue ?? "?", status, step["durationMs"]?.intValue.map { "\($0) ms" } ?? "-",
+                         String(detail.unicodeScalars.map { $0.value < 0x20 ? "?" : Character($0) })])
+        }
+        let widths = (0..<4).map { column in rows.map { $0[column].count }.max() ?? 0 }
+        return rows.map { row in
+            row.enumerated().map { index, cell in index == 3 ? cell : cell + String(repeating: " ", count: widths[index] - cell.count + 2) }.joined()
+        }.joined(separator: "\n") + "\n"
     }
 }

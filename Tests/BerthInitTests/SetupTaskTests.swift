@@ -68,7 +68,8 @@ final class SetupTaskTests: XCTestCase {
 
     func test_hooks_run_in_order_as_the_user_in_the_three_forms_and_a_new_container_reruns_only_post_start() throws {
         try devcontainer(Self.threeForms)
-        let first = try start()
+        // A key: provisioning has a step to run and report.
+        let first = try start(["SSH_PUBLIC_KEY": "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGJlcnRoLXNldHVwLXRhc2stdGVzdHMtb25seS1rZXk= test"])
         XCTAssertTrue(waitFor("berth: postStart: done", in: first), first.outputText)
         XCTAssertEqual(try position("onCreate | on-create uid=1000 dir=/workspace", in: first) < position("updateContent | update-content $HOME", in: first), true)
         let update = try position("updateContent | update-content $HOME", in: first)
@@ -77,7 +78,11 @@ final class SetupTaskTests: XCTestCase {
         XCTAssertLessThan(update, members.min()!)
         XCTAssertLessThan(members.max()!, postStart)
         let status = try berthVerb(["status"])
-        XCTAssertTrue(status.outputText.contains("SET-UP"), status.outputText)
+        // Services, then the provisioning steps with their times, then the set-up tasks.
+        let steps = try XCTUnwrap(status.outputText.range(of: "\nSTEP "), status.outputText)
+        let setUp = try XCTUnwrap(status.outputText.range(of: "\nSET-UP "), status.outputText)
+        XCTAssertLessThan(steps.lowerBound, setUp.lowerBound)
+        XCTAssertTrue(status.outputText.contains("\nssh-keys  "), "a step's row: \(status.outputText)")
         let postCreateRow = status.outputText.split(separator: "\n").first { $0.hasPrefix("postCreate ") }.map(String.init) ?? ""
         XCTAssertTrue(postCreateRow.contains(" done ") && postCreateRow.contains("exited with status 0") && postCreateRow.hasSuffix("once per workspace, again when the command changes"),
                       status.outputText)

@@ -72,7 +72,7 @@ final class SetupTaskImageTests: ImageTestCase {
             set -e; git init -q -b main /srv/dotfiles; cd /srv/dotfiles
             printf '#!/bin/sh\\necho "installed from $(basename "$PWD")" >> "$HOME/.installed"\\n' > install.sh; chmod +x install.sh
             printf 'alias ll="ls -l"\\n' > .bash_aliases
-            git add -A; git -c user.name=t -c user.email=t@t commit -qm dotfiles; chmod -R a+rX /srv
+            git add -A; git -c user.name=t -c user.email=t@t commit -qm dotfiles; chown -R dev8:dev8 /srv/dotfiles
             """])
         XCTAssertEqual(setup.status, .exited(0), setup.errorText)
         let (name, _) = try start(["DOTFILES_REPO": "file:///srv/dotfiles"], flags: ["-v", "\(volume):/srv:ro"], port: nil)
