@@ -45,7 +45,8 @@ let package = Package(
         // variables, its provisioning step and its built-in service;
         // plugins/Registry.swift lists them. One module, so adding a plugin
         // touches its folder and one registry line, not this file.
-        .target(name: "BerthPlugins", dependencies: ["BerthCore", "BerthProvisioning", "BerthSupervision", "BerthHTTP", "CBerth"], path: "plugins",
+        .target(name: "BerthPlugins", dependencies: ["BerthCore", "BerthProvisioning", "BerthSupervision", "BerthHTTP", "CBerth",
+                                                    .product(name: "SystemPackage", package: "swift-system")], path: "plugins",
                 exclude: ["README.md"]),
         // The init's life cycle and its three faces (berth, tini, dumb-init).
         .target(

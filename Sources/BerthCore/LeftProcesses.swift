@@ -28,6 +28,8 @@ public struct LeftProcess: Equatable, Sendable {
         return berth_pidfd_send_signal(pidfd, number) == 0
     }
 
+    static let scanLimit = 32_768
+
     /// Every process of `uid` in session `session` or whose environment
     /// holds `marker` (`NAME=VALUE`, whole), but `excluding`.
     public static func find(session: pid_t, marker: String, uid: uid_t, excluding: Set<pid_t> = []) -> [LeftProcess] {
@@ -35,9 +37,13 @@ public struct LeftProcess: Equatable, Sendable {
         var found: [LeftProcess] = []
         guard let dir = opendir("/proc") else { return [] }
         defer { closedir(dir) }
-        // Bounded by the kernel's pid limit; each read is of /proc, which
-        // does not block on anything the user controls.
-        while let entry = readdir(dir) {
+        // Each read is of /proc, which does not block on anything the user
+        // controls; at most `scanLimit` entries, so a pid flood cannot hold
+        // berth's loop (what lies past it is not counted, and is still
+        // stopped at shutdown with everything else).
+        var seen = 0
+        while seen < scanLimit, let entry = readdir(dir) {
+            seen += 1
             let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
                 String(decoding: raw.prefix(while: { $0 != 0 }), as: UTF8.self)
             }

@@ -17,7 +17,12 @@ extension Supervisor {
             guard let service = service(named: words[1]), service.definition.isTask else { return (unknownTask(words[1]), false) }
             guard mayControl(service, peer: peer) else { return (refusal(words[0], service, peer: peer), false) }
             guard !stopping else { return ("berth is shutting down\n", false) }
-            guard service.pid == nil else { return ("\(service.name) is running\n", false) }
+            guard service.pid == nil else {
+                // Once more when this run ends: a session that came meanwhile
+                // (postAttach) is not dropped, and many come to one run.
+                service.runAgain = true
+                return ("\(service.name) is running: it runs again when it ends\n", true)
+            }
             rerun(service)
             return ("running \(service.name)\n", true)
         case ("logs", 2):

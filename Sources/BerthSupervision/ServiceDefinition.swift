@@ -104,6 +104,9 @@ public struct ServiceDefinition: Sendable {
         case kill
     }
     public var leftovers: LeftoverPolicy = .keep
+    /// A task that does not run at start, only when asked (the control
+    /// request `run NAME`): postAttach, at each SSH session.
+    public var runsWhenAsked = false
     /// A task's rule for running again, as `berth status` says it
     /// ("once per workspace", "every start").
     public var rerunRule: String?

@@ -76,6 +76,8 @@ public final class Supervisor {
         var leftoverStreams: [ServiceStream] = []
         /// Its next run is asked for by hand: it runs whatever it remembers.
         var forcedRun = false
+        /// A task asked to run while it ran: once more when it ends.
+        var runAgain = false
         /// What a task's last run left running, as found when it ended.
         public internal(set) var leftProcesses: [LeftProcess] = []
         /// When its last run ended (monotonic), for a task's timing.
@@ -185,6 +187,7 @@ public final class Supervisor {
     /// without being critical); `fatal` when a critical one fails for good.
     public func start(requiredReady: @escaping () -> Void, fatal: @escaping (String) -> Void) {
         stage = .starting(requiredReady: requiredReady, fatal: fatal)
+        for service in services where service.definition.runsWhenAsked { service.phase = .stopped }
         if services.contains(where: { $0.definition.readiness == .notify }) {
             _ = try? AtomicFile.ensureDirectory(runDirectory, mode: 0o755)
             _ = try? AtomicFile.ensureDirectory(runDirectory + "/notify", mode: 0o755)
@@ -511,6 +514,10 @@ public final class Supervisor {
             service.phase = .failed
             service.reason = status.summary
             if definition.critical { onFatal?("\(definition.name) failed: \(status.summary)") }
+        }
+        if service.runAgain {
+            service.runAgain = false
+            return rerun(service)
         }
         startWhatCan()
     }

@@ -193,4 +193,18 @@ final class SetupTaskTests: XCTestCase {
         XCTAssertEqual(login.outputText, "it's berth|${localWorkspaceFolder}|unset\n", login.errorText)
         XCTAssertEqual(root.status("/home/dev8/.config/berth/remote-env.sh")?.st_uid, 1000, "the user's own file")
     }
+
+    /// The attack: the workspace user points devcontainer.json at a file
+    /// only root may read. The hook task reads it as the user, so the error
+    /// says it cannot read it and shows none of it.
+    func test_a_devcontainer_json_linked_to_a_root_only_file_shows_nothing_of_it() throws {
+        let secret = "root-only-\(Int.random(in: 100_000..<999_999))"
+        try root.write("/etc/shadow-like", "{ \"postStartCommand\": \"echo \(secret)\" }\n", mode: 0o600)
+        XCTAssertEqual(symlink("/etc/shadow-like", root.path + "/workspace/.devcontainer/devcontainer.json"), 0)
+        let run = try start()
+        XCTAssertTrue(waitFor("berth: postStart: ", in: run), run.outputText)
+        stop(run)
+        XCTAssertTrue(run.outputText.contains("/workspace/.devcontainer/devcontainer.json: cannot read: Permission denied; no hook runs"), run.outputText)
+        XCTAssertFalse(run.outputText.contains(secret), "root's file reached the log: \(run.outputText)")
+    }
 }

@@ -98,4 +98,33 @@ final class SetupTaskImageTests: ImageTestCase {
         XCTAssertEqual(try exec(name, "cat /home/dev8/.installed").outputText, "installed from .dotfiles\n", "not installed twice")
         XCTAssertTrue(again.contains("already installed"), again)
     }
+
+    func test_post_attach_runs_at_each_ssh_session_without_the_session_waiting_for_it() throws {
+        let volume = "berth-test-attach-\(getpid())-\(Int.random(in: 0..<1_000_000))"
+        defer { _ = try? docker(["volume", "rm", "-f", volume]) }
+        let setup = try docker(["run", "--rm", "-v", "\(volume):/workspace", "--entrypoint", "/bin/sh", Self.image, "-c", """
+            printf '{ "postAttachCommand": "sleep 2; echo attached >> /workspace/attached.log" }\\n' > /workspace/.devcontainer.json
+            chown -R dev8:dev8 /workspace
+            """])
+        XCTAssertEqual(setup.status, .exited(0), setup.errorText)
+        let (name, port) = try start(["SSH_PUBLIC_KEY": publicKey], flags: ["-v", "\(volume):/workspace"])
+        XCTAssertNotNil(try waitForLogin(port, since: now()))
+        func attachedRuns() throws -> Int {
+            Int(try exec(name, "cat /workspace/attached.log 2>/dev/null | wc -l").outputText.trimmingCharacters(in: .whitespacesAndNewlines)) ?? -1
+        }
+        // The login above was a session: its postAttach ran once postStart ended.
+        let deadline = now() + 30
+        while try attachedRuns() < 1, now() < deadline { usleep(200_000) }
+        while try docker(["exec", name, "berth", "status"]).outputText.split(separator: "\n")
+                .contains(where: { $0.hasPrefix("postAttach ") && !$0.contains(" done ") }), now() < deadline { usleep(200_000) }
+        let before = try attachedRuns()
+        XCTAssertGreaterThanOrEqual(before, 1)
+        XCTAssertEqual(try ssh(port, "echo in").outputText, "in\n", "the session's own output is all it shows")
+        XCTAssertEqual(try attachedRuns(), before, "the session ended before its postAttach did: it did not wait for it")
+        let again = now() + 30
+        while try attachedRuns() < before + 1, now() < again { usleep(200_000) }
+        XCTAssertEqual(try attachedRuns(), before + 1, "this session's postAttach ran")
+        let logs = try docker(["logs", name]).errorText
+        XCTAssertFalse(logs.contains("has no postAttachCommand"), logs)
+    }
 }

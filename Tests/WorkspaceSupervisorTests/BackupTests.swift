@@ -341,9 +341,18 @@ final class BackupTests: XCTestCase {
         XCTAssertLessThan(now() - stopping, 3.5, "the budget and restic's stop, inside the stop grace berth gives (budget + 2 s)")
         XCTAssertTrue(run.log.contains("aborting the running backup (the 1 s budget ran out): the previous snapshot \(first) stands"), run.log)
         XCTAssertEqual(resticBackups(), [], "no restic left running")
-        XCTAssertEqual(try scratch.sh("ls backups/restic/locks | wc -l"), "0\n", "restic removed its lock")
         XCTAssertEqual(try snapshotIDs(), [first], "no snapshot of half a workspace")
         let check = try restic(["check", "--no-lock"])
         XCTAssertEqual(check.status, .exited(0), "the repository is consistent: \(check.outputText)\(check.errorText)")
+        // restic removes its lock on SIGINT, unless the signal came while it
+        // was taking it (a race inside restic 0.14): the next start removes
+        // any lock left, and backs up.
+        let next = try SupervisorRun(environment())
+        _ = try next.apiReady()
+        next.process.signal(SIGUSR1)
+        XCTAssertTrue(next.waitFor("(SIGUSR1): ", timeout: 120), next.log)
+        XCTAssertEqual(try snapshotIDs().count, 2, next.log)
+        next.process.signal(SIGTERM)
+        XCTAssertEqual(next.process.wait(timeout: 10), .exited(0))
     }
 }

@@ -27,8 +27,8 @@ public struct DevcontainerPlugin: Plugin {
         ]
     }
 
-    /// The hooks that run in a container, in the spec's order; postAttach
-    /// belongs to each SSH session, not to the start.
+    /// The hooks that run at each start, in the spec's order; postAttach
+    /// belongs to each SSH session.
     static let startHooks: [LifecycleHook] = [.onCreate, .updateContent, .postCreate, .postStart]
 
     public init() {}
@@ -72,6 +72,15 @@ public struct DevcontainerPlugin: Plugin {
             tasks.append(task)
             previous = task.name
         }
+        // postAttach: at each new SSH session (sshd's /etc/ssh/sshrc asks
+        // with `berth hooks attached`), after postStart, never blocking it.
+        var attach = tasks[tasks.count - 1]
+        attach.name = LifecycleHook.postAttach.logName
+        attach.command = ["/proc/self/exe", "hook-task", attach.name]
+        attach.after = [tasks[tasks.count - 1].name]
+        attach.runsWhenAsked = true
+        attach.rerunRule = LifecycleHook.postAttach.rerun.description
+        tasks.append(attach)
         return tasks
     }
 }

@@ -1,6 +1,7 @@
 import BerthCore
 import CBerth
 import Glibc
+import SystemPackage
 
 /// Runs one life-cycle command for `HookRunner`: the string form by
 /// `/bin/sh -c`, the array form exec'd with its arguments as they are, the
@@ -150,16 +151,21 @@ enum HookProcesses {
         var readAny = false
         var buffer = [UInt8](repeating: 0, count: 16 << 10)
         for member in running where member.pipe >= 0 {
-            let count = buffer.withUnsafeMutableBytes { read(member.pipe, $0.baseAddress, $0.count) }
-            if count > 0 {
-                readAny = true
-                member.partial += buffer[0..<count]
-                emitLines(member, final: false)
-            } else if count == 0 || (errno != EAGAIN && errno != EINTR) {
-                emitLines(member, final: true)
-                close(member.pipe)
-                member.pipe = -1
-            }
+            do {
+                let count = try retryingOnInterrupt { buffer.withUnsafeMutableBytes { read(member.pipe, $0.baseAddress, $0.count) } }
+                if count > 0 {
+                    readAny = true
+                    member.partial += buffer[0..<count]
+                    emitLines(member, final: false)
+                    continue
+                }
+            } catch .wouldBlock {
+                continue
+            } catch {}
+            // The end (or an error): what is left, then the pipe goes.
+            emitLines(member, final: true)
+            close(member.pipe)
+            member.pipe = -1
         }
         return readAny
     }

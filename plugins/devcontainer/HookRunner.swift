@@ -13,8 +13,8 @@ import Glibc
 public enum HookRunner {
     public static func run(task name: String, environment: Environment) -> Int32 {
         if name == "dotfiles" { return dotfiles(environment) }
-        guard let hook = DevcontainerPlugin.startHooks.first(where: { $0.logName == name }) else {
-            say("no such hook: \(name) (hooks: \(DevcontainerPlugin.startHooks.map(\.logName).joined(separator: ", ")))")
+        guard let hook = LifecycleHook.allCases.first(where: { $0.logName == name }) else {
+            say("no such hook: \(name) (hooks: \(LifecycleHook.allCases.map(\.logName).joined(separator: ", ")))")
             return 2
         }
         let settings = Settings(environment)
@@ -39,7 +39,8 @@ public enum HookRunner {
             }
         }
         guard let command = file.command(hook) else {
-            say("\(file.path) has no \(hook.key)")
+            // Not at each SSH session: a line per login would be noise.
+            if hook != .postAttach { say("\(file.path) has no \(hook.key)") }
             return 0
         }
         let workspace = settings.value("WORKSPACE_DIR", default: "/workspace")
