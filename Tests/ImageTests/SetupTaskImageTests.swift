@@ -9,6 +9,19 @@ import XCTest
 /// postStart again and not postCreate; a server a hook started with nohup
 /// keeps running and is counted.
 final class SetupTaskImageTests: ImageTestCase {
+    /// berth's log (the container's stderr) once `until` holds, or as it is
+    /// after 60 s.
+    func logs(of name: String, until: (String) -> Bool) throws -> String {
+        var log = ""
+        let deadline = now() + 60
+        while now() < deadline {
+            log = try docker(["logs", name]).errorText
+            if until(log) { break }
+            usleep(200_000)
+        }
+        return log
+    }
+
     func test_a_login_during_a_long_hook_is_not_blocked_and_a_new_container_reruns_only_post_start() throws {
         let volume = "berth-test-workspace-\(getpid())-\(Int.random(in: 0..<1_000_000))"
         defer { _ = try? docker(["volume", "rm", "-f", volume]) }
@@ -37,13 +50,7 @@ final class SetupTaskImageTests: ImageTestCase {
         XCTAssertTrue(running.hasPrefix("berth: setting up: postCreate running for ") && running.hasSuffix(" (berth logs postCreate)\n"),
                       "one line at login while postCreate runs: \(running)")
         XCTAssertFalse(try docker(["logs", name]).errorText.contains("berth: postCreate: done"), "the login came back while the hook still ran")
-        var log = ""
-        let done = now() + 30
-        while now() < done {
-            log = try docker(["logs", name]).errorText
-            if log.contains("berth: postStart: done") { break }
-            usleep(200_000)
-        }
+        let log = try logs(of: name) { $0.contains("berth: postStart: done") }
         XCTAssertTrue(log.contains("berth: postStart: done after ") && log.contains("; 1 process left running (kept;"), log)
         XCTAssertEqual(try ssh(port, "bash -lc true").outputText, "", "nothing to say once set-up is over")
         let status = try docker(["exec", name, "berth", "status"]).outputText
@@ -52,13 +59,7 @@ final class SetupTaskImageTests: ImageTestCase {
         XCTAssertEqual(try docker(["stop", name], timeout: 30).status, .exited(0))
 
         let (again, _) = try start(["SSH_PUBLIC_KEY": publicKey], flags: ["-v", "\(volume):/workspace"])
-        var second = ""
-        let secondDone = now() + 30
-        while now() < secondDone {
-            second = try docker(["logs", again]).errorText
-            if second.contains("berth: postStart: done") { break }
-            usleep(200_000)
-        }
+        let second = try logs(of: again) { $0.contains("berth: postStart: done") }
         XCTAssertTrue(second.contains("postCreate | ran for this workspace at "), second)
         XCTAssertEqual(try exec(again, "cat /workspace/created.log /workspace/started.log").outputText, "created\nstarted\nstarted\n")
         XCTAssertEqual(try exec(again, "git -C /workspace status --porcelain 2>/dev/null; ls -a /workspace/.berth").outputText.contains("hooks"), true)
@@ -76,24 +77,12 @@ final class SetupTaskImageTests: ImageTestCase {
             """])
         XCTAssertEqual(setup.status, .exited(0), setup.errorText)
         let (name, _) = try start(["DOTFILES_REPO": "file:///srv/dotfiles"], flags: ["-v", "\(volume):/srv:ro"], port: nil)
-        var log = ""
-        let deadline = now() + 60
-        while now() < deadline {
-            log = try docker(["logs", name]).errorText
-            if log.contains("berth: dotfiles: ") && !log.contains("berth: dotfiles: started") || log.contains("berth: dotfiles: done") { break }
-            usleep(200_000)
-        }
+        let log = try logs(of: name) { $0.contains("berth: dotfiles: done") || $0.contains("berth: dotfiles: failed") }
         XCTAssertTrue(log.contains("berth: dotfiles: done after "), log)
         XCTAssertEqual(try exec(name, "cat /home/dev8/.installed; stat -c %U /home/dev8/.dotfiles/install.sh").outputText,
                        "installed from .dotfiles\ndev8\n", "cloned and installed as dev8")
         XCTAssertEqual(try docker(["restart", name], timeout: 30).status, .exited(0))
-        var again = ""
-        let restarted = now() + 60
-        while now() < restarted {
-            again = try docker(["logs", "--since", "0", name]).errorText
-            if again.components(separatedBy: "berth: dotfiles: done after ").count - 1 >= 2 { break }
-            usleep(200_000)
-        }
+        let again = try logs(of: name) { $0.components(separatedBy: "berth: dotfiles: done after ").count - 1 >= 2 }
         XCTAssertEqual(again.components(separatedBy: "berth: dotfiles: done after ").count - 1, 2, again)
         XCTAssertEqual(try exec(name, "cat /home/dev8/.installed").outputText, "installed from .dotfiles\n", "not installed twice")
         XCTAssertTrue(again.contains("already installed"), again)

@@ -283,6 +283,15 @@ final class BackupTests: XCTestCase {
         XCTAssertEqual(try snapshotIDs(), [], "no snapshot of half a workspace")
     }
 
+    /// The daemon, and the id of the one snapshot SIGUSR1 made it take.
+    func daemonWithOneSnapshot(_ extra: [String: String]) throws -> (SupervisorRun, String) {
+        let run = try SupervisorRun(environment(extra))
+        _ = try run.apiReady()
+        run.process.signal(SIGUSR1)
+        XCTAssertTrue(run.waitFor("(SIGUSR1): ", timeout: 60), run.log)
+        return (run, try XCTUnwrap(loggedBackups(run.log).first, run.log))
+    }
+
     /// The last snapshot's files, as restic dumps them.
     func latestFile(_ path: String) throws -> String {
         let dump = try restic(["dump", "latest", path])
@@ -291,11 +300,7 @@ final class BackupTests: XCTestCase {
     }
 
     func test_sigterm_with_changes_pending_takes_a_last_backup_within_its_budget_and_exits_0() throws {
-        let run = try SupervisorRun(environment(["SUPERVISOR_BACKUP_SHUTDOWN_BUDGET": "20s"]))
-        _ = try run.apiReady()
-        run.process.signal(SIGUSR1)
-        XCTAssertTrue(run.waitFor("(SIGUSR1): ", timeout: 60), run.log)
-        let first = try XCTUnwrap(loggedBackups(run.log).first, run.log)
+        let (run, first) = try daemonWithOneSnapshot(["SUPERVISOR_BACKUP_SHUTDOWN_BUDGET": "20s"])
         _ = try scratch.sh("printf 'written just before the stop\\n' >> workspace/README.md")
         let mark = run.log.count
         run.process.signal(SIGTERM)
@@ -316,11 +321,7 @@ final class BackupTests: XCTestCase {
     }
 
     func test_sigterm_with_nothing_changed_takes_no_last_backup() throws {
-        let run = try SupervisorRun(environment(["SUPERVISOR_BACKUP_SHUTDOWN_BUDGET": "20s"]))
-        _ = try run.apiReady()
-        run.process.signal(SIGUSR1)
-        XCTAssertTrue(run.waitFor("(SIGUSR1): ", timeout: 60), run.log)
-        let first = try XCTUnwrap(loggedBackups(run.log).first, run.log)
+        let (run, first) = try daemonWithOneSnapshot(["SUPERVISOR_BACKUP_SHUTDOWN_BUDGET": "20s"])
         run.process.signal(SIGTERM)
         XCTAssertEqual(run.process.wait(timeout: 30), .exited(0), run.log)
         XCTAssertTrue(run.log.contains("backup skipped (shutdown): unchanged since \(first)"), run.log)
@@ -328,11 +329,7 @@ final class BackupTests: XCTestCase {
     }
 
     func test_a_last_backup_past_its_budget_is_given_up_and_the_previous_snapshot_stands() throws {
-        let run = try SupervisorRun(environment(["SUPERVISOR_BACKUP_SHUTDOWN_BUDGET": "1s"]))
-        _ = try run.apiReady()
-        run.process.signal(SIGUSR1)
-        XCTAssertTrue(run.waitFor("(SIGUSR1): ", timeout: 60), run.log)
-        let first = try XCTUnwrap(loggedBackups(run.log).first, run.log)
+        let (run, first) = try daemonWithOneSnapshot(["SUPERVISOR_BACKUP_SHUTDOWN_BUDGET": "1s"])
         // 256 MiB that does not compress: far more than a second's work.
         _ = try scratch.sh("head -c 268435456 /dev/urandom > workspace/big.bin")
         let stopping = now()
