@@ -42,8 +42,19 @@ enum NativeProvisioning {
             return nil
         }
         let user = Result { () throws(SettingError) in try UserAccount.lookup(configuration.workspaceUserName) }
-        return Run(steps: steps, inputs: StepInputs(settings: settings, user: user), persistent: persistent, disabled: disabled,
-                   excluded: excluded, configuration: configuration, verbosity: verbosity, onResults: onResults)
+        let run = Run(steps: steps, inputs: StepInputs(settings: settings, user: user), persistent: persistent, disabled: disabled,
+                      excluded: excluded, configuration: configuration, verbosity: verbosity, onResults: onResults)
+        run.fingerprints = Dictionary(plugins.map { plugin, step in (step.name, inputsFingerprint(plugin, settings)) }) { first, _ in first }
+        return run
+    }
+
+    /// What a step's plugin reads, as it is now: option values, and for a
+    /// secret only whether it is set (a secret's hash could be guessed).
+    static func inputsFingerprint(_ plugin: any Plugin, _ settings: Settings) -> String {
+        inputFingerprint(plugin.variables.map { variable in
+            variable.isSecret ? "\(variable.name) \(settings.isSet(variable.name) ? "set" : "unset")"
+                : "\(variable.name)=\(settings.value(variable.name) ?? "")"
+        }.joined(separator: "\n"))
     }
 
     /// One provisioning run on berth's loop, before the child starts.
@@ -56,6 +67,8 @@ enum NativeProvisioning {
         let configuration: Configuration
         let verbosity: Int
         let onResults: ([StepResult]) -> Void
+        /// Each built-in step's inputs fingerprint, for the report.
+        var fingerprints: [String: String] = [:]
         private var provisioner: Provisioner?
 
         init(steps: [ProvisioningStep], inputs: StepInputs, persistent: Bool, disabled: Set<String>, excluded: [String: String],
@@ -85,16 +98,18 @@ enum NativeProvisioning {
             }
             provisioner?.start { [self] results in
                 onResults(results)
-                NativeProvisioning.finish(results, runDirectory: runDirectory, strict: strict, verbosity: verbosity, proceed: proceed)
+                NativeProvisioning.finish(results, inputs: fingerprints, runDirectory: runDirectory, strict: strict, verbosity: verbosity,
+                                          proceed: proceed)
             }
         }
 
         func cancel() { provisioner?.cancel() }
     }
 
-    private static func finish(_ results: [StepResult], runDirectory: String, strict: Bool, verbosity: Int, proceed: (Bool) -> Void) {
+    private static func finish(_ results: [StepResult], inputs: [String: String], runDirectory: String, strict: Bool, verbosity: Int,
+                               proceed: (Bool) -> Void) {
         do {
-            try ProvisionReport.write(results, to: runDirectory + "/provision.json")
+            try ProvisionReport.write(results, inputs: inputs, to: runDirectory + "/provision.json")
         } catch {
             StandardError.write("berth: cannot write the provisioning report: \(error)\n")
         }

@@ -7,7 +7,9 @@ import Glibc
 public enum ProvisionReport {
     public static let defaultPath = "/run/berth/provision.json"
 
-    public static func json(_ results: [StepResult], finishedAt: Int = Int(time(nil))) -> String {
+    /// `inputs`: each step's inputs fingerprint (its plugin's variables:
+    /// option values, and only whether each secret is set).
+    public static func json(_ results: [StepResult], inputs: [String: String] = [:], finishedAt: Int = Int(time(nil))) -> String {
         var out = "{\n  \"finishedAt\": \(finishedAt),\n"
         out += "  \"healthy\": \(!results.contains { $0.outcome.isFailure }),\n"
         out += "  \"steps\": ["
@@ -22,17 +24,20 @@ public enum ProvisionReport {
             if let text {
                 out += ", \"\(status == "ok" ? "detail" : status == "skipped" ? "reason" : "message")\": \(JSON.quote(text))"
             }
-            out += ", \"durationMs\": \(result.milliseconds)}"
+            out += ", \"durationMs\": \(result.milliseconds), \"startedAt\": \(result.startedAt)"
+            if let fingerprint = inputs[result.name] { out += ", \"inputs\": \(JSON.quote(fingerprint))" }
+            // Steps converge on what their inputs say at every start.
+            out += ", \"runs\": \"every start\"}"
         }
         out += results.isEmpty ? "]\n}\n" : "\n  ]\n}\n"
         return out
     }
 
     /// Writes the report atomically (0644: it holds no secret).
-    public static func write(_ results: [StepResult], to path: String = defaultPath) throws(AtomicFile.WriteError) {
+    public static func write(_ results: [StepResult], inputs: [String: String] = [:], to path: String = defaultPath) throws(AtomicFile.WriteError) {
         let (directory, _) = AtomicFile.split(path)
         try AtomicFile.ensureDirectory(directory, mode: 0o755)
-        try AtomicFile.write(Array(json(results).utf8), to: path, mode: 0o644)
+        try AtomicFile.write(Array(json(results, inputs: inputs).utf8), to: path, mode: 0o644)
     }
 
     /// While the steps run: a report that says so, so `berth health` never

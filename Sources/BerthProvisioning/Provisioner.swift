@@ -99,6 +99,6 @@ public final class Provisioner {
 
     private func record(_ step: ProvisioningStep, _ outcome: StepOutcome, since started: UInt64) {
         let milliseconds = Int((MonotonicClock.now() - started) / 1_000_000)
-        results.append(StepResult(name: step.name, outcome: outcome, milliseconds: milliseconds))
+        results.append(StepResult(name: step.name, outcome: outcome, milliseconds: milliseconds, startedAt: Int(time(nil)) - milliseconds / 1000))
     }
 }

@@ -74,4 +74,13 @@ public struct StepResult: Equatable, Sendable {
     public let name: String
     public let outcome: StepOutcome
     public let milliseconds: Int
+    /// Seconds since the epoch when it started (or was skipped).
+    public var startedAt: Int = 0
+
+    public init(name: String, outcome: StepOutcome, milliseconds: Int, startedAt: Int = 0) {
+        self.name = name
+        self.outcome = outcome
+        self.milliseconds = milliseconds
+        self.startedAt = startedAt
+    }
 }

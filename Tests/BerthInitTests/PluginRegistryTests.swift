@@ -154,3 +154,21 @@ final class VariableReferenceTests: XCTestCase {
         }
     }
 }
+
+/// A step's inputs fingerprint: its plugin's option values, and only
+/// whether each secret is set.
+final class StepInputsFingerprintTests: XCTestCase {
+    func fingerprint(_ values: [String: String]) throws -> String {
+        let plugin = try XCTUnwrap(registry.first { $0.name == "code-server" })
+        return NativeProvisioning.inputsFingerprint(plugin, Settings(environment: values))
+    }
+
+    func test_an_option_changes_it_and_a_secrets_value_does_not() throws {
+        let base = try fingerprint(["CODE_SERVER_BIND": "0.0.0.0:8080", "CODE_SERVER_PASSWORD": "first-password"])
+        XCTAssertEqual(try fingerprint(["CODE_SERVER_BIND": "0.0.0.0:8080", "CODE_SERVER_PASSWORD": "first-password"]), base, "stable")
+        XCTAssertNotEqual(try fingerprint(["CODE_SERVER_BIND": "0.0.0.0:9090", "CODE_SERVER_PASSWORD": "first-password"]), base, "an option")
+        XCTAssertEqual(try fingerprint(["CODE_SERVER_BIND": "0.0.0.0:8080", "CODE_SERVER_PASSWORD": "another-password"]), base,
+                       "a secret's value is not part of it")
+        XCTAssertNotEqual(try fingerprint(["CODE_SERVER_BIND": "0.0.0.0:8080"]), base, "whether a secret is set is")
+    }
+}

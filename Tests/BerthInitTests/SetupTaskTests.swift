@@ -83,6 +83,15 @@ final class SetupTaskTests: XCTestCase {
         let setUp = try XCTUnwrap(status.outputText.range(of: "\nSET-UP "), status.outputText)
         XCTAssertLessThan(steps.lowerBound, setUp.lowerBound)
         XCTAssertTrue(status.outputText.contains("\nssh-keys  "), "a step's row: \(status.outputText)")
+        // Each step's record: when, how long, its inputs' fingerprint (not
+        // the key itself), when it runs again.
+        let report = try XCTUnwrap(root.read("/run/berth/provision.json"))
+        let reported = try XCTUnwrap((try JSONSerialization.jsonObject(with: Data(report.utf8)) as? [String: Any])?["steps"] as? [[String: Any]])
+        let sshKeys = try XCTUnwrap(reported.first { $0["name"] as? String == "ssh-keys" }, report)
+        XCTAssertEqual((sshKeys["inputs"] as? String)?.count, 16, report)
+        XCTAssertEqual(sshKeys["runs"] as? String, "every start")
+        XCTAssertGreaterThan(sshKeys["startedAt"] as? Int ?? 0, 1_700_000_000)
+        XCTAssertFalse(report.contains("AAAAC3NzaC1lZDI1NTE5"), "no secret in the report")
         let postCreateRow = status.outputText.split(separator: "\n").first { $0.hasPrefix("postCreate ") }.map(String.init) ?? ""
         XCTAssertTrue(postCreateRow.contains(" done ") && postCreateRow.contains("exited with status 0") && postCreateRow.hasSuffix("once per workspace, again when the command changes"),
                       status.outputText)

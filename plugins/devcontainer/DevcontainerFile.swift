@@ -119,15 +119,7 @@ public indirect enum LifecycleCommand: Equatable, Sendable {
     /// run any command anyway, and a collision would only skip one rerun.
     /// The value is stored, so changing the hash or the canonical text
     /// reruns every workspace's once-per-workspace commands once.
-    public var fingerprint: String {
-        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
-        for byte in canonicalText.utf8 {
-            hash ^= UInt64(byte)
-            hash = hash &* 0x0000_0100_0000_01b3
-        }
-        let digits = String(hash, radix: 16)
-        return String(repeating: "0", count: 16 - digits.count) + digits
-    }
+    public var fingerprint: String { inputFingerprint(canonicalText) }
 }
 
 /// A devcontainer.json that cannot be used, naming the file, the line when
