@@ -92,6 +92,16 @@ final class SetupTaskTests: XCTestCase {
         XCTAssertEqual(sshKeys["runs"] as? String, "every start")
         XCTAssertGreaterThan(sshKeys["startedAt"] as? Int ?? 0, 1_700_000_000)
         XCTAssertFalse(report.contains("AAAAC3NzaC1lZDI1NTE5"), "no secret in the report")
+        // --json carries the same: the tasks and the steps, marked.
+        let json = try berthVerb(["status", "--json"])
+        let entries = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(json.outputText.utf8)) as? [[String: Any]], json.outputText)
+        let postCreateEntry = try XCTUnwrap(entries.first { $0["name"] as? String == "postCreate" }, json.outputText)
+        XCTAssertEqual(postCreateEntry["task"] as? Bool, true)
+        XCTAssertEqual(postCreateEntry["state"] as? String, "done")
+        XCTAssertNotNil(postCreateEntry["tookMilliseconds"] as? Int)
+        let stepEntry = try XCTUnwrap(entries.first { $0["name"] as? String == "ssh-keys" }, json.outputText)
+        XCTAssertEqual(stepEntry["step"] as? Bool, true)
+        XCTAssertEqual(stepEntry["inputs"] as? String, sshKeys["inputs"] as? String)
         let postCreateRow = status.outputText.split(separator: "\n").first { $0.hasPrefix("postCreate ") }.map(String.init) ?? ""
         XCTAssertTrue(postCreateRow.contains(" done ") && postCreateRow.contains("exited with status 0") && postCreateRow.hasSuffix("once per workspace, again when the command changes"),
                       status.outputText)
@@ -215,5 +225,14 @@ final class SetupTaskTests: XCTestCase {
         stop(run)
         XCTAssertTrue(run.outputText.contains("/workspace/.devcontainer/devcontainer.json: cannot read: Permission denied; no hook runs"), run.outputText)
         XCTAssertFalse(run.outputText.contains(secret), "root's file reached the log: \(run.outputText)")
+    }
+
+    func test_with_berth_strict_a_failed_hook_stops_the_container_and_later_hooks_do_not_run() throws {
+        try devcontainer(#"{ "onCreateCommand": "exit 4", "postStartCommand": "echo should-not-run" }"#)
+        let run = try root.berth(["--", "/testkit", "print-signals", "15", "60"], environment: ["PATH": "/usr/bin:/bin", "BERTH_STRICT": "1"],
+                                 oneStream: true)
+        XCTAssertEqual(run.wait(timeout: 30), .exited(1), run.outputText)
+        XCTAssertTrue(run.outputText.contains("berth: onCreate: failed: exited with status 4 after "), run.outputText)
+        XCTAssertFalse(run.outputText.contains("should-not-run"), run.outputText)
     }
 }
