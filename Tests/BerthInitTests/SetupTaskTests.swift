@@ -112,7 +112,9 @@ final class SetupTaskTests: XCTestCase {
         // remembered, postStart runs again.
         let second = try start()
         XCTAssertTrue(waitFor("berth: postStart: done", in: second), second.outputText)
-        XCTAssertTrue(second.outputText.contains("postCreate | ran for this workspace at "), second.outputText)
+        let remembered = second.outputText.split(separator: "\n").first { $0.hasPrefix("postCreate | ran for this workspace at ") } ?? ""
+        XCTAssertTrue(remembered.contains(" UTC (exited with status 0), command unchanged: not again (berth hooks run postCreate runs it)"),
+                      second.outputText)
         XCTAssertFalse(second.outputText.contains("from-first"), second.outputText)
         XCTAssertFalse(second.outputText.contains("on-create uid"), second.outputText)
         XCTAssertTrue(second.outputText.contains("postStart | post-start"), second.outputText)

@@ -52,18 +52,20 @@ public struct DevcontainerPlugin: Plugin {
         }
         var tasks: [ServiceDefinition] = []
         var previous: String?
+        let masked = context.secretValues
         for hook in Self.startHooks {
             var task = ServiceDefinition(name: hook.logName, command: ["/proc/self/exe", "hook-task", hook.logName])
             task.isTask = true
             task.restart = .never
             task.required = false
-            task.user = context.workspaceUserName
+            // As root: as the workspace user; otherwise berth is that user.
+            task.user = context.runningAsRoot ? context.workspaceUserName : nil
             task.workingDirectory = settings.value("WORKSPACE_DIR", default: "/workspace")
             task.after = previous.map { [$0] } ?? ["dotfiles", "sshd"]
             task.leftovers = leftovers
             task.rerunRule = hook.rerun.description
             task.critical = context.strict
-            task.maskedValues = context.secretValues
+            task.maskedValues = masked
             task.environment = [
                 "WORKSPACE_DIR": settings.value("WORKSPACE_DIR", default: "/workspace"),
                 "BERTH_HOOK_TIMEOUT": "\(timeout.milliseconds)ms",

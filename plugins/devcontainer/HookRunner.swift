@@ -47,7 +47,7 @@ public enum HookRunner {
         let records = HookRecords(workspace: workspace)
         let fingerprint = command.fingerprint
         if hook.rerun == .oncePerWorkspace, environment["BERTH_TASK_FORCED"] != "1", let last = records.read(name), last.fingerprint == fingerprint {
-            say("ran for this workspace at \(last.started) (\(last.status)), command unchanged: not again (berth hooks run \(name) runs it)")
+            say("ran for this workspace at \(utcTime(last.started)) (\(last.status)), command unchanged: not again (berth hooks run \(name) runs it)")
             return 0
         }
         let timeout = (try? settings.duration("BERTH_HOOK_TIMEOUT", default: .seconds(1800))) ?? .seconds(1800)
@@ -85,6 +85,15 @@ public enum HookRunner {
     /// the same env file (see `HookProcesses`).
     static func sessionEnvironment(_ environment: Environment) -> [String] {
         environment.removing(["BERTH_TASK_FORCED", "BERTH_HOOK_TIMEOUT", "BERTH_DEVCONTAINER"]).lines
+    }
+
+    /// "2026-12-02 07:12:01 UTC".
+    static func utcTime(_ seconds: Int) -> String {
+        var time = time_t(seconds)
+        var parts = tm()
+        var buffer = [CChar](repeating: 0, count: 32)
+        guard gmtime_r(&time, &parts) != nil, strftime(&buffer, buffer.count, "%Y-%m-%d %H:%M:%S UTC", &parts) > 0 else { return "\(seconds)" }
+        return String(cString: buffer)
     }
 
     static func say(_ line: String) {

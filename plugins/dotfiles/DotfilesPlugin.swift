@@ -34,7 +34,7 @@ public struct DotfilesPlugin: Plugin {
         task.isTask = true
         task.restart = .never
         task.required = false
-        task.user = context.workspaceUserName
+        task.user = context.runningAsRoot ? context.workspaceUserName : nil
         task.after = ["sshd"]
         task.critical = context.strict
         task.maskedValues = context.secretValues
