@@ -9,13 +9,15 @@ import XCTest
 /// postStart again and not postCreate; a server a hook started with nohup
 /// keeps running and is counted.
 final class SetupTaskImageTests: ImageTestCase {
-    /// berth's log (the container's stderr) once `until` holds, or as it is
-    /// after 60 s.
+    /// The container's log, stdout (what hooks print) then stderr (berth's
+    /// own lines and what hooks say on stderr), once `until` holds, or as
+    /// it is after 60 s.
     func logs(of name: String, until: (String) -> Bool) throws -> String {
         var log = ""
         let deadline = now() + 60
         while now() < deadline {
-            log = try docker(["logs", name]).errorText
+            let run = try docker(["logs", name])
+            log = run.outputText + run.errorText
             if until(log) { break }
             usleep(200_000)
         }
@@ -115,5 +117,53 @@ final class SetupTaskImageTests: ImageTestCase {
         XCTAssertEqual(try attachedRuns(), before + 1, "this session's postAttach ran")
         let logs = try docker(["logs", name]).errorText
         XCTAssertFalse(logs.contains("has no postAttachCommand"), logs)
+    }
+
+    /// The three forms (comments, trailing commas), a failing and a hanging
+    /// hook, a masked secret, and a changed command run again in a new
+    /// container on the same workspace volume.
+    func test_three_forms_a_failing_and_a_hanging_hook_a_masked_key_and_a_changed_command_in_containers() throws {
+        let volume = "berth-test-forms-\(getpid())-\(Int.random(in: 0..<1_000_000))"
+        defer { _ = try? docker(["volume", "rm", "-f", volume]) }
+        func write(_ json: String) throws {
+            let encoded = Data(json.utf8).base64EncodedString()
+            let made = try docker(["run", "--rm", "-v", "\(volume):/workspace", "--entrypoint", "/bin/sh", Self.image, "-c",
+                                   "mkdir -p /workspace/.devcontainer && echo \(encoded) | base64 -d > /workspace/.devcontainer/devcontainer.json"
+                                   + " && chown -R dev8:dev8 /workspace"])
+            XCTAssertEqual(made.status, .exited(0), made.errorText)
+        }
+        let forms = """
+        {
+          // a failing string, a hanging array, parallel members, a secret
+          "onCreateCommand": "echo on-create as $(id -un); exit 3",
+          "updateContentCommand": ["sleep", "30"],
+          "postCreateCommand": { "one": "echo from-one", "two": ["sh", "-c", "echo from-two"], },
+          "postStartCommand": "echo key=$OPENAI_API_KEY",
+        }
+        """
+        try write(forms)
+        let key = "sk-image-test-" + String(Int.random(in: 100_000_000..<999_999_999))
+        let environment = ["OPENAI_API_KEY": key, "BERTH_HOOK_TIMEOUT": "2s"]
+        let (first, _) = try start(environment, flags: ["-v", "\(volume):/workspace"], port: nil)
+        let log = try logs(of: first) { $0.contains("berth: postStart: done") }
+        for line in ["onCreate | on-create as dev8", "berth: onCreate: failed: exited with status 3 after ",
+                     "updateContent | timed out after 2 s (BERTH_HOOK_TIMEOUT)", "berth: updateContent: failed: exited with status 124 after ",
+                     "postCreate | one | from-one", "postCreate | two | from-two", "postStart | key=***"] {
+            XCTAssertTrue(log.contains(line), "\(line): \(log)")
+        }
+        XCTAssertFalse(log.contains(key), "the key never reaches the log")
+        let health = try docker(["exec", first, "berth", "health"])
+        XCTAssertEqual(health.status, .exited(0), "failed hooks do not make it unhealthy: \(health.outputText)")
+        XCTAssertTrue(health.outputText.contains("set-up: onCreate failed: exited with status 3 (berth logs onCreate)"), health.outputText)
+        XCTAssertEqual(try docker(["rm", "-f", first]).status, .exited(0))
+
+        // The same workspace, postCreate's command changed: it runs again,
+        // the unchanged ones do not.
+        try write(forms.replacingOccurrences(of: "from-one", with: "from-one-changed"))
+        let (second, _) = try start(environment, flags: ["-v", "\(volume):/workspace"], port: nil)
+        let again = try logs(of: second) { $0.contains("berth: postStart: done") }
+        XCTAssertTrue(again.contains("postCreate | one | from-one-changed"), again)
+        XCTAssertTrue(again.contains("onCreate | ran for this workspace at "), again)
+        XCTAssertTrue(again.contains("updateContent | ran for this workspace at "), again)
     }
 }
