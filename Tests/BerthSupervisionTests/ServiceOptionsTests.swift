@@ -139,7 +139,8 @@ final class ServiceOptionsTests: ServicesDirectoryTestCase {
 
     /// Two services, one per policy, whose every run appends its name to a
     /// file and exits with `status`; returns the names in run order and
-    /// berth's log, once `watched` has started four times.
+    /// berth's log, once `watched` has ended four times (a run counted by
+    /// its start could be stopped before it wrote its name).
     private func runPolicies(_ policies: [(name: String, policy: String)], exitStatus: Int, watched: String) throws -> (ran: [String], lines: [String]) {
         let runs = directory + "/runs"
         for (name, policy) in policies {
@@ -153,7 +154,7 @@ final class ServiceOptionsTests: ServicesDirectoryTestCase {
             """)
         }
         let started = try berth()
-        let lines = log(of: started.run) { lines in lines.filter { $0.hasPrefix("berth: \(watched): started") }.count >= 4 }
+        let lines = log(of: started.run) { lines in lines.filter { $0.hasPrefix("berth: \(watched): exited with status") }.count >= 4 }
         stop(started)
         return ((readText(runs) ?? "").split(separator: "\n").map(String.init), lines)
     }
