@@ -60,6 +60,10 @@ public struct LeftProcess: Equatable, Sendable {
     /// `environ` is NUL-separated; a whole entry matches, so `A=1` does
     /// not match `A=10` nor `XA=1`. Read up to 64 KiB (a longer environment
     /// hides a marker past it; it is the user's own process either way).
+    /// The kernel reads it under the process's mmap lock: a process busy
+    /// unmapping gigabytes delays this read by as long; holding the lock
+    /// for good takes userfaultfd's kernel faults or FUSE, which an
+    /// unprivileged container does not give its user.
     static func environmentHolds(_ pid: pid_t, _ needle: [UInt8]) -> Bool {
         guard let bytes = readFile("/proc/\(pid)/environ", limit: 64 << 10) else { return false }
         var start = 0

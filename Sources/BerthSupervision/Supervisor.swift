@@ -647,8 +647,9 @@ public final class Supervisor {
     }
 
     /// Each service's stop stage, raised to the latest of its dependents'
-    /// (it must outlive them): a user's service that depends on sshd
-    /// keeps sshd's stage from waiting on it the other way round.
+    /// (it must outlive them): a later stage's service that depends on an
+    /// earlier stage's would otherwise wait for it while it waits for its
+    /// dependent.
     static func stopStages(_ definitions: [ServiceDefinition]) -> [String: ServiceDefinition.StopStage] {
         var stages = Dictionary(definitions.map { ($0.name, $0.stopStage) }) { first, _ in first }
         // A chain is at most as long as the list; no cycles (checked at start).

@@ -237,4 +237,24 @@ final class SetupTaskTests: XCTestCase {
         XCTAssertTrue(run.outputText.contains("berth: onCreate: failed: exited with status 4 after "), run.outputText)
         XCTAssertFalse(run.outputText.contains("should-not-run"), run.outputText)
     }
+
+    /// The attack: the workspace user links `.devcontainer` to a directory
+    /// only root can read, or to nowhere, to learn from whether hooks show
+    /// up which root-only paths exist. berth never follows the link as
+    /// root: both plan the same tasks, and neither runs anything.
+    func test_whether_hooks_are_planned_never_tells_the_user_what_root_can_see_behind_a_link() throws {
+        XCTAssertEqual(system("rm -rf '\(root.path)/workspace/.devcontainer' && mkdir -m 700 '\(root.path)/root-only'"), 0)
+        try root.write("/root-only/devcontainer.json", "{ \"postStartCommand\": \"echo from-root-only\" }\n", mode: 0o600)
+        var planned: [String] = []
+        for target in ["/root-only", "/nowhere"] {
+            XCTAssertEqual(system("ln -sfn \(target) '\(root.path)/workspace/.devcontainer'"), 0)
+            let run = try start()
+            XCTAssertTrue(waitFor("berth: postStart: ", in: run), "tasks planned with .devcontainer -> \(target): \(run.outputText)")
+            stop(run)
+            XCTAssertFalse(run.outputText.contains("from-root-only"), run.outputText)
+            planned.append(run.outputText.split(separator: "\n").filter { $0.hasPrefix("berth: ") && $0.contains(": started (pid") }
+                .map { String($0.split(separator: ":")[1]) }.joined(separator: ","))
+        }
+        XCTAssertEqual(planned[0], planned[1], "the same tasks whatever the link points to")
+    }
 }

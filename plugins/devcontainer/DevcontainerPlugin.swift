@@ -7,7 +7,7 @@ import Glibc
 /// spec's order, after provisioning and once sshd is settled, each run as
 /// the workspace user by `berth hook-task NAME` — that process, not PID 1,
 /// reads the user's file, remembers once-per-workspace hooks in the
-/// workspace, and runs the command (TaskRunner.swift).
+/// workspace, and runs the command (HookRunner.swift).
 public struct DevcontainerPlugin: Plugin {
     public var name: String { "devcontainer" }
     public var summary: String {
@@ -33,18 +33,16 @@ public struct DevcontainerPlugin: Plugin {
 
     public init() {}
 
-    /// A file in one of the places, or BERTH_DEVCONTAINER: two access()
-    /// calls on a plain start.
+    /// Something at one of the two places, or BERTH_DEVCONTAINER: a few
+    /// fstatat calls on a plain start.
     public func mayHaveWork(_ probe: StartProbe) -> Bool {
-        if probe.value("BERTH_DEVCONTAINER") != nil { return true }
-        let workspace = probe.value("WORKSPACE_DIR") ?? "/workspace"
-        return access(workspace + "/.devcontainer/devcontainer.json", F_OK) == 0 || access(workspace + "/.devcontainer.json", F_OK) == 0
+        probe.value("BERTH_DEVCONTAINER") != nil || Self.somethingIsAtADefaultPlace(workspace: probe.value("WORKSPACE_DIR") ?? "/workspace")
     }
 
     public func tasks(_ context: ServiceContext) throws(SettingError) -> [ServiceDefinition] {
         let settings = context.settings
-        let candidates = DevcontainerFile.candidates(settings)
-        guard settings.value("BERTH_DEVCONTAINER") != nil || candidates.contains(where: { access($0.path, F_OK) == 0 }) else { return [] }
+        guard settings.value("BERTH_DEVCONTAINER") != nil
+                || Self.somethingIsAtADefaultPlace(workspace: settings.value("WORKSPACE_DIR", default: "/workspace")) else { return [] }
         let timeout = try settings.duration("BERTH_HOOK_TIMEOUT", default: .seconds(1800), in: .seconds(1)...(.seconds(86_400)))
         let leftoversText = settings.value("BERTH_HOOK_LEFTOVERS", default: "keep")
         guard let leftovers = ServiceDefinition.LeftoverPolicy(rawValue: leftoversText) else {
@@ -84,5 +82,25 @@ public struct DevcontainerPlugin: Plugin {
         attach.rerunRule = LifecycleHook.postAttach.rerun.description
         tasks.append(attach)
         return tasks
+    }
+
+    /// `.devcontainer/devcontainer.json` or `.devcontainer.json` below the
+    /// workspace, looked at as root without following a symlink: a link
+    /// (at either name, or `.devcontainer` itself) counts as there, and the
+    /// task resolves it as the user. Following it would tell the user,
+    /// through whether tasks show up, whether a path only root can see
+    /// exists. WORKSPACE_DIR itself is the platform's and is followed.
+    static func somethingIsAtADefaultPlace(workspace: String) -> Bool {
+        let top = open(workspace, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        guard top >= 0 else { return false }
+        defer { close(top) }
+        var info = stat()
+        if fstatat(top, ".devcontainer.json", &info, AT_SYMLINK_NOFOLLOW) == 0 { return true }
+        guard fstatat(top, ".devcontainer", &info, AT_SYMLINK_NOFOLLOW) == 0 else { return false }
+        guard info.st_mode & S_IFMT == S_IFDIR else { return true }
+        let directory = openat(top, ".devcontainer", O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+        guard directory >= 0 else { return true }
+        defer { close(directory) }
+        return fstatat(directory, "devcontainer.json", &info, AT_SYMLINK_NOFOLLOW) == 0
     }
 }
