@@ -56,6 +56,27 @@ extension EventLoop {
     }
 }
 
+/// The helpers started for one piece of work, to end together: a
+/// provisioning step's at its timeout, so nothing it started outlives it.
+public final class HelperGroup {
+    private var handles: [HelperHandle] = []
+
+    public init() {}
+
+    /// Keeps `handle` (a finished helper's is dropped at the next add).
+    @discardableResult
+    public func add(_ handle: HelperHandle) -> HelperHandle {
+        handles.removeAll { !$0.isRunning }
+        handles.append(handle)
+        return handle
+    }
+
+    /// SIGKILL to every helper still running; each completion still runs.
+    public func killAll() {
+        handles.forEach { $0.kill() }
+    }
+}
+
 /// A running helper, to end early (a backup aborted at shutdown): its whole
 /// process group gets SIGKILL and the completion still runs, with that status.
 public final class HelperHandle {
@@ -64,6 +85,8 @@ public final class HelperHandle {
     fileprivate init(_ run: HelperRun) { self.run = run }
 
     public func kill() { run?.killGroup() }
+
+    public var isRunning: Bool { run.map { !$0.finished } ?? false }
 
     /// `number` to the helper (its group, as `kill`), to let it end in its
     /// own way (restic removes its repository lock on SIGINT).

@@ -37,7 +37,7 @@ public final class DropInStep: ProvisioningStep {
     public func run(in context: StepContext, done: @escaping (StepOutcome) -> Void) {
         var command = HelperCommand(arguments: [path], timeout: timeout)
         command.request.environment = context.settings.environment.lines
-        context.loop.runHelper(command) { [name] result in
+        context.runHelper(command) { [name] result in
             let output = String(decoding: result.standardOutput + result.standardError, as: UTF8.self)
             for line in output.split(separator: "\n") {
                 StandardError.write("berth: [\(name)] \(line)\n")

@@ -71,20 +71,32 @@ public final class Provisioner {
         }
         let started = MonotonicClock.now()
         var settled = false
-        let timer = context.loop.schedule(after: timeout) { [self] in
+        var timedOut = false
+        var backstop: EventLoop.TimerID?
+        let settle: (StepOutcome) -> Void = { [self] outcome in
             guard !settled else { return }
             settled = true
-            record(step, .failed("timed out after \(timeout)"), since: started)
+            backstop.map(context.loop.cancel)
+            record(step, timedOut ? .failed("timed out after \(timeout)") : outcome, since: started)
             runNext()
+        }
+        // At the timeout the step's helpers are killed; the step answers once
+        // they are reaped, so nothing it started is alive when the next step
+        // (or the command) starts. A step that still does not answer is
+        // given up on a moment later.
+        let timer = context.loop.schedule(after: timeout) { [self] in
+            timedOut = true
+            context.helpers.killAll()
+            backstop = context.loop.schedule(after: Self.answerGrace) { settle(.failed("")) }
         }
         step.run(in: context) { [self] outcome in
-            guard !settled else { return }
-            settled = true
             context.loop.cancel(timer)
-            record(step, outcome, since: started)
-            runNext()
+            settle(outcome)
         }
     }
+
+    /// How long a timed-out step has to answer once its helpers are killed.
+    static let answerGrace: Duration = .seconds(2)
 
     private func reasonNotToRun(_ step: ProvisioningStep) -> String? {
         if cancelled { return "berth is stopping" }

@@ -59,11 +59,21 @@ public struct StepContext {
     /// berth keeps running after provisioning (its start, not `berth
     /// provision`): periodic work may schedule itself on the loop.
     public let persistent: Bool
+    /// The helpers the running step started: the provisioner kills them at
+    /// the step's timeout and waits for them to be reaped before going on.
+    public let helpers = HelperGroup()
 
     public init(loop: EventLoop, inputs: StepInputs, persistent: Bool = false) {
         self.loop = loop
         self.inputs = inputs
         self.persistent = persistent
+    }
+
+    /// Runs a helper for the step: as `EventLoop.runHelper`, and ended with
+    /// the step if it times out.
+    @discardableResult
+    public func runHelper(_ command: HelperCommand, completion: @escaping (HelperResult) -> Void) -> HelperHandle {
+        helpers.add(loop.runHelper(command, completion: completion))
     }
 
     public var settings: Settings { inputs.settings }

@@ -52,6 +52,11 @@ final class DropInStepTests: XCTestCase {
         XCTAssertEqual(run.outputText, "zombies 0\n")
         let hung = try XCTUnwrap(report(root).first { $0["name"] as? String == "plugins.d/10-hangs" })
         XCTAssertEqual(hung["status"] as? String, "failed")
+        // Killed and reaped before the step is reported (its output, relayed
+        // when it is reaped, comes first) and so before the command runs.
+        let relayed = try XCTUnwrap(run.errorText.range(of: "[plugins.d/10-hangs] ready"), run.errorText)
+        let reported = try XCTUnwrap(run.errorText.range(of: "FAILED  plugins.d/10-hangs"), run.errorText)
+        XCTAssertLessThan(relayed.lowerBound, reported.lowerBound, run.errorText)
     }
 
     func test_sigterm_during_provisioning_ends_berth_within_a_second_without_the_command() throws {

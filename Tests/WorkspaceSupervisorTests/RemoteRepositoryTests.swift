@@ -35,7 +35,7 @@ final class RemoteRepositoryTests: XCTestCase {
     func moto(freeActions: Int? = nil) throws -> (server: Subprocess, url: String) {
         let probe = try script("import moto.server, flask, boto3")
         guard probe.status == .exited(0) else {
-            let reason = probe.errorText.split(separator: "\n").last.map(String.init) ?? "\(probe.status)"
+            let reason = probe.errorText.split(separator: "\n").last.map(String.init) ?? String(describing: probe.status)
             throw TestFailure("moto[server] cannot be imported by \(python.joined(separator: " ")) (run scripts/install-dependencies): \(reason)")
         }
         for _ in 0..<3 {

@@ -101,7 +101,7 @@ public final class CodeServerStep: ProvisioningStep {
         let currentHash = existing.flatMap { Self.value(of: "hashed-password", in: $0) } ?? ""
         var command = HelperCommand(arguments: [Self.selfExecutable(), "hash-password"], timeout: .seconds(60))
         command.input = password + Array("\n\(currentHash)\n".utf8)
-        context.loop.runHelper(command) { [self] result in
+        context.runHelper(command) { [self] result in
             let hash = String(decoding: result.standardOutput, as: UTF8.self).trimmingWhitespace()
             guard result.succeeded, hash.hasPrefix("$argon2id$") else {
                 let why = String(decoding: result.standardError, as: UTF8.self).trimmingWhitespace()

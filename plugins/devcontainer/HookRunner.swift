@@ -92,8 +92,10 @@ public enum HookRunner {
         var time = time_t(seconds)
         var parts = tm()
         var buffer = [CChar](repeating: 0, count: 32)
-        guard gmtime_r(&time, &parts) != nil, strftime(&buffer, buffer.count, "%Y-%m-%d %H:%M:%S UTC", &parts) > 0 else { return "\(seconds)" }
-        return String(cString: buffer)
+        guard gmtime_r(&time, &parts) != nil else { return "\(seconds)" }
+        let length = strftime(&buffer, buffer.count, "%Y-%m-%d %H:%M:%S UTC", &parts)
+        guard length > 0 else { return "\(seconds)" }
+        return String(decoding: buffer.prefix(length).map { UInt8(bitPattern: $0) }, as: UTF8.self)
     }
 
     static func say(_ line: String) {

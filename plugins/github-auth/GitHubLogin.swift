@@ -43,7 +43,7 @@ public final class GitHubLogin {
         }
         let credentials = GitHubCredentials(user: user, host: host, gh: findExecutable("gh", settings: context.settings),
                                             gitName: gitName, gitEmail: gitEmail)
-        api.identify(token, settings: context.settings, on: context.loop) { [self] result in
+        context.helpers.add(api.identify(token, settings: context.settings, on: context.loop) { [self] result in
             switch result {
             case .failure(let error):
                 done(.failure(error))
@@ -59,6 +59,6 @@ public final class GitHubLogin {
                     done(.failure(SettingError("\(error)")))
                 }
             }
-        }
+        })
     }
 }

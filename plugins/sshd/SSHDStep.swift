@@ -66,11 +66,11 @@ public final class SSHDStep: ProvisioningStep {
         } catch {
             return done(.failed("\(error)"))
         }
-        ensureHostKeys(types, loop: context.loop) { [self] result in
+        ensureHostKeys(types, context: context) { [self] result in
             switch result {
             case .failure(let message): done(.failed(message))
             case .success(let generated):
-                installConfig(config(user: user.name, hostKeyTypes: types), loop: context.loop) { failure in
+                installConfig(config(user: user.name, hostKeyTypes: types), context: context) { failure in
                     if let failure { return done(.failed(failure)) }
                     let keys = generated.isEmpty ? "host keys kept" : "host keys generated: \(generated.joined(separator: ", "))"
                     done(.ok("port \(port), \(keys)"))
@@ -126,7 +126,7 @@ public final class SSHDStep: ProvisioningStep {
     /// in parallel the others cost nothing extra); a key that exists is kept
     /// (a restart on a persistent /etc/ssh changes nothing). Reported in the
     /// fixed order of `types`, whichever finishes first.
-    private func ensureHostKeys(_ types: [String], loop: EventLoop, done: @escaping (KeysResult) -> Void) {
+    private func ensureHostKeys(_ types: [String], context: StepContext, done: @escaping (KeysResult) -> Void) {
         let directory: DirectoryHandle
         do {
             directory = try DirectoryHandle.open(configDirectory)
@@ -144,7 +144,7 @@ public final class SSHDStep: ProvisioningStep {
             try? directory.remove(temporary)
             try? directory.remove(temporary + ".pub")
             let command = HelperCommand(arguments: [keygen, "-q", "-t", type, "-N", "", "-C", "", "-f", "\(configDirectory)/\(temporary)"], timeout: .seconds(30))
-            loop.runHelper(command) { result in
+            context.runHelper(command) { result in
                 if !result.succeeded {
                     try? directory.remove(temporary)
                     try? directory.remove(temporary + ".pub")
@@ -168,7 +168,7 @@ public final class SSHDStep: ProvisioningStep {
 
     /// `sshd -t` on the candidate first, ahead of everything else, as sshd
     /// will read it; only a config that passes replaces the installed one.
-    private func installConfig(_ text: String, loop: EventLoop, done: @escaping (String?) -> Void) {
+    private func installConfig(_ text: String, context: StepContext, done: @escaping (String?) -> Void) {
         let dropIns = configDirectory + "/sshd_config.d"
         let candidate = dropIns + "/.berth.conf.candidate"
         let wrapper = dropIns + "/.berth.conf.check"
@@ -180,7 +180,7 @@ public final class SSHDStep: ProvisioningStep {
         } catch {
             return done("\(error)")
         }
-        loop.runHelper(HelperCommand(arguments: [sshd, "-t", "-f", wrapper], timeout: .seconds(30))) { result in
+        context.runHelper(HelperCommand(arguments: [sshd, "-t", "-f", wrapper], timeout: .seconds(30))) { result in
             defer {
                 try? directory.remove(".berth.conf.candidate")
                 try? directory.remove(".berth.conf.check")

@@ -126,7 +126,7 @@ public final class SudoStep: ProvisioningStep {
             return done(.failed("\(error)"))
         }
         guard access(visudo, X_OK) == 0 else { return install(text, in: directory, granted: granted, done: done) }
-        context.loop.runHelper(HelperCommand(arguments: [visudo, "-c", "-q", "-f", candidate], timeout: .seconds(30))) { [self] result in
+        context.runHelper(HelperCommand(arguments: [visudo, "-c", "-q", "-f", candidate], timeout: .seconds(30))) { [self] result in
             guard result.succeeded else {
                 try? directory.remove(".berth.candidate")
                 let output = result.standardError + result.standardOutput

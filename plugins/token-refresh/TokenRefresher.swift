@@ -64,7 +64,7 @@ final class TokenRefresher {
     /// One attempt: read the source, and install the token if it is new.
     func refresh(done: @escaping (Result<String, SettingError>) -> Void) {
         lastAttempt = Int(time(nil))
-        source.read(settings: context.settings, loop: context.loop, timeout: timeout) { [self] result in
+        let fetch = source.read(settings: context.settings, loop: context.loop, timeout: timeout) { [self] result in
             switch result {
             case .failure(let error):
                 record(.failure(error), done: done)
@@ -76,6 +76,7 @@ final class TokenRefresher {
                 }
             }
         }
+        fetch.map { _ = context.helpers.add($0) }
     }
 
     private func record(_ result: Result<String, SettingError>, done: (Result<String, SettingError>) -> Void) {
