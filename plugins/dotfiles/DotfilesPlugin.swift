@@ -11,7 +11,7 @@ public struct DotfilesPlugin: Plugin {
     public var summary: String { "The user's dotfiles repository, cloned into their home and installed, as Codespaces and the devcontainers CLI do." }
     public var variables: [PluginVariable] {
         [
-            PluginVariable("DOTFILES_REPO", .option, "`OWNER/NAME` on GitHub, or an https://, ssh:// or file:// URL (no credentials in it)"),
+            PluginVariable("DOTFILES_REPO", .option, "`OWNER/NAME` on GitHub (the host of `GH_HOST`/`GITHUB_API_URL`), or an https://, ssh:// or file:// URL (no credentials in it)"),
             PluginVariable("DOTFILES_REF", .option, "the branch, tag or commit; a change installs again"),
             PluginVariable("DOTFILES_INSTALL_COMMAND", .option, """
                 run in the clone instead of its first `install.sh`, `install`, `bootstrap.sh`, `bootstrap`, `script/bootstrap`, \

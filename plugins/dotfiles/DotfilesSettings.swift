@@ -31,7 +31,7 @@ public struct DotfilesSettings: Equatable, Sendable {
             }
             return nil
         }
-        let url = try repositoryURL(repository)
+        let url = try repositoryURL(repository, gitHubHost: gitHubHost(settings))
         var ref: String?
         if let given = settings.value("DOTFILES_REF") { ref = try checkedRef(given) }
         let targetInHome = try targetInHome(settings.value("DOTFILES_TARGET", default: defaultTarget), home: home)
@@ -43,13 +43,20 @@ public struct DotfilesSettings: Equatable, Sendable {
             target: (home.hasSuffix("/") ? home : home + "/") + targetInHome)
     }
 
-    /// DOTFILES_REPO as the URL git clones: OWNER/NAME is a GitHub
-    /// repository; a URL is https://, ssh:// or file://, or ssh's
+    /// The host OWNER/NAME is on: the one github-auth gives the credential
+    /// helper for (GH_HOST, else GITHUB_API_URL's host, else github.com),
+    /// so a GitHub Enterprise user's dotfiles clone with their token.
+    static func gitHubHost(_ settings: Settings) -> String {
+        (try? GitHubAPI.fromSettings(settings))?.host(settings: settings) ?? "github.com"
+    }
+
+    /// DOTFILES_REPO as the URL git clones: OWNER/NAME is a repository on
+    /// `gitHubHost`; a URL is https://, ssh:// or file://, or ssh's
     /// [USER@]HOST:PATH. Credentials never go in the URL (git keeps it in
     /// .git/config and shows it in errors and `ps`): userinfo with a
     /// password, any userinfo over https, and query strings are refused,
     /// and the value is shown only redacted.
-    public static func repositoryURL(_ value: String) throws(SettingError) -> String {
+    public static func repositoryURL(_ value: String, gitHubHost: String = "github.com") throws(SettingError) -> String {
         func refused(_ why: String) -> SettingError {
             SettingError("DOTFILES_REPO='\(redactedURL(value))': \(why)")
         }
@@ -105,7 +112,13 @@ public struct DotfilesSettings: Equatable, Sendable {
         guard isGitHubName(owner), isGitHubName(name) else {
             throw refused("OWNER and NAME are letters, digits, '-', '_' and '.'; " + expected)
         }
-        return "https://github.com/\(owner)/\(name).git"
+        // GH_HOST is the user's own text: a host name and maybe a port, or
+        // the URL would point elsewhere than they meant.
+        guard !gitHubHost.isEmpty, !gitHubHost.hasPrefix("-"),
+              gitHubHost.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "." || $0 == "-" || $0 == ":") }) else {
+            throw SettingError("GH_HOST='\(gitHubHost)': expected a host name (and :PORT), which DOTFILES_REPO=OWNER/NAME is cloned from")
+        }
+        return "https://\(gitHubHost)/\(owner)/\(name).git"
     }
 
     /// What GitHub allows in an account's or a repository's name.

@@ -29,6 +29,18 @@ final class DotfilesSettingsTests: XCTestCase {
         XCTAssertEqual(try DotfilesSettings.repositoryURL("octocat/dotfiles.git"), "https://github.com/octocat/dotfiles.git", "not .git.git")
     }
 
+    func test_owner_slash_name_is_on_the_host_github_auth_gives_credentials_for() throws {
+        func url(_ values: [String: String]) throws -> String? {
+            try DotfilesSettings.read(Settings(environment: values.merging(["DOTFILES_REPO": "octocat/dotfiles"]) { a, _ in a }), home: "/home/dev8")?.repositoryURL
+        }
+        XCTAssertEqual(try url([:]), "https://github.com/octocat/dotfiles.git")
+        XCTAssertEqual(try url(["GITHUB_API_URL": "https://ghe.example.com/api/v3"]), "https://ghe.example.com/octocat/dotfiles.git")
+        XCTAssertEqual(try url(["GITHUB_API_URL": "https://ghe.example.com/api/v3", "GH_HOST": "git.example.com:8443"]), "https://git.example.com:8443/octocat/dotfiles.git")
+        XCTAssertThrowsError(try url(["GH_HOST": "evil.example/x?"])) { error in
+            XCTAssertTrue("\(error)".contains("GH_HOST='evil.example/x?': expected a host name"), "\(error)")
+        }
+    }
+
     func test_https_ssh_file_and_scp_style_addresses_are_kept_as_given() throws {
         for url in ["https://github.com/octocat/dotfiles.git", "https://git.example.com:8443/me/dots", "ssh://git@github.com/octocat/dotfiles.git",
                     "ssh://example.com:2222/srv/dots.git", "git@github.com:octocat/dotfiles.git", "work-github:octocat/dotfiles", "file:///srv/git/dots.git"] {

@@ -77,8 +77,8 @@ final class DotfilesInstallerTests: XCTestCase {
     /// The installer as berth runs it, its lines and its children's output
     /// collected in one file.
     func install(_ url: String, ref: String? = nil, command: String? = nil, environment extra: [String] = [],
-                 scriptTimeout: Duration = .seconds(60)) throws -> Run {
-        var values = ["DOTFILES_REPO": url]
+                 variables: [String: String] = [:], scriptTimeout: Duration = .seconds(60)) throws -> Run {
+        var values = variables.merging(["DOTFILES_REPO": url]) { _, given in given }
         values["DOTFILES_REF"] = ref
         values["DOTFILES_INSTALL_COMMAND"] = command
         let settings = try XCTUnwrap(DotfilesSettings.read(Settings(environment: values), home: home))
