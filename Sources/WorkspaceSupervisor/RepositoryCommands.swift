@@ -6,8 +6,8 @@ import Glibc
 /// be able to steer. So the mount must belong to a trusted uid (as the
 /// daemon checks it), restic reads the repositories (the mount's first,
 /// then the remote one) with their password on its standard input, and a
-/// restore goes through a tar stream (`restic dump --archive tar`) kept in
-/// an unnamed file: its listing is checked before anything is written, and
+/// restore goes through a tar stream (of what `restic restore` wrote into a
+/// private tree on the mount) kept in an unnamed file: its listing is checked before anything is written, and
 /// tar unpacks it as the workspace user, never root, keeping no owner and
 /// no setuid/setgid bit. They wait for their helpers; the daemon never does.
 public struct RepositoryCommands {
@@ -105,9 +105,15 @@ public struct RepositoryCommands {
         guard scratch >= 0 else { throw Failure("\(store.root)/\(scratchName): cannot create: \(String(cString: strerror(errno)))") }
         unlinkat(store.fd, scratchName, 0)
         defer { close(scratch) }
-        let dump = Self.wait(repository, ["dump", "--archive", "tar", snapshot.id, "/"], output: scratch)
-        guard dump.status == .exited(0) else {
-            throw Failure("\(repository.kind.rawValue) repository: restic dump \(snapshot.shortID): \(Self.resticFailure(dump)); nothing restored")
+        if try hasOnlyFilesDirectoriesAndLinks(snapshot, in: repository) {
+            try unpackSnapshot(snapshot, from: repository, into: scratch)
+        } else {
+            // restic restore would make the FIFOs and fail on the devices;
+            // dump gives each as an empty file, as restore has always done.
+            let dump = Self.wait(repository, ["dump", "--archive", "tar", snapshot.id, "/"], output: scratch)
+            guard dump.status == .exited(0) else {
+                throw Failure("\(repository.kind.rawValue) repository: restic dump \(snapshot.shortID): \(Self.resticFailure(dump)); nothing restored")
+            }
         }
         // The workspace user reads it through a descriptor of its own that
         // cannot write.
@@ -143,6 +149,53 @@ public struct RepositoryCommands {
         }
     }
 
+    /// Whether the snapshot holds nothing but files, directories and
+    /// symbolic links (`restic ls --json` reads its trees only). JSON
+    /// escapes every quote in a name, so a name cannot fake a node's type.
+    func hasOnlyFilesDirectoriesAndLinks(_ snapshot: ResticSnapshot, in repository: ResticRepository) throws(Failure) -> Bool {
+        let listed = Self.wait(repository, ["ls", "--json", snapshot.id])
+        guard listed.status == .exited(0) else {
+            throw Failure("\(repository.kind.rawValue) repository: restic ls \(snapshot.shortID): \(Self.resticFailure(listed)); nothing restored")
+        }
+        let plain = [#""type":"file""#, #""type":"dir""#, #""type":"symlink""#]
+        return String(decoding: listed.output, as: UTF8.self).split(separator: "\n").allSatisfy { line in
+            !line.contains(#""struct_type":"node""#) || plain.contains { line.contains($0) }
+        }
+    }
+
+    /// The snapshot as a tar stream in `scratch`. `restic restore` fetches
+    /// whole packs, several at once (`restic dump` asks the repository for
+    /// every blob in turn: from moto's S3, 64 MiB in 7,042 files, the whole
+    /// restore took 13.5 s where dump alone took 76.9 s), into a private tree on the mount (0700, of the mount's owner)
+    /// which `tar --create` then reads, both as the mount's owner: as root,
+    /// restic would give the tree the snapshot's owners and setuid bits.
+    /// The tree is removed whatever happens.
+    func unpackSnapshot(_ snapshot: ResticSnapshot, from repository: ResticRepository, into scratch: Int32) throws(Failure) {
+        var mount = stat()
+        guard fstat(store.fd, &mount) == 0 else { throw Failure("\(store.root): \(String(cString: strerror(errno)))") }
+        let owner: UserAccount? = geteuid() == 0 && mount.st_uid != 0
+            ? UserAccount(name: "uid \(mount.st_uid)", uid: mount.st_uid, gid: mount.st_gid, home: "/nonexistent", shell: "/bin/false", groups: [mount.st_gid])
+            : nil
+        let treeName = ".restore-\(getpid()).tree"
+        let tree = store.root + "/" + treeName
+        let removal = { _ = Self.wait(["rm", "-rf", "--one-file-system", "--", tree], as: owner) }
+        removal()
+        guard mkdirat(store.fd, treeName, 0o700) == 0 else { throw Failure("\(tree): cannot create: \(String(cString: strerror(errno)))") }
+        defer { removal() }
+        if let owner, fchownat(store.fd, treeName, owner.uid, owner.gid, AT_SYMLINK_NOFOLLOW) != 0 {
+            throw Failure("\(tree): cannot hand it to uid \(owner.uid): \(String(cString: strerror(errno)))")
+        }
+        let restored = Self.wait(repository, ["restore", snapshot.id, "--target", tree], as: owner)
+        guard restored.status == .exited(0) else {
+            throw Failure("\(repository.kind.rawValue) repository: restic restore \(snapshot.shortID): \(Self.resticFailure(restored)); nothing restored")
+        }
+        // POSIX format: times to the nanosecond, as restic restored them.
+        let packed = Self.wait(["tar", "--create", "--file", "-", "--format=posix", "--numeric-owner", "--directory", tree, "."], output: scratch, as: owner)
+        guard packed.status == .exited(0) else {
+            throw Failure("snapshot \(snapshot.shortID): tar cannot read what restic restored: \(String(decoding: packed.errors, as: UTF8.self).split(separator: "\n").first ?? ""); nothing restored")
+        }
+    }
+
     /// The target, made by the workspace user if missing (its parents are
     /// theirs), then opened without following a symlink at its top.
     func openTarget(_ target: String) throws(Failure) -> Int32 {
@@ -164,9 +217,9 @@ public struct RepositoryCommands {
     /// standard output goes there. `--no-lock`: listing and dumping only
     /// read, so a command run as root writes nothing into the repository
     /// (no root-owned lock or `locks/` the daemon could not write later).
-    static func wait(_ repository: ResticRepository, _ arguments: [String], output: Int32 = -1) -> Finished {
+    static func wait(_ repository: ResticRepository, _ arguments: [String], output: Int32 = -1, as user: UserAccount? = nil) -> Finished {
         let command = repository.command(["--no-lock"] + arguments, timeout: .seconds(0))
-        return wait(command.request.arguments, environment: command.request.environment, inputBytes: command.input ?? [], output: output)
+        return wait(command.request.arguments, environment: command.request.environment, inputBytes: command.input ?? [], output: output, as: user)
     }
 
     static func resticFailure(_ run: Finished) -> String {
@@ -194,6 +247,8 @@ public struct RepositoryCommands {
             for fd in ends { _ = fcntl(fd, F_SETFD, FD_CLOEXEC) }
             _ = inputBytes.withUnsafeBytes { write(ends[1], $0.baseAddress, $0.count) }
             close(ends[1])
+            // restic opens /dev/stdin, which checks the pipe's owner.
+            if let user { _ = fchown(ends[0], user.uid, user.gid) }
             given = ends[0]
         }
         defer { if inputBytes != nil { close(given) } }

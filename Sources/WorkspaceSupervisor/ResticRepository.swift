@@ -54,8 +54,18 @@ public struct ResticRepository: Sendable {
     static func failure(errors: [UInt8], status: ChildStatus?) -> String {
         let lines = String(decoding: errors, as: UTF8.self).split(separator: "\n")
             .filter { !$0.hasPrefix("{") && !$0.isEmpty }
-        // restic ends with "Fatal: ..." when it has one; else its last line.
-        let chosen = lines.first { $0.hasPrefix("Fatal: ") } ?? lines.last
+        // restic ends with "Fatal: ..." when it has one; an unexpected
+        // error is its own line followed by a Go stack (frames named
+        // "github.com/…", "main.…", "runtime.…", locations indented); a
+        // restore that went on past a file says "ignoring error for PATH:
+        // ..."; else its last line.
+        let isStack = { (line: Substring) in
+            line.first == "\t" || line.first == " " || ["github.com/", "main.", "runtime."].contains { line.hasPrefix($0) }
+        }
+        let stackStart = lines.firstIndex { $0.hasPrefix("github.com/") }
+        let beforeStack = stackStart.flatMap { lines[..<$0].last { !isStack($0) } }
+        let chosen = lines.first { $0.hasPrefix("Fatal: ") } ?? beforeStack
+            ?? lines.first { $0.hasPrefix("ignoring error for ") } ?? lines.last
         return chosen.map { String($0.dropFirst($0.hasPrefix("Fatal: ") ? 7 : 0)) } ?? "restic \(status.map { "\($0)" } ?? "did not run")"
     }
 

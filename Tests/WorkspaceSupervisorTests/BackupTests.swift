@@ -106,6 +106,7 @@ final class BackupTests: XCTestCase {
         XCTAssertEqual(restore.status, .exited(0), restore.errorText)
         XCTAssertEqual(restore.outputText, "restored \(id) from the local repository into \(target) as nobody\n")
         XCTAssertEqual(try scratch.sh("find '\(target)' -not -user 65534 | wc -l"), "0\n", "everything is the workspace user's")
+        XCTAssertEqual(try scratch.sh("ls -A backups | grep -c '^.restore-' || true"), "0\n", "restic's tree and the stream are gone from the mount")
         let expected = try tree(workspace).filter { !$0.key.hasPrefix("node_modules") }
         XCTAssertEqual(try tree(target), expected)
         XCTAssertEqual(try tree(target)["src/readme-link"]?.hasPrefix("l 777 ../README.md @"), true)
@@ -125,7 +126,8 @@ final class BackupTests: XCTestCase {
         """)
         let damaged = try cli(["restore", id, restores + "/again"])
         XCTAssertEqual(damaged.status, .exited(1))
-        XCTAssertTrue(damaged.errorText.contains("restic dump \(id): ") && damaged.errorText.hasSuffix("; nothing restored\n"), damaged.errorText)
+        XCTAssertTrue(damaged.errorText.contains("local repository: restic ") && damaged.errorText.hasSuffix("; nothing restored\n"), damaged.errorText)
+        XCTAssertFalse(damaged.errorText.contains("runtime/"), "restic's own words, not a line of its stack: \(damaged.errorText)")
         XCTAssertEqual(access(restores + "/again", F_OK), -1, "nothing restored")
 
         run.process.signal(SIGTERM)
