@@ -40,6 +40,9 @@ public final class BackupRunner {
     public private(set) var skips = 0
     /// The local repository's snapshots, oldest first, as last listed.
     public private(set) var snapshots: [ResticSnapshot] = []
+    /// Whether the remote repository (if any) got the last snapshot made
+    /// since the supervisor started; unknown before one is made.
+    var remoteHasLast = false
     /// Repositories known to exist (`restic init` done or not needed).
     var initialized: Set<String> = []
     /// When each repository (by location) was last checked, and how it went.
@@ -124,8 +127,11 @@ public final class BackupRunner {
     /// When a backup is skipped: the listing's fingerprint equals the last
     /// snapshot's, and then as the rule says.
     public enum SkipRule: Sendable, Equatable {
-        /// Never: it was asked for (POST /backup, SIGUSR1).
-        case never
+        /// Asked for (POST /backup, SIGUSR1): skipped only when nothing
+        /// changed since the last snapshot and every repository has it (as
+        /// restic's --skip-if-unchanged: an identical snapshot would only
+        /// push a distinct one out of SUPERVISOR_BACKUP_KEEP).
+        case whenUnchangedEverywhere
         /// The schedule's: also no activity since the last snapshot.
         case whenIdleAndUnchanged(activeSinceLast: Bool)
         /// At shutdown: unchanged is enough (the user is leaving either
@@ -168,15 +174,18 @@ public final class BackupRunner {
             return true
         }
         // The listing the fingerprint is made of: names, types, sizes,
-        // modification times, modes and link targets.
-        let listing = HelperCommand(arguments: ["find", ".", "-printf", "%P\\t%y\\t%s\\t%T@\\t%m\\t%l\\n"], timeout: .seconds(600))
+        // modification and change times, inodes, modes and link targets
+        // (what restic itself compares), and the excludes.
+        let listing = HelperCommand(arguments: ["find", ".", "-printf", Self.listingFormat], timeout: .seconds(600))
         helper(listing, directory: workspace) { [self] result in
             guard !aborted else { return finish(.failed("aborted")) }
             guard result.succeeded else { return finish(.failed("listing \(workspace) failed: \(Self.firstLine(result))")) }
-            let print = fingerprint(result.standardOutput)
+            let print = fingerprint(result.standardOutput + Array(settings.excludes.joined(separator: "\n").utf8))
             if let last = snapshots.last, last.fingerprint == print {
                 switch rule {
-                case .never, .whenIdleAndUnchanged(activeSinceLast: true): break
+                case .whenIdleAndUnchanged(activeSinceLast: true): break
+                case .whenUnchangedEverywhere:
+                    if repositories.count == 1 || remoteHasLast { return finish(.skipped("unchanged since \(last.shortID), which stands")) }
                 case .whenIdleAndUnchanged(activeSinceLast: false): return finish(.skipped("idle and unchanged since \(last.shortID)"))
                 case .atShutdownWhenUnchanged: return finish(.skipped("unchanged since \(last.shortID)"))
                 }
@@ -192,12 +201,14 @@ public final class BackupRunner {
                         guard rule != .atShutdownWhenUnchanged else { return finish(.created(summary, removed: removed)) }
                         checkIfDue(reached) { finish(.created(summary, removed: removed)) }
                     }
+                    remoteHasLast = false
                     guard repositories.count > 1, !aborted else { return created([local]) }
                     let remote = repositories[1]
-                    snapshot(remote, fingerprint: print, retention: retention) { result in
+                    snapshot(remote, fingerprint: print, retention: retention) { [self] result in
                         switch result {
                         case .success:
                             remoteLines = ["\(remote.kind.rawValue) ok"]
+                            remoteHasLast = true
                             created([local, remote])
                         case .failure(let failure):
                             remoteLines = ["\(remote.kind.rawValue) failed: \(failure.message)"]
@@ -211,6 +222,9 @@ public final class BackupRunner {
     }
 
     struct Failure: Error { let message: String }
+
+    /// One line a path: name, type, size, mtime, ctime, inode, mode, link target.
+    static let listingFormat = "%P\\t%y\\t%s\\t%T@\\t%C@\\t%i\\t%m\\t%l\\n"
 
     /// init when needed, backup, then forget --prune, whose list of what it
     /// kept is the local repository's list of snapshots. At shutdown no

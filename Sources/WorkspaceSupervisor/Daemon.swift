@@ -62,7 +62,7 @@ public final class Daemon {
             case SIGTERM, SIGINT:
                 shutDown()
             case SIGUSR1:
-                takeBackup(reason: "SIGUSR1", skip: .never)
+                takeBackup(reason: "SIGUSR1", skip: .whenUnchangedEverywhere)
             default:
                 break
             }
@@ -201,7 +201,7 @@ public final class Daemon {
                 return HTTPServerResponse(status: 503, contentType: "application/json",
                                           body: "{\"error\": \"backups are off: SUPERVISOR_BACKUP_MOUNT_PATH is not set\"}\n")
             }
-            guard takeBackup(reason: "POST /backup", skip: .never) else {
+            guard takeBackup(reason: "POST /backup", skip: .whenUnchangedEverywhere) else {
                 return HTTPServerResponse(status: 409, contentType: "application/json", body: "{\"error\": \"a backup is already running\"}\n")
             }
             return HTTPServerResponse(status: 202, contentType: "application/json", body: "{\"started\": true}\n")

@@ -162,6 +162,8 @@ final class BackupTests: XCTestCase {
         let run = try SupervisorRun(environment(["SUPERVISOR_BACKUP_KEEP": "2"]))
         let port = try run.apiReady()
         for round in 1...3 {
+            // Something new each time: an unchanged workspace is not backed up again.
+            _ = try scratch.sh("echo \(round) > workspace/round")
             XCTAssertEqual(try http(port, "POST", "/backup").status, 202)
             XCTAssertTrue(run.waitFor("(POST /backup): ", timeout: 60, after: run.log.count - 1)
                           && run.log.components(separatedBy: "(POST /backup): ").count - 1 == round, run.log)
@@ -182,6 +184,7 @@ final class BackupTests: XCTestCase {
         let old = try restic(["backup", "--json", "--tag", "berth", "--host", "elsewhere", "--time", "2020-01-01 00:00:00", workspace + "/README.md"])
         XCTAssertEqual(old.status, .exited(0), old.errorText)
         XCTAssertEqual(try snapshotIDs().count, 3)
+        _ = try scratch.sh("echo 4 > workspace/round")
         let aged = try SupervisorRun(environment(["SUPERVISOR_BACKUP_KEEP": "10", "SUPERVISOR_BACKUP_MAX_AGE": "30d"]))
         _ = try aged.apiReady()
         aged.process.signal(SIGUSR1)
@@ -190,6 +193,28 @@ final class BackupTests: XCTestCase {
         XCTAssertEqual(try snapshotIDs(), Array(logged.suffix(2)) + [newest], "the 2020 one is gone (whatever its host and paths), the recent ones kept")
         aged.process.signal(SIGTERM)
         XCTAssertEqual(aged.process.wait(timeout: 5), .exited(0))
+    }
+
+    func test_an_asked_for_backup_of_an_unchanged_workspace_is_skipped_and_a_content_change_under_the_old_mtime_is_not() throws {
+        let run = try SupervisorRun(environment())
+        let port = try run.apiReady()
+        XCTAssertEqual(try http(port, "POST", "/backup").status, 202)
+        XCTAssertTrue(run.waitFor("(POST /backup): ", timeout: 60), run.log)
+        let first = try XCTUnwrap(loggedBackups(run.log).first, run.log)
+        XCTAssertEqual(try http(port, "POST", "/backup").status, 202)
+        XCTAssertTrue(run.waitFor("backup skipped (POST /backup): unchanged since \(first), which stands", timeout: 60), run.log)
+        XCTAssertEqual(try snapshotIDs(), [first], "no identical snapshot to push a distinct one out of KEEP")
+        // Same size, same modification time, other bytes: only its change
+        // time (which no user can set back) says so.
+        _ = try scratch.sh("cd workspace && touch -r README.md /tmp/berth-mtime-\(getpid()) && printf X | dd of=README.md bs=1 count=1 conv=notrunc 2>/dev/null && touch -r /tmp/berth-mtime-\(getpid()) README.md && rm /tmp/berth-mtime-\(getpid())")
+        let before = run.log.count
+        run.process.signal(SIGUSR1)
+        XCTAssertTrue(run.waitFor("(SIGUSR1): ", timeout: 60, after: before), run.log)
+        let second = try XCTUnwrap(loggedBackups(run.log).last, run.log)
+        XCTAssertNotEqual(second, first, run.log)
+        XCTAssertEqual(try snapshotIDs(), [first, second])
+        run.process.signal(SIGTERM)
+        XCTAssertEqual(run.process.wait(timeout: 5), .exited(0))
     }
 
     func test_an_idle_unchanged_workspace_is_skipped_at_the_interval_and_a_change_is_not() throws {
