@@ -128,6 +128,46 @@ def timed(function):
     return time.monotonic() - start, result
 
 
+class Supervisor:
+    """The real workspace-supervisor on a fresh mount, driven by POST /backup;
+    each backup timed from the request to its log line."""
+
+    def __init__(self, workspace, mount):
+        binary = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".build", "release", "workspace-supervisor")
+        env = {"PATH": os.environ["PATH"], "WORKSPACE_DIR": workspace, "SUPERVISOR_BACKUP_MOUNT_PATH": mount,
+               "SUPERVISOR_HTTP_ADDR": "127.0.0.1:0", "SUPERVISOR_BACKUP_INTERVAL": "24h", "SUPERVISOR_BACKUP_SHUTDOWN_BUDGET": "0",
+               "SUPERVISOR_IDE_PORT": "1", "SUPERVISOR_SSH_PORT": "2", "BERTH_USER": "nobody"}
+        self.process = subprocess.Popen([binary], env=env, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
+        line = self.next_line("status API on ")
+        self.port = int(line.rsplit("port ", 1)[1].rstrip(")\n"))
+
+    def next_line(self, *texts, limit=3600):
+        deadline = time.monotonic() + limit
+        while time.monotonic() < deadline:
+            line = self.process.stderr.readline()
+            if not line:
+                raise RuntimeError("workspace-supervisor ended")
+            if any(text in line for text in texts):
+                return line
+        raise RuntimeError(f"no {texts} within {limit} s")
+
+    def backup(self):
+        """Seconds from POST /backup to the log line of its outcome, and that line."""
+        start = time.monotonic()
+        connection = socket.create_connection(("127.0.0.1", self.port), timeout=10)
+        connection.sendall(b"POST /backup HTTP/1.1\r\nHost: bench\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+        answer = connection.recv(4096).decode()
+        connection.close()
+        if " 202 " not in answer.split("\r\n", 1)[0]:
+            raise RuntimeError(f"POST /backup: {answer}")
+        line = self.next_line("(POST /backup): ", "workspace-supervisor: backup ")
+        return time.monotonic() - start, line
+
+    def stop(self):
+        self.process.terminate()
+        self.process.wait(timeout=30)
+
+
 def rounds(workspace_master, runs, scratch):
     """Each round: a fresh copy of the workspace and fresh stores, three
     backups by each path. Returns {path: {step: [(seconds, bytes)]}}."""
@@ -143,11 +183,6 @@ def rounds(workspace_master, runs, scratch):
         for step in ("first", "unchanged", "changed"):
             if step == "changed":
                 change(workspace)
-            if step == "unchanged":
-                # What the supervisor runs at the interval: the listing whose
-                # fingerprint, unchanged and idle, skips the backup.
-                seconds, _ = timed(lambda: run(["find", ".", "-printf", "%P\\t%y\\t%s\\t%T@\\t%m\\t%l\\n"], cwd=workspace))
-                results["restic"].setdefault("skipped", []).append((seconds, 0))
             run(["sync"])
             before = tree_size(archive_store)
             seconds, _ = timed(lambda: archive_backup(workspace, archive_store, step))
@@ -157,6 +192,27 @@ def rounds(workspace_master, runs, scratch):
             seconds, _ = timed(lambda: restic_backup(workspace, env))
             run(["sync"])
             results["restic"].setdefault(step, []).append((seconds, tree_size(repository) - before))
+        # The supervisor itself, asked three times on a fresh mount: its
+        # first backup, the second with nothing changed (its listing's
+        # fingerprint answers: skipped), a third after another change.
+        mount = os.path.join(scratch, f"mount-{number}")
+        os.makedirs(mount, mode=0o700)
+        supervisor = Supervisor(workspace, mount)
+        try:
+            for step in ("first", "unchanged", "changed"):
+                if step == "changed":
+                    change(workspace, seed=5)  # other bytes than the change above
+                run(["sync"])
+                before = tree_size(mount)
+                seconds, line = supervisor.backup()
+                expected = "backup skipped" if step == "unchanged" else "workspace-supervisor: backup "
+                if expected not in line:
+                    raise RuntimeError(f"{step}: {line}")
+                run(["sync"])
+                results.setdefault("supervisor", {}).setdefault(step, []).append((seconds, tree_size(mount) - before))
+        finally:
+            supervisor.stop()
+        shutil.rmtree(mount)
         shutil.rmtree(workspace)
         shutil.rmtree(archive_store)
         shutil.rmtree(repository)
@@ -238,7 +294,7 @@ def main():
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--size-mib", type=int, default=1024)
     parser.add_argument("--remote-size-mib", type=int, default=64,
-                        help="the workspace for the S3 round trip")
+                        help="the workspace for the S3 round trip (0: none)")
     parser.add_argument("--python", default=sys.executable, help="a Python with moto[server]")
     options = parser.parse_args()
     scratch = tempfile.mkdtemp(prefix="berth-bench-backups-", dir="/var/tmp")
@@ -249,23 +305,21 @@ def main():
         print(f"workspace: {tree_size(master) / 2**20:.0f} MiB in {files} files; {options.runs} rounds; "
               f"restic {subprocess.run(['restic', 'version'], stdout=subprocess.PIPE).stdout.decode().split()[1]}", flush=True)
         results = rounds(master, options.runs, scratch)
-        print("\n| backup | archive path: time | archive path: bytes added | restic: time | restic: bytes added | restic time / archive time |")
-        print("|---|---|---|---|---|---|")
+        def median(path, step, index):
+            return statistics.median(entry[index] for entry in results[path][step])
+        print("\n| backup | archive path: time | bytes added | restic alone: time | bytes added | workspace-supervisor (POST /backup): time | bytes added |")
+        print("|---|---|---|---|---|---|---|")
         labels = {"first": "first", "unchanged": "second, nothing changed", "changed": "third, ~10 MiB changed"}
         for step in ("first", "unchanged", "changed"):
-            a_time = statistics.median(t for t, _ in results["archive"][step])
-            a_bytes = statistics.median(b for _, b in results["archive"][step])
-            r_time = statistics.median(t for t, _ in results["restic"][step])
-            r_bytes = statistics.median(b for _, b in results["restic"][step])
-            print(f"| {labels[step]} | {a_time:.2f} s | {a_bytes / 2**20:.1f} MiB | {r_time:.2f} s | {r_bytes / 2**20:.2f} MiB | {r_time / a_time:.3f} |")
-        skipped = statistics.median(t for t, _ in results["restic"]["skipped"])
-        print(f"| second, nothing changed, at the interval while idle (the supervisor's listing; restic not run) | | | {skipped:.2f} s | 0 MiB | |")
-        first = statistics.median(t for t, _ in results["restic"]["first"])
-        unchanged = statistics.median(t for t, _ in results["restic"]["unchanged"])
-        print(f"\nrestic: unchanged second backup took {unchanged / first:.3f} of the first's time (target < 0.1; "
-              f"skipped at the interval: {skipped / first:.3f}), "
-              f"added {statistics.median(b for _, b in results['restic']['unchanged']) / 2**20:.3f} MiB (target < 1 MiB); "
-              f"the changed third added {statistics.median(b for _, b in results['restic']['changed']) / 2**20:.2f} MiB (target < 15 MiB)")
+            cells = [f"{median(path, step, 0):.2f} s | {median(path, step, 1) / 2**20:.2f} MiB" for path in ("archive", "restic", "supervisor")]
+            print(f"| {labels[step]} | " + " | ".join(cells) + " |")
+        for path in ("restic", "supervisor"):
+            first = median(path, "first", 0)
+            print(f"\n{path}: the unchanged second took {median(path, 'unchanged', 0) / first:.3f} of the first's time (target < 0.1) and added "
+                  f"{median(path, 'unchanged', 1) / 2**20:.3f} MiB (target < 1 MiB); the changed third added "
+                  f"{median(path, 'changed', 1) / 2**20:.2f} MiB (target < 15 MiB)")
+        if options.remote_size_mib == 0:
+            return 0
         remote = os.path.join(scratch, "remote-master")
         generate(remote, options.remote_size_mib, seed=3)
         remote_files = sum(len(f) for _, _, f in os.walk(remote))

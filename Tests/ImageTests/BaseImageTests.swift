@@ -119,6 +119,49 @@ final class BaseImageTests: ImageTestCase {
         XCTAssertTrue(try docker(["logs", name]).errorText.contains("berth: workspace-supervisor: stopped"))
     }
 
+    func test_a_fresh_container_with_an_empty_volume_restores_the_workspace_from_s3() throws {
+        // moto (signatures checked) on this machine's loopback, which the
+        // containers share (host network; sshd off, so no port is taken).
+        let moto = try SignedMoto(bucket: "workspaces")
+        let s3 = ["SUPERVISOR_BACKUP_S3_URL": moto.url + "/workspaces/ws-1", "AWS_ACCESS_KEY_ID": moto.keyID, "AWS_SECRET_ACCESS_KEY": moto.secret,
+                  "SUPERVISOR_BACKUP_PASSWORD": "repository-password-\(Int.random(in: 100_000..<999_999))", "SUPERVISOR_BACKUP_MOUNT_PATH": "/backups"]
+        let volumes = (1...2).map { "berth-test-s3-\(getpid())-\($0)-\(Int.random(in: 0..<1_000_000))" }
+        defer { volumes.forEach { _ = try? docker(["volume", "rm", "-f", $0]) } }
+        let (name, _) = try start(s3.merging(["SSHD_ENABLED": "0"]) { $1 },
+                                  flags: ["--network", "host", "-v", "\(volumes[0]):/backups", "--cap-add", "DAC_READ_SEARCH"], port: nil)
+        let made = try docker(["exec", "-u", "dev8", name, "sh", "-c", """
+            cd /workspace && mkdir -p src/deep && printf 'fn main() {}\\n' > src/main.rs && chmod 640 src/main.rs \\
+            && ln -s src/main.rs entry && head -c 300000 /dev/urandom > src/deep/data.bin && chmod 700 src/deep \\
+            && find . -mindepth 1 -exec touch -h -d '2024-05-06 07:08:09' {} +
+            """])
+        XCTAssertEqual(made.status, .exited(0), made.errorText)
+        var log = ""
+        let deadline = now() + 90
+        while now() < deadline && !log.contains("(SIGUSR1): ") {
+            // Until the supervisor is up to take it.
+            _ = try exec(name, "kill -USR1 $(pidof workspace-supervisor) 2>/dev/null")
+            usleep(500_000)
+            log = try docker(["logs", name]).errorText
+        }
+        let backedUp = try XCTUnwrap(log.split(separator: "\n").first { $0.contains("workspace-supervisor: backup ") && $0.contains("(SIGUSR1): ") }, log)
+        XCTAssertTrue(backedUp.hasSuffix("; s3 ok"), String(backedUp))
+        let tree = "cd /workspace && find . -mindepth 1 -printf '%P|%y|%m|%l|%Ts|%s|%u\\n' | sort && find . -type f -exec sha256sum {} + | sort"
+        let original = try exec(name, tree)
+        XCTAssertTrue(original.outputText.contains("src/deep/data.bin|f|644|"), original.outputText)
+
+        // A new container: nothing on its volume; the same S3 settings.
+        let variables = s3.sorted { $0.key < $1.key }.flatMap { ["-e", "\($0.key)=\($0.value)"] }
+        let fresh = try docker(["run", "--rm", "--network", "host", "-v", "\(volumes[1]):/backups"] + variables
+                               + ["--entrypoint", "/bin/sh", Self.image, "-c", "ls -A /backups | wc -l && workspace-supervisor restore latest /workspace && " + tree],
+                               timeout: 180)
+        XCTAssertEqual(fresh.status, .exited(0), fresh.errorText)
+        let lines = fresh.outputText.split(separator: "\n", maxSplits: 2).map(String.init)
+        XCTAssertEqual(lines.first, "0", "the new volume starts empty")
+        XCTAssertTrue(lines.count == 3 && lines[1].hasPrefix("restored ") && lines[1].hasSuffix(" from the s3 repository into /workspace as dev8"), fresh.outputText)
+        XCTAssertEqual(lines.count == 3 ? lines[2] + "\n" : "", original.outputText, "contents, modes, symlinks, times and owner (dev8)")
+        XCTAssertFalse(fresh.outputText.contains(moto.secret) || fresh.errorText.contains(moto.secret))
+    }
+
     func test_the_workspace_supervisor_backs_up_to_a_volume_and_restores_in_the_container() throws {
         let volume = "berth-test-backups-\(getpid())-\(Int.random(in: 0..<1_000_000))"
         defer { _ = try? docker(["volume", "rm", "-f", volume]) }

@@ -10,49 +10,8 @@ import XCTest
 /// Azure only at ACCOUNT.blob.core.windows.net, so its invocation and
 /// environment are recorded, not run against Azure.
 final class RemoteRepositoryTests: XCTestCase {
-    /// The Python that has moto: the virtual environment
-    /// scripts/install-dependencies makes under the package's .build (Debian's
-    /// own Python refuses pip outside one); without it, python3 on the
-    /// runner's PATH.
-    var python: [String] {
-        let root = String(#filePath[..<(#filePath.range(of: "/Tests/")?.lowerBound ?? #filePath.startIndex)]) + "/"
-        let venv = root + ".build/python-venv/bin/python3"
-        return access(venv, X_OK) == 0 ? [venv] : ["/usr/bin/env", "python3"]
-    }
-    var runnerPath: String { getenv("PATH").map { String(cString: $0) } ?? "/usr/bin:/bin" }
-
     func script(_ code: String, _ arguments: [String] = []) throws -> Subprocess {
-        let run = try Subprocess(python + ["-c", code] + arguments, environment: ["PATH": runnerPath, "HOME": "/tmp"])
-        run.wait(timeout: 60)
-        return run
-    }
-
-    /// moto on a free loopback port. Without moto the test fails, naming
-    /// the installer: a skip would leave a green suite whose S3 copies
-    /// never ran.
-    /// `freeActions`: requests moto takes unsigned before it checks every
-    /// signature against its IAM users (nil: it never checks).
-    func moto(freeActions: Int? = nil) throws -> (server: Subprocess, url: String) {
-        let probe = try script("import moto.server, flask, boto3")
-        guard probe.status == .exited(0) else {
-            let reason = probe.errorText.split(separator: "\n").last.map(String.init) ?? String(describing: probe.status)
-            throw TestFailure("moto[server] cannot be imported by \(python.joined(separator: " ")) (run scripts/install-dependencies): \(reason)")
-        }
-        for _ in 0..<3 {
-            let port = Int.random(in: 30_000..<40_000)
-            var environment = ["PATH": runnerPath, "HOME": "/tmp"]
-            if let freeActions { environment["INITIAL_NO_AUTH_ACTION_COUNT"] = String(freeActions) }
-            // Its request log to /dev/null: a pipe nobody reads would fill
-            // and stall moto mid-request.
-            let server = try Subprocess(["/bin/sh", "-c", "exec \"$@\" >/dev/null 2>&1", "moto"] + python + ["-m", "moto.server", "-H", "127.0.0.1", "-p", String(port)],
-                                        environment: environment)
-            let deadline = now() + 20
-            while now() < deadline {
-                if (try? http(port, "GET", "/"))?.status == 200 { return (server, "http://127.0.0.1:\(port)") }
-                usleep(200_000)
-            }
-        }
-        throw TestFailure("moto did not start")
+        try SignedMoto.script(code, arguments)
     }
 
     static let boto = """
@@ -62,19 +21,9 @@ final class RemoteRepositoryTests: XCTestCase {
 
     """
 
-    /// moto with its signature checks on: an IAM user allowed S3, its key,
-    /// and a bucket made with it. The key's id and secret.
-    func signedMoto(bucket: String) throws -> (server: Subprocess, url: String, id: String, secret: String) {
-        // moto checks signatures once its free actions are used: the probe
-        // that it is up, an IAM user, its key and its policy.
-        let (server, url) = try moto(freeActions: 4)
-        let fixture = String(#filePath[..<(#filePath.range(of: "/WorkspaceSupervisorTests/")?.lowerBound ?? #filePath.startIndex)]) + "/Fixtures/moto_s3_user.py"
-        let setup = try Subprocess(python + [fixture, url, bucket], environment: ["PATH": runnerPath, "HOME": "/tmp"])
-        setup.wait(timeout: 60)
-        guard setup.status == .exited(0) else { throw TestFailure("moto setup: \(setup.errorText)") }
-        let words = setup.outputText.split(separator: " ").map { $0.trimmingWhitespace() }
-        guard words.count == 2 else { throw TestFailure("no key: \(setup.outputText)") }
-        return (server, url, words[0], words[1])
+    func signedMoto(bucket: String) throws -> (server: SignedMoto, url: String, id: String, secret: String) {
+        let moto = try SignedMoto(bucket: bucket)
+        return (moto, moto.url, moto.keyID, moto.secret)
     }
 
     /// The daemon with `environment`, after one backup (SIGUSR1) has ended.
@@ -96,14 +45,14 @@ final class RemoteRepositoryTests: XCTestCase {
 
     func test_a_new_container_with_an_empty_volume_restores_the_workspace_from_s3_byte_for_byte() throws {
         let (server, url, id, secret) = try signedMoto(bucket: "ws-backups")
-        defer { server.signal(SIGKILL); server.wait(timeout: 5) }
+        defer { withExtendedLifetime(server) {} }
         let scratch = Scratch()
         let password = "repository-password-\(Int.random(in: 100_000..<999_999))"
         _ = try scratch.sh("""
         mkdir -p workspace/src restores && chown 65534 restores && chmod 711 .
         printf 'code\\n' > workspace/src/main.swift && chmod 640 workspace/src/main.swift && ln -s src/main.swift workspace/link
         head -c 300000 /dev/urandom > workspace/data.bin
-        # Whole seconds: a tar stream from restic dump carries times to the second.
+        # Whole seconds: the listings below compare times to the second.
         find workspace -mindepth 1 -exec touch -h -d '2024-05-06 07:08:09' {} + && touch -d '2020-02-02 02:02:02' workspace/data.bin
         printf '%s' '\(secret)' > aws-secret && printf '%s' '\(password)' > password && chmod 400 aws-secret password
         """)
@@ -157,7 +106,7 @@ final class RemoteRepositoryTests: XCTestCase {
 
     func test_a_wrong_secret_key_fails_the_s3_copy_by_name_and_the_local_snapshot_stays() throws {
         let (server, url, id, secret) = try signedMoto(bucket: "signed")
-        defer { server.signal(SIGKILL); server.wait(timeout: 5) }
+        defer { withExtendedLifetime(server) {} }
         let scratch = Scratch()
         _ = try scratch.sh("mkdir workspace && printf 'x\\n' > workspace/a")
         let wrong = secret + "x"
