@@ -191,11 +191,53 @@ public struct RepositoryCommands {
         guard restored.status == .exited(0) else {
             throw Failure("\(repository.kind.rawValue) repository: restic restore \(snapshot.shortID): \(Self.resticFailure(restored)); nothing restored")
         }
+        // The tree's entries by name, not ".": the tree's own mode (0700)
+        // must not become the target's. Names as the bytes they are, one
+        // per NUL, in an unnamed file on the mount (tar's stdin).
+        guard let names = Self.entryNames(tree) else { throw Failure("\(tree): cannot read: \(String(cString: strerror(errno))); nothing restored") }
+        let listName = ".restore-\(getpid()).names"
+        unlinkat(store.fd, listName, 0)
+        let list = openat(store.fd, listName, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600)
+        guard list >= 0 else { throw Failure("\(store.root)/\(listName): cannot create: \(String(cString: strerror(errno)))") }
+        unlinkat(store.fd, listName, 0)
+        defer { close(list) }
+        guard Self.writeAll(list, names) else { throw Failure("\(store.root): cannot write the list of names: \(String(cString: strerror(errno)))") }
         // POSIX format: times to the nanosecond, as restic restored them.
-        let packed = Self.wait(["tar", "--create", "--file", "-", "--format=posix", "--numeric-owner", "--directory", tree, "."], output: scratch, as: owner)
+        let packed = Self.wait(["tar", "--create", "--file", "-", "--format=posix", "--numeric-owner", "--directory", tree,
+                                "--null", "--verbatim-files-from", "--files-from=-"], input: list, output: scratch, as: owner)
         guard packed.status == .exited(0) else {
             throw Failure("snapshot \(snapshot.shortID): tar cannot read what restic restored: \(String(decoding: packed.errors, as: UTF8.self).split(separator: "\n").first ?? ""); nothing restored")
         }
+    }
+
+    /// The names in `directory` ("." and ".." left out), each followed by a
+    /// NUL, as bytes (a name need not be UTF-8); nil when it cannot be read.
+    static func entryNames(_ directory: String) -> [UInt8]? {
+        guard let handle = opendir(directory) else { return nil }
+        defer { closedir(handle) }
+        var names: [UInt8] = []
+        errno = 0
+        while let entry = readdir(handle) {
+            withUnsafeBytes(of: entry.pointee.d_name) { raw in
+                let name = raw.prefix(strnlen(raw.baseAddress!.assumingMemoryBound(to: CChar.self), raw.count))
+                guard !name.elementsEqual([0x2e]) && !name.elementsEqual([0x2e, 0x2e]) else { return }
+                names += name
+                names.append(0)
+            }
+        }
+        return errno == 0 ? names : nil
+    }
+
+    /// `bytes` written whole to `fd`.
+    static func writeAll(_ fd: Int32, _ bytes: [UInt8]) -> Bool {
+        var rest = bytes[...]
+        while !rest.isEmpty {
+            let written = rest.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+            if written < 0 && errno == EINTR { continue }
+            guard written > 0 else { return false }
+            rest = rest.dropFirst(written)
+        }
+        return true
     }
 
     /// The target, made by the workspace user if missing (its parents are

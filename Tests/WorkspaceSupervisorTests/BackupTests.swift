@@ -107,6 +107,7 @@ final class BackupTests: XCTestCase {
         XCTAssertEqual(restore.outputText, "restored \(id) from the local repository into \(target) as nobody\n")
         XCTAssertEqual(try scratch.sh("find '\(target)' -not -user 65534 | wc -l"), "0\n", "everything is the workspace user's")
         XCTAssertEqual(try scratch.sh("ls -A backups | grep -c '^.restore-' || true"), "0\n", "restic's tree and the stream are gone from the mount")
+        XCTAssertEqual(try scratch.sh("stat -c %a '\(target)'"), "755\n", "the target as its user made it, not the private tree's 0700")
         let expected = try tree(workspace).filter { !$0.key.hasPrefix("node_modules") }
         XCTAssertEqual(try tree(target), expected)
         XCTAssertEqual(try tree(target)["src/readme-link"]?.hasPrefix("l 777 ../README.md @"), true)
