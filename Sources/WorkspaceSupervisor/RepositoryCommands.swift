@@ -232,9 +232,8 @@ public struct RepositoryCommands {
     static func writeAll(_ fd: Int32, _ bytes: [UInt8]) -> Bool {
         var rest = bytes[...]
         while !rest.isEmpty {
-            let written = rest.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
-            if written < 0 && errno == EINTR { continue }
-            guard written > 0 else { return false }
+            let chunk = rest
+            guard let written = try? retryingOnInterrupt({ chunk.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) } }), written > 0 else { return false }
             rest = rest.dropFirst(written)
         }
         return true
