@@ -67,7 +67,7 @@ let package = Package(
         ),
         .executableTarget(name: "berth", dependencies: ["BerthCommands", "CBerthEarly"]),
         // The workspace's third service: activity, reports, status API, backups.
-        .target(name: "WorkspaceSupervisor", dependencies: ["BerthCore", "BerthHTTP"]),
+        .target(name: "WorkspaceSupervisor", dependencies: ["BerthCore", "BerthHTTP", .product(name: "SystemPackage", package: "swift-system")]),
         .executableTarget(name: "workspace-supervisor", dependencies: ["WorkspaceSupervisor", "CBerth"]),
         // Small C programs the integration tests run under berth (orphan storms,
         // signal printers, stubborn daemons). Not shipped.

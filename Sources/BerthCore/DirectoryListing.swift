@@ -36,13 +36,29 @@ public func directoryNames(in fd: Int32) -> [String] {
     return names(of: directory)
 }
 
-/// Reads and closes `directory`.
+/// The names in a directory ("." and ".." left out) as the bytes they are
+/// (a name need not be UTF-8), unsorted; nil when it cannot be opened or
+/// read to its end.
+public func directoryEntryNames(_ path: String) -> [[UInt8]]? {
+    guard let directory = opendir(path) else { return nil }
+    let (names, complete) = rawNames(of: directory)
+    return complete ? names : nil
+}
+
+/// Reads and closes `directory`: what it could read.
 private func names(of directory: OpaquePointer) -> [String] {
+    rawNames(of: directory).names.map { String(decoding: $0, as: UTF8.self) }
+}
+
+/// Reads and closes `directory`; `complete` false when readdir failed
+/// before the end.
+private func rawNames(of directory: OpaquePointer) -> (names: [[UInt8]], complete: Bool) {
     defer { closedir(directory) }
-    var names: [String] = []
+    var names: [[UInt8]] = []
+    errno = 0
     while let entry = readdir(directory) {
-        let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
-        if name != "." && name != ".." { names.append(name) }
+        let name = withUnsafeBytes(of: entry.pointee.d_name) { Array($0.prefix { $0 != 0 }) }
+        if name != [0x2e] && name != [0x2e, 0x2e] { names.append(name) }
     }
-    return names
+    return (names, errno == 0)
 }

@@ -73,11 +73,13 @@ public final class Provisioner {
         var settled = false
         var timedOut = false
         var backstop: EventLoop.TimerID?
+        let timedOutOutcome = StepOutcome.failed("timed out after \(timeout)")
         let settle: (StepOutcome) -> Void = { [self] outcome in
             guard !settled else { return }
             settled = true
             backstop.map(context.loop.cancel)
-            record(step, timedOut ? .failed("timed out after \(timeout)") : outcome, since: started)
+            // Past the timeout, whatever the step says now, it timed out.
+            record(step, timedOut ? timedOutOutcome : outcome, since: started)
             runNext()
         }
         // At the timeout the step's helpers are killed; the step answers once
@@ -87,7 +89,7 @@ public final class Provisioner {
         let timer = context.loop.schedule(after: timeout) { [self] in
             timedOut = true
             context.helpers.killAll()
-            backstop = context.loop.schedule(after: Self.answerGrace) { settle(.failed("")) }
+            backstop = context.loop.schedule(after: Self.answerGrace) { settle(timedOutOutcome) }
         }
         step.run(in: context) { [self] outcome in
             context.loop.cancel(timer)

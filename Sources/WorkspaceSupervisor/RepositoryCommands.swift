@@ -1,5 +1,6 @@
 import BerthCore
 import Glibc
+import SystemPackage
 
 /// `workspace-supervisor list` and `restore`: one-shot commands, often run
 /// by root (`docker exec`), on a backup mount the workspace user must not
@@ -97,13 +98,7 @@ public struct RepositoryCommands {
     }
 
     private func restore(_ snapshot: ResticSnapshot, from repository: ResticRepository, into target: String) throws(Failure) {
-        // The stream, in a file of the mount that has no name: nobody else
-        // can open it, and nothing is left of it when we end.
-        let scratchName = ".restore-\(getpid())"
-        unlinkat(store.fd, scratchName, 0)
-        let scratch = openat(store.fd, scratchName, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600)
-        guard scratch >= 0 else { throw Failure("\(store.root)/\(scratchName): cannot create: \(String(cString: strerror(errno)))") }
-        unlinkat(store.fd, scratchName, 0)
+        let scratch = try unnamedFile("")
         defer { close(scratch) }
         if try hasOnlyFilesDirectoriesAndLinks(snapshot, in: repository) {
             try unpackSnapshot(snapshot, from: repository, into: scratch)
@@ -194,14 +189,14 @@ public struct RepositoryCommands {
         // The tree's entries by name, not ".": the tree's own mode (0700)
         // must not become the target's. Names as the bytes they are, one
         // per NUL, in an unnamed file on the mount (tar's stdin).
-        guard let names = Self.entryNames(tree) else { throw Failure("\(tree): cannot read: \(String(cString: strerror(errno))); nothing restored") }
-        let listName = ".restore-\(getpid()).names"
-        unlinkat(store.fd, listName, 0)
-        let list = openat(store.fd, listName, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600)
-        guard list >= 0 else { throw Failure("\(store.root)/\(listName): cannot create: \(String(cString: strerror(errno)))") }
-        unlinkat(store.fd, listName, 0)
+        guard let names = directoryEntryNames(tree) else { throw Failure("\(tree): cannot read: \(String(cString: strerror(errno))); nothing restored") }
+        let list = try unnamedFile(".names")
         defer { close(list) }
-        guard Self.writeAll(list, names) else { throw Failure("\(store.root): cannot write the list of names: \(String(cString: strerror(errno)))") }
+        do {
+            _ = try FileDescriptor(rawValue: list).writeAll(names.flatMap { $0 + [0] })
+        } catch {
+            throw Failure("\(store.root): cannot write the list of names: \(error)")
+        }
         // POSIX format: times to the nanosecond, as restic restored them.
         let packed = Self.wait(["tar", "--create", "--file", "-", "--format=posix", "--numeric-owner", "--directory", tree,
                                 "--null", "--verbatim-files-from", "--files-from=-"], input: list, output: scratch, as: owner)
@@ -210,33 +205,16 @@ public struct RepositoryCommands {
         }
     }
 
-    /// The names in `directory` ("." and ".." left out), each followed by a
-    /// NUL, as bytes (a name need not be UTF-8); nil when it cannot be read.
-    static func entryNames(_ directory: String) -> [UInt8]? {
-        guard let handle = opendir(directory) else { return nil }
-        defer { closedir(handle) }
-        var names: [UInt8] = []
-        errno = 0
-        while let entry = readdir(handle) {
-            withUnsafeBytes(of: entry.pointee.d_name) { raw in
-                let name = raw.prefix(strnlen(raw.baseAddress!.assumingMemoryBound(to: CChar.self), raw.count))
-                guard !name.elementsEqual([0x2e]) && !name.elementsEqual([0x2e, 0x2e]) else { return }
-                names += name
-                names.append(0)
-            }
-        }
-        return errno == 0 ? names : nil
-    }
-
-    /// `bytes` written whole to `fd`.
-    static func writeAll(_ fd: Int32, _ bytes: [UInt8]) -> Bool {
-        var rest = bytes[...]
-        while !rest.isEmpty {
-            let chunk = rest
-            guard let written = try? retryingOnInterrupt({ chunk.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) } }), written > 0 else { return false }
-            rest = rest.dropFirst(written)
-        }
-        return true
+    /// A file of the mount that has no name (made as `.restore-PID` +
+    /// `suffix`, then unlinked): nobody else can open it, and nothing is
+    /// left of it when we end.
+    func unnamedFile(_ suffix: String) throws(Failure) -> Int32 {
+        let name = ".restore-\(getpid())" + suffix
+        unlinkat(store.fd, name, 0)
+        let fd = openat(store.fd, name, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600)
+        guard fd >= 0 else { throw Failure("\(store.root)/\(name): cannot create: \(String(cString: strerror(errno)))") }
+        unlinkat(store.fd, name, 0)
+        return fd
     }
 
     /// The target, made by the workspace user if missing (its parents are
